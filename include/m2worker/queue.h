@@ -1,0 +1,384 @@
+/*
+ * queue.h - the durable task store (LMDB).
+ *
+ * A store is one LMDB environment (a directory). Producers enqueue tasks,
+ * workers lease them, call Magento, then settle them (ack, fail, snooze,
+ * extend, release). Operators inspect and repair the same store from other
+ * processes (qctl). Task life:
+ *
+ *   enqueue -> ready --lease--> leased --ack--> done
+ *                ^                 |--fail (transient)--> ready, later
+ *                |                 |--fail (permanent, or attempts used)--> dead
+ *                +--- reap (lease expired) / snooze / release
+ *   dead --requeue--> ready
+ *
+ * A task with an ordering key ("stock:SKU-1") joins a group: at most one task
+ * of a group is leased at a time, the others wait (state WAITING) and are
+ * promoted in id order when the head ends. A task enqueued with `supersede`
+ * replaces every older task of its group that has not started (they end as
+ * SUPERSEDED): the newest value wins.
+ *
+ * Durability: every call that changes the store returns only after the LMDB
+ * transaction holding the change is committed with fsync (unless the store
+ * was opened with `nosync`, which the caller must log loudly). Changes from
+ * many threads are merged into one transaction (group commit), so throughput
+ * does not cost durability.
+ *
+ * Threads: a struct m2w_queue is shared by all threads of a process; every
+ * function here is thread-safe unless said otherwise. Never open the same
+ * store twice in one process, and never use a handle across fork(). Several
+ * processes may open the same store at once.
+ *
+ * Memory: the library allocates what it returns (tasks, arrays, stats) and
+ * the caller frees it with the matching *_free function. Strings passed in
+ * are copied; the caller keeps ownership of them.
+ *
+ * Time: all times are milliseconds since the Unix epoch (int64_t). Errors:
+ * enum m2w_err (error.h); `errbuf` is NULL or M2W_ERRBUF_SIZE bytes.
+ */
+#ifndef M2WORKER_QUEUE_H
+#define M2WORKER_QUEUE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "m2worker/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define M2W_SCHEMA_VERSION 1
+#define M2W_TYPE_MAX 32      /* bytes in a type name: [a-z0-9_.-]+ */
+#define M2W_KEY_MAX 400      /* bytes in an idempotency or ordering key */
+#define M2W_PAYLOAD_MAX (1u << 20) /* bytes of JSON payload */
+#define M2W_MESSAGE_MAX 1024 /* stored error text is cut to this */
+#define M2W_HISTORY_MAX 16   /* attempts kept in a task's history */
+#define M2W_CURSOR_MAX 64    /* bytes of a list cursor, with its NUL */
+
+struct m2w_queue;
+
+/* Task states. SCHEDULED is never stored: it is READY with next_run > now. */
+enum m2w_state {
+	M2W_READY = 0,
+	M2W_SCHEDULED = 1,
+	M2W_LEASED = 2,
+	M2W_WAITING = 3,   /* behind the leased head of its ordering group */
+	M2W_DONE = 4,
+	M2W_DEAD = 5,
+	M2W_SUPERSEDED = 6,
+	M2W_NSTATES
+};
+
+/* "ready", "scheduled", ...; NULL for an unknown state. */
+const char *m2w_state_name(int state);
+/* The state named `name`, or -1. */
+int m2w_state_parse(const char *name);
+
+/* ------------------------------------------------------------------ open */
+
+struct m2w_queue_opts {
+	const char *path;      /* directory of the store (created when `create`) */
+	size_t map_initial;    /* bytes; 0 = 64 MiB */
+	size_t map_max;        /* bytes; 0 = 4 GiB. Beyond it: M2W_EFULL */
+	int create;            /* create the directory and store if absent */
+	int nosync;            /* MDB_NOSYNC: loses the last commits on power loss */
+};
+
+/*
+ * Opens (or creates) the store. Clears reader slots left by dead processes,
+ * checks the schema version (M2W_ESCHEMA on a mismatch), opens every index.
+ * M2W_ENOTFOUND when the store is absent and !create.
+ */
+int m2w_queue_open(const struct m2w_queue_opts *opts, struct m2w_queue **out,
+		   char *errbuf);
+/* Closes the store. No other call may be running or follow. NULL is ok. */
+void m2w_queue_close(struct m2w_queue *q);
+
+/* The clock seam for tests: `now(arg)` replaces the wall clock. */
+void m2w_queue_set_clock(struct m2w_queue *q, int64_t (*now)(void *arg),
+			 void *arg);
+/* The wall clock (or the seam), in ms. */
+int64_t m2w_queue_now(struct m2w_queue *q);
+
+/* ---------------------------------------------------------------- policy */
+
+/* Retry policy of a job type; held by the process that calls fail/reap. */
+struct m2w_policy {
+	unsigned max_attempts;  /* default 10 */
+	int64_t backoff_base_ms;/* first retry delay; default 10 s */
+	int64_t backoff_cap_ms; /* longest retry delay; default 1 h */
+	unsigned jitter_pct;    /* delay is drawn from [d*(100-j)/100, d]; default 20 */
+};
+
+/* The defaults above. */
+void m2w_policy_default(struct m2w_policy *p);
+
+/*
+ * Sets the policy of `type` for this handle (at start, before workers run:
+ * not thread-safe against other calls). Types without one use the defaults.
+ */
+int m2w_queue_set_policy(struct m2w_queue *q, const char *type,
+			 const struct m2w_policy *p, char *errbuf);
+
+/*
+ * The delay before retry `attempt` (1 = after the first failure): exponential
+ * from base, capped, minus up to jitter_pct percent drawn from `rnd`
+ * (uniform in [0, 2^32)). Pure; exposed for tests.
+ */
+int64_t m2w_backoff_delay(const struct m2w_policy *p, unsigned attempt,
+			  uint32_t rnd);
+
+/* --------------------------------------------------------------- enqueue */
+
+/* One task to enqueue. Inputs are copied; outputs are filled on return. */
+struct m2w_new_task {
+	const char *type;        /* required, [a-z0-9_.-]{1,32} */
+	const char *payload;     /* required, valid JSON (an object or array) */
+	size_t payload_len;      /* 0: strlen(payload) */
+	const char *source;      /* "file.csv:12", "http", "stdin"; may be NULL */
+	const char *idem_key;    /* may be NULL: same key = same task */
+	const char *group_key;   /* ordering key, may be NULL */
+	int supersede;           /* replace older waiting tasks of the group */
+	int64_t not_before_ms;   /* 0 = now */
+	unsigned max_attempts;   /* 0 = the type's policy */
+	/* out */
+	uint64_t id;             /* the new task, or the existing one when duplicate */
+	int duplicate;           /* the idempotency key was seen before */
+	int err;                 /* M2W_OK, or why this entry was refused */
+};
+
+/*
+ * Enqueues `n` tasks in one transaction: all or none. When any entry is
+ * invalid, nothing is written, each bad entry's `err` is set, errbuf names
+ * the first ("task 3: payload is not valid JSON: ...") and M2W_EINVAL is
+ * returned. Returns after the fsync'd commit. M2W_EFULL when the store is
+ * full, M2W_ENOSPC when the disk is.
+ */
+int m2w_queue_enqueue(struct m2w_queue *q, struct m2w_new_task *tasks,
+		      size_t n, char *errbuf);
+
+/* ----------------------------------------------------------------- tasks */
+
+/* A task as read from the store: one allocation, free with m2w_task_free. */
+struct m2w_task {
+	uint64_t id;
+	char type[M2W_TYPE_MAX + 1];
+	int state;                 /* enum m2w_state */
+	unsigned attempts;         /* leases so far */
+	unsigned max_attempts;     /* 0 = the type's policy */
+	int supersede;
+	int64_t created_ms, updated_ms, next_run_ms, lease_expiry_ms;
+	uint64_t lease_token;      /* valid while LEASED */
+	int last_status;           /* HTTP status of the last failure, 0 if none */
+	const char *idem_key;      /* NULL when none; all strings live inside */
+	const char *group_key;     /* the task's allocation */
+	const char *source;
+	const char *last_error;
+	const char *payload;       /* NUL-terminated JSON */
+	size_t payload_len;
+};
+
+void m2w_task_free(struct m2w_task *t);
+/* Frees `n` tasks and the array. */
+void m2w_task_list_free(struct m2w_task **ts, size_t n);
+
+/* ----------------------------------------------------------------- lease */
+
+struct m2w_lease_opts {
+	size_t max;                /* tasks to lease at most (>= 1) */
+	int64_t lease_ms;          /* lease duration; 0 = 60 s */
+	const char *const *types;  /* lease only these types; NULL = any */
+	size_t ntypes;
+};
+
+/*
+ * Leases up to opts->max ready tasks with next_run <= now, never of a paused
+ * type, at most one per ordering group, going round the types for fairness.
+ * Each gets a fresh token and an expiry; its attempt counter goes up. Expired
+ * leases found on the way are reaped first. *out receives an array of *n
+ * tasks (possibly 0, then *out is NULL); free with m2w_task_list_free.
+ */
+int m2w_queue_lease(struct m2w_queue *q, const struct m2w_lease_opts *opts,
+		    struct m2w_task ***out, size_t *n, char *errbuf);
+
+/* ---------------------------------------------------------------- settle */
+
+/* Error classes of a failed attempt. */
+enum m2w_class {
+	M2W_CLASS_OK = 0,
+	M2W_CLASS_TRANSIENT = 1,  /* retry with backoff */
+	M2W_CLASS_PERMANENT = 2,  /* dead at once */
+	M2W_CLASS_AUTH = 3        /* retried like transient; kept apart in history */
+};
+
+enum m2w_settle_kind {
+	M2W_ACK = 0,      /* done */
+	M2W_FAIL = 1,     /* class decides: rescheduled or dead */
+	M2W_SNOOZE = 2,   /* back to ready after delay_ms; the attempt is not counted */
+	M2W_EXTEND = 3,   /* lease expiry = now + delay_ms (0 = 60 s) */
+	M2W_RELEASE = 4   /* back to ready now; the attempt is not counted */
+};
+
+/* One settlement of a leased task. */
+struct m2w_settle {
+	uint64_t id;
+	uint64_t token;
+	int kind;                 /* enum m2w_settle_kind */
+	int cls;                  /* enum m2w_class, for FAIL */
+	int http_status;          /* for history and last_status; 0 if none */
+	const char *message;      /* error text (Magento's, placeholders filled) */
+	int64_t retry_after_ms;   /* FAIL: > 0 overrides backoff (Retry-After) */
+	int64_t delay_ms;         /* SNOOZE and EXTEND */
+	int64_t duration_ms;      /* how long the attempt took, for history */
+	/* out */
+	int err;                  /* M2W_OK, M2W_ESTALE, M2W_ENOTFOUND ... */
+	int state;                /* the task's new state */
+	int64_t next_run_ms;      /* when rescheduled */
+};
+
+/*
+ * Applies `n` settlements; each succeeds or fails on its own (its `err`).
+ * A token that is not the task's current lease gets M2W_ESTALE, an unknown
+ * id M2W_ENOTFOUND. Returns M2W_OK when the call itself worked (check each
+ * entry), or a store error (M2W_ENOSPC, M2W_ESTORE ...) when nothing was
+ * applied. Returns after the fsync'd commit, merged with other threads'.
+ */
+int m2w_queue_settle(struct m2w_queue *q, struct m2w_settle *s, size_t n,
+		     char *errbuf);
+
+/* One-task conveniences over m2w_queue_settle; return the entry's error. */
+int m2w_task_ack(struct m2w_queue *q, uint64_t id, uint64_t token,
+		 int64_t duration_ms, char *errbuf);
+int m2w_task_fail(struct m2w_queue *q, uint64_t id, uint64_t token, int cls,
+		  const char *message, int http_status, int64_t retry_after_ms,
+		  char *errbuf);
+int m2w_task_snooze(struct m2w_queue *q, uint64_t id, uint64_t token,
+		    int64_t delay_ms, char *errbuf);
+int m2w_task_extend(struct m2w_queue *q, uint64_t id, uint64_t token,
+		    int64_t lease_ms, char *errbuf);
+int m2w_task_release(struct m2w_queue *q, uint64_t id, uint64_t token,
+		     char *errbuf);
+
+/*
+ * Returns leases that expired before now to ready (or to dead when their
+ * attempts are used up). *reaped (may be NULL) gets the count.
+ */
+int m2w_queue_reap(struct m2w_queue *q, size_t *reaped, char *errbuf);
+
+/* ------------------------------------------------------------ inspection */
+
+/* One task by id, with its current state (SCHEDULED derived). */
+int m2w_queue_get(struct m2w_queue *q, uint64_t id, struct m2w_task **out,
+		  char *errbuf);
+
+/* One past attempt of a task. */
+struct m2w_attempt {
+	unsigned attempt;
+	int64_t at_ms;           /* when it ended */
+	int64_t duration_ms;
+	int http_status;
+	int outcome;             /* enum m2w_class, or M2W_OUTCOME_* below */
+	char message[M2W_MESSAGE_MAX + 1];
+};
+#define M2W_OUTCOME_EXPIRED 10  /* the lease ran out (worker crashed?) */
+#define M2W_OUTCOME_RELEASED 11 /* handed back at shutdown, not counted */
+#define M2W_OUTCOME_SNOOZED 12  /* put off, not counted */
+
+/* The last M2W_HISTORY_MAX attempts, oldest first; free(*out). */
+int m2w_queue_history(struct m2w_queue *q, uint64_t id,
+		      struct m2w_attempt **out, size_t *n, char *errbuf);
+
+struct m2w_list_opts {
+	int state;               /* enum m2w_state */
+	const char *type;        /* NULL = any */
+	const char *grep;        /* substring of last_error or payload; NULL = any */
+	size_t limit;            /* 0 = 100 */
+	const char *after;       /* cursor from a previous page, or NULL */
+};
+
+/*
+ * Lists tasks of one state in index order (ready/scheduled by type then
+ * next run, leased by expiry, done/dead/superseded by the time they ended,
+ * waiting by group). `next` (M2W_CURSOR_MAX bytes) receives the cursor of
+ * the next page, "" when this page was the last. Paging is stable: tasks
+ * that move meanwhile are neither repeated nor skipped within their index.
+ */
+int m2w_queue_list(struct m2w_queue *q, const struct m2w_list_opts *opts,
+		   struct m2w_task ***out, size_t *n, char *next, char *errbuf);
+
+struct m2w_type_stats {
+	char type[M2W_TYPE_MAX + 1];
+	int paused;
+	uint64_t count[M2W_NSTATES];
+	int64_t oldest_ready_ms;   /* next_run of the oldest ready task, 0 if none */
+};
+
+struct m2w_stats {
+	struct m2w_type_stats *types;
+	size_t ntypes;
+	uint64_t count[M2W_NSTATES]; /* sums over types */
+	int paused_all;
+	int64_t oldest_ready_ms;     /* over all types, 0 if none */
+	uint64_t map_size;           /* current map size, bytes */
+	uint64_t map_used;           /* bytes of the file in use (high-water) */
+	uint64_t map_max;
+	uint64_t next_id;
+};
+
+int m2w_queue_stats(struct m2w_queue *q, struct m2w_stats *out, char *errbuf);
+void m2w_stats_free(struct m2w_stats *st);
+
+/* ---------------------------------------------------------------- repair */
+
+/* Which dead tasks a requeue takes. */
+struct m2w_requeue_opts {
+	const uint64_t *ids;     /* these tasks (must be dead) ... */
+	size_t nids;
+	const char *type;        /* ... or every dead task of this type */
+	const char *grep;        /* ... and/or whose last error contains this */
+	int keep_attempts;       /* else attempts start again from 0 */
+	int dry_run;             /* count and list, change nothing */
+	int force;               /* with ids: also tasks that are not dead (not leased) */
+};
+
+/*
+ * Moves dead tasks back to ready. *count gets how many moved (or would);
+ * `ids_out` (may be NULL) receives a malloc'd array of their ids.
+ * With ids, a task that is not dead is M2W_ESTATE unless `force` (a leased
+ * task is never requeued).
+ */
+int m2w_queue_requeue(struct m2w_queue *q, const struct m2w_requeue_opts *o,
+		      size_t *count, uint64_t **ids_out, char *errbuf);
+
+/* A scheduled (or waiting-for-backoff) task runs now. */
+int m2w_queue_retry_now(struct m2w_queue *q, uint64_t id, char *errbuf);
+
+/* Deletes one task with its key, history and index entries. A leased task
+ * gives M2W_ESTATE unless `force`. */
+int m2w_queue_delete(struct m2w_queue *q, uint64_t id, int force,
+		     char *errbuf);
+
+/*
+ * Deletes tasks in `state` (DONE, SUPERSEDED or DEAD) that ended before
+ * `before_ms`, with their idempotency keys: the same key may then be
+ * enqueued again. *count gets how many.
+ */
+int m2w_queue_purge(struct m2w_queue *q, int state, int64_t before_ms,
+		    size_t *count, char *errbuf);
+
+/* Pauses or resumes a type (NULL: every type, present and future).
+ * Persisted; seen by every process at its next lease. */
+int m2w_queue_pause(struct m2w_queue *q, const char *type, int paused,
+		    char *errbuf);
+
+/*
+ * Verifies that every index agrees with the tasks table and every record
+ * decodes. M2W_OK, or M2W_ECORRUPT with the first disagreement in errbuf.
+ */
+int m2w_queue_check(struct m2w_queue *q, char *errbuf);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,142 @@
+/*
+ * commit.c - group commit.
+ *
+ * Every change to the store is an op (internal.h) handed to commit_run(),
+ * which returns once the op's transaction is durable. Ops from all threads
+ * queue up; the first thread that finds no round in progress becomes the
+ * leader: it takes every pending op, applies them one after another in ONE
+ * write transaction, commits (one fsync), marks them done and wakes their
+ * threads. While it fsyncs, new ops pile up for the next round, so under
+ * load each fsync carries many acks, fails, leases and enqueues, and no
+ * thread queues on LMDB's writer mutex holding a half-built transaction.
+ *
+ * Failure isolation: an op that fails with a semantic error before writing
+ * anything leaves the round going on. Any other error, or one after the op
+ * wrote, poisons the transaction: it is aborted, and when the map was full
+ * it is grown and the round replayed; otherwise each op is replayed alone,
+ * so the error stays with the op (or ops) that caused it. New work (enqueue)
+ * may grow the map only to map_soft; an op replayed alone that drains the
+ * store may use the rest, up to map_max.
+ */
+#include "config.h"
+
+#include <stdlib.h>
+
+#include "internal.h"
+
+#define ROUND_MAX 256
+
+int commit_init(struct m2w_queue *q)
+{
+	if (pthread_mutex_init(&q->mu, NULL) != 0)
+		return M2W_EIO;
+	if (pthread_cond_init(&q->cv, NULL) != 0) {
+		pthread_mutex_destroy(&q->mu);
+		return M2W_EIO;
+	}
+	return M2W_OK;
+}
+
+void commit_destroy(struct m2w_queue *q)
+{
+	pthread_cond_destroy(&q->cv);
+	pthread_mutex_destroy(&q->mu);
+}
+
+static int semantic(int rc)
+{
+	return rc == M2W_EINVAL || rc == M2W_ENOTFOUND ||
+	       rc == M2W_ESTALE || rc == M2W_ESTATE;
+}
+
+static void run_round(struct m2w_queue *q, struct op **ops, size_t n,
+		      struct wctx *c)
+{
+	size_t i;
+	int rc;
+
+	for (;;) {
+		rc = store_write_begin(q, c);
+		if (rc != M2W_OK) {
+			for (i = 0; i < n; i++)
+				ops[i]->rc = m2w_fail(ops[i]->errbuf, rc,
+						      "cannot begin a write: %s",
+						      m2w_strerror(rc));
+			return;
+		}
+		for (i = 0; i < n; i++) {
+			unsigned long w0 = c->writes;
+
+			c->errbuf = ops[i]->errbuf;
+			ops[i]->rc = ops[i]->apply(c, ops[i]->arg);
+			if (ops[i]->rc && (!semantic(ops[i]->rc) || c->writes != w0))
+				break;
+		}
+		if (i < n) {
+			rc = ops[i]->rc;
+			store_write_abort(c);
+		} else {
+			c->errbuf = ops[n - 1]->errbuf;
+			rc = store_write_commit(c);
+		}
+		if (rc == M2W_OK)
+			return;
+		if (c->mapfull) {
+			size_t limit = n == 1 && !ops[0]->new_work ? q->map_max
+								    : q->map_soft;
+
+			if (store_grow(q, limit, NULL) == M2W_OK)
+				continue;
+			if (n == 1) {
+				ops[0]->rc = store_grow(q, limit, ops[0]->errbuf);
+				return;
+			}
+		}
+		if (n == 1) {
+			ops[0]->rc = rc;
+			return;
+		}
+		for (i = 0; i < n; i++)
+			run_round(q, &ops[i], 1, c);
+		return;
+	}
+}
+
+int commit_run(struct m2w_queue *q, struct op *op)
+{
+	struct op *batch[ROUND_MAX];
+	struct wctx c;
+	size_t n, i;
+
+	op->done = 0;
+	op->next = NULL;
+	pthread_mutex_lock(&q->mu);
+	*q->pending_tail = op;
+	q->pending_tail = &op->next;
+	while (!op->done) {
+		if (q->leading) {
+			pthread_cond_wait(&q->cv, &q->mu);
+			continue;
+		}
+		q->leading = 1;
+		for (n = 0; n < ROUND_MAX && q->pending; n++) {
+			batch[n] = q->pending;
+			q->pending = q->pending->next;
+		}
+		if (!q->pending)
+			q->pending_tail = &q->pending;
+		pthread_mutex_unlock(&q->mu);
+
+		memset(&c, 0, sizeof(c));
+		run_round(q, batch, n, &c);
+		free(c.buf);
+
+		pthread_mutex_lock(&q->mu);
+		for (i = 0; i < n; i++)
+			batch[i]->done = 1;
+		q->leading = 0;
+		pthread_cond_broadcast(&q->cv);
+	}
+	pthread_mutex_unlock(&q->mu);
+	return op->rc;
+}

@@ -1,0 +1,218 @@
+/*
+ * group.c - ordering groups ("stock:SKU-1"): one task of a group at a time,
+ * and the newest wins.
+ *
+ * In DB_GROUPS a group is a head entry, 'g' key -> be64 id of its head (the
+ * one task of the group that is READY, scheduled, or LEASED), and one entry
+ * per task waiting behind it, 'w' key NUL be64 id -> "" (state WAITING, in
+ * id order, never in `ready`). Only heads are in `ready`, so leasing never
+ * walks past blocked tasks. When the head ends, the first waiting task is
+ * promoted; a group with neither head nor waiters has no entry.
+ *
+ * Supersede: a task enqueued with the supersede flag ends every older task
+ * of its group that has not started (waiters, and a head that is not
+ * leased) as SUPERSEDED. When the head is leased it cannot be recalled; the
+ * new task waits, and should the head fail and come back for a retry, the
+ * newer task replaces it then. A dead superseding task that is requeued
+ * after a newer task of its group was enqueued is superseded at once, so an
+ * old stock level never overwrites a newer one. (What the group does not
+ * remember: a newer task that already finished and was purged.)
+ */
+#include "config.h"
+
+#include "internal.h"
+
+size_t group_head_key(unsigned char *buf, const char *g, size_t glen)
+{
+	buf[0] = 'g';
+	memcpy(buf + 1, g, glen);
+	return glen + 1;
+}
+
+size_t group_wait_key(unsigned char *buf, const char *g, size_t glen,
+		      uint64_t id)
+{
+	buf[0] = 'w';
+	memcpy(buf + 1, g, glen);
+	buf[glen + 1] = '\0';
+	put_be64(buf + glen + 2, id);
+	return glen + 10;
+}
+
+static int get_head(struct wctx *c, const struct rec *r, uint64_t *head)
+{
+	unsigned char k[M2W_KEY_MAX + 10];
+	MDB_val v;
+	int rc;
+
+	rc = ctx_get(c, DB_GROUPS, k, group_head_key(k, r->group, r->group_len),
+		     &v);
+	if (rc == M2W_OK && v.mv_size != 8)
+		return m2w_fail(c->errbuf, M2W_ECORRUPT, "group %.*s: bad head",
+				(int)r->group_len, r->group);
+	*head = rc == M2W_OK ? get_be64(v.mv_data) : 0;
+	return rc == M2W_ENOTFOUND ? M2W_OK : rc;
+}
+
+static int set_head(struct wctx *c, const struct rec *r, uint64_t id)
+{
+	unsigned char k[M2W_KEY_MAX + 10], v[8];
+	size_t klen = group_head_key(k, r->group, r->group_len);
+
+	if (!id)
+		return ctx_del(c, DB_GROUPS, k, klen);
+	put_be64(v, id);
+	return ctx_put(c, DB_GROUPS, k, klen, v, 8, 0);
+}
+
+/* The waiting ids of r's group, oldest first: the first (or last) only. */
+static int waiter(struct wctx *c, const struct rec *r, int last, uint64_t *id)
+{
+	unsigned char k[M2W_KEY_MAX + 10];
+	size_t plen = group_wait_key(k, r->group, r->group_len, 0) - 8;
+	MDB_cursor *cur;
+	MDB_val key = { plen, k }, v;
+	int rc;
+
+	*id = 0;
+	if (last)
+		put_be64(k + plen, UINT64_MAX);
+	key.mv_size = last ? plen + 8 : plen;
+	if ((rc = mdb_cursor_open(c->txn, c->q->db[DB_GROUPS], &cur)))
+		return ctx_mdb(c, rc, "groups");
+	rc = mdb_cursor_get(cur, &key, &v, MDB_SET_RANGE);
+	if (last)
+		rc = rc == MDB_NOTFOUND ? mdb_cursor_get(cur, &key, &v, MDB_LAST)
+					: mdb_cursor_get(cur, &key, &v, MDB_PREV);
+	if (rc == 0 && key.mv_size == plen + 8 &&
+	    memcmp(key.mv_data, k, plen) == 0)
+		*id = get_be64((unsigned char *)key.mv_data + plen);
+	mdb_cursor_close(cur);
+	return rc && rc != MDB_NOTFOUND ? ctx_mdb(c, rc, "groups") : M2W_OK;
+}
+
+/* Task `id` (WAITING or the unleased head) ends as SUPERSEDED. */
+static int supersede(struct wctx *c, uint64_t id)
+{
+	unsigned char k[M2W_KEY_MAX + 10];
+	struct rec o;
+	int from, rc;
+
+	if ((rc = ctx_rec(c, id, &o)))
+		return rc == M2W_ENOTFOUND ? M2W_ECORRUPT : rc;
+	from = o.state;
+	if (from == M2W_WAITING)
+		rc = ctx_del(c, DB_GROUPS, k,
+			     group_wait_key(k, o.group, o.group_len, id));
+	else
+		rc = ctx_unindex(c, &o);
+	if (rc)
+		return rc;
+	o.state = M2W_SUPERSEDED;
+	o.updated = c->now;
+	if ((rc = ctx_index(c, &o)) || (rc = ctx_rec_put(c, &o)))
+		return rc;
+	return ctx_count(c, o.type_id, from, M2W_SUPERSEDED);
+}
+
+static int wait_behind(struct wctx *c, struct rec *r)
+{
+	unsigned char k[M2W_KEY_MAX + 10];
+
+	r->state = M2W_WAITING;
+	return ctx_put(c, DB_GROUPS, k,
+		       group_wait_key(k, r->group, r->group_len, r->id), "", 0,
+		       0);
+}
+
+int group_join(struct wctx *c, struct rec *r, int requeue)
+{
+	uint64_t head, w;
+	struct rec h;
+	int rc;
+
+	if ((rc = get_head(c, r, &head)))
+		return rc;
+	if (!head) {
+		r->state = M2W_READY;
+		return set_head(c, r, r->id);
+	}
+	if (!(r->flags & REC_SUPERSEDE))
+		return wait_behind(c, r);
+	if (requeue) {
+		if ((rc = waiter(c, r, 1, &w)))
+			return rc;
+		if (head > r->id || w > r->id) {
+			r->state = M2W_SUPERSEDED;
+			return M2W_OK;
+		}
+	}
+	while (!(rc = waiter(c, r, 0, &w)) && w)
+		if ((rc = supersede(c, w)))
+			return rc;
+	if (rc || (rc = ctx_rec(c, head, &h)))
+		return rc == M2W_ENOTFOUND ? M2W_ECORRUPT : rc;
+	if (h.state == M2W_LEASED)
+		return wait_behind(c, r);
+	if ((rc = supersede(c, head)))
+		return rc;
+	r->state = M2W_READY;
+	return set_head(c, r, r->id);
+}
+
+int group_advance(struct wctx *c, const struct rec *r)
+{
+	unsigned char k[M2W_KEY_MAX + 10];
+	uint64_t head, w;
+	struct rec n;
+	int rc;
+
+	if ((rc = get_head(c, r, &head)))
+		return rc;
+	if (head != r->id)
+		return m2w_fail(c->errbuf, M2W_ECORRUPT,
+				"group %.*s: head is %llu, not task %llu",
+				(int)r->group_len, r->group,
+				(unsigned long long)head,
+				(unsigned long long)r->id);
+	if ((rc = waiter(c, r, 0, &w)))
+		return rc;
+	if (!w)
+		return set_head(c, r, 0);
+	if ((rc = ctx_rec(c, w, &n)))
+		return rc == M2W_ENOTFOUND ? M2W_ECORRUPT : rc;
+	if ((rc = ctx_del(c, DB_GROUPS, k,
+			  group_wait_key(k, n.group, n.group_len, w))))
+		return rc;
+	n.state = M2W_READY;
+	if (n.next_run < c->now)
+		n.next_run = c->now;
+	n.updated = c->now;
+	if ((rc = ctx_index(c, &n)) || (rc = ctx_rec_put(c, &n)) ||
+	    (rc = ctx_count(c, n.type_id, M2W_WAITING, M2W_READY)))
+		return rc;
+	return set_head(c, &n, w);
+}
+
+int group_newer_waits(struct wctx *c, const struct rec *r, int *yes)
+{
+	struct rec n;
+	uint64_t w;
+	int rc;
+
+	*yes = 0;
+	if ((rc = waiter(c, r, 0, &w)) || !w)
+		return rc;
+	if ((rc = ctx_rec(c, w, &n)))
+		return rc == M2W_ENOTFOUND ? M2W_ECORRUPT : rc;
+	*yes = !!(n.flags & REC_SUPERSEDE);
+	return M2W_OK;
+}
+
+int group_leave(struct wctx *c, const struct rec *r)
+{
+	unsigned char k[M2W_KEY_MAX + 10];
+
+	return ctx_del(c, DB_GROUPS, k,
+		       group_wait_key(k, r->group, r->group_len, r->id));
+}

@@ -1,0 +1,281 @@
+/*
+ * internal.h - what the store's modules share; not installed, not public.
+ *
+ * Module map:
+ *   store.c   environment, named databases, the resize lock, read txns,
+ *             map growth, meta (schema, ids), types and their counters
+ *   commit.c  group commit: write ops from all threads, one txn per round
+ *   record.c  the versioned binary task record and the index keys
+ *   queue.c   enqueue, lease, settle, reap (the hot path)
+ *   group.c   ordering groups: head, waiting successors, supersede
+ *   admin.c   get, list, stats, history, requeue, delete, purge, pause
+ *   check.c   index consistency check
+ *   backoff.c retry policies and backoff delays
+ *
+ * Write ops (commit.c): an op that fails with a "semantic" error (EINVAL,
+ * ENOTFOUND, ESTALE, ESTATE) before its first write leaves the round's
+ * transaction usable. Any other error, or any error after the op wrote
+ * (wctx.writes counts puts and dels), poisons the transaction: commit.c
+ * aborts it and replays each op of the round alone, so one bad op never
+ * takes others down with it.
+ */
+#ifndef M2W_INTERNAL_H
+#define M2W_INTERNAL_H
+
+#include <pthread.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <lmdb.h>
+
+#include "m2worker/queue.h"
+
+/* ------------------------------------------------------------ encodings */
+
+static inline void put_be16(unsigned char *p, uint16_t v)
+{
+	p[0] = (unsigned char)(v >> 8);
+	p[1] = (unsigned char)v;
+}
+
+static inline void put_be32(unsigned char *p, uint32_t v)
+{
+	p[0] = (unsigned char)(v >> 24);
+	p[1] = (unsigned char)(v >> 16);
+	p[2] = (unsigned char)(v >> 8);
+	p[3] = (unsigned char)v;
+}
+
+static inline void put_be64(unsigned char *p, uint64_t v)
+{
+	put_be32(p, (uint32_t)(v >> 32));
+	put_be32(p + 4, (uint32_t)v);
+}
+
+static inline uint16_t get_be16(const unsigned char *p)
+{
+	return (uint16_t)((p[0] << 8) | p[1]);
+}
+
+static inline uint32_t get_be32(const unsigned char *p)
+{
+	return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) |
+	       ((uint32_t)p[2] << 8) | p[3];
+}
+
+static inline uint64_t get_be64(const unsigned char *p)
+{
+	return ((uint64_t)get_be32(p) << 32) | get_be32(p + 4);
+}
+
+/* ------------------------------------------------------------ databases */
+
+enum db {
+	DB_TASKS,   /* be64 id -> record */
+	DB_READY,   /* be16 type | be64 next_run | be64 id -> "" */
+	DB_LEASES,  /* be64 expiry | be64 id -> "" */
+	DB_DONE,    /* be64 ended | be64 id -> ""  (done and superseded) */
+	DB_DEAD,    /* be64 ended | be64 id -> "" */
+	DB_KEYS,    /* idempotency key -> be64 id */
+	DB_GROUPS,  /* 'g' key -> be64 head; 'w' key NUL be64 id -> "" */
+	DB_HISTORY, /* be64 id | be32 seq -> attempt */
+	DB_FILES,   /* ingested file fingerprints (ingest) */
+	DB_META,    /* "schema", "next_id", "next_type", "paused_all" */
+	DB_TYPES,   /* 'n' name -> be16 id; 'i' be16 id -> type record */
+	DB_COUNT
+};
+
+#define READY_KEY_LEN 18
+#define TIME_KEY_LEN 16
+
+/* ---------------------------------------------------------------- record */
+
+#define REC_VERSION 1
+#define REC_HEADER 64
+#define REC_SUPERSEDE 0x01
+
+#define REC_SOURCE_MAX 1024
+
+/* A decoded record. Strings are not NUL-terminated. rec_decode copies the
+ * short ones (keys, source, error) into `strs`, so they survive writes; the
+ * payload points into the LMDB value: valid until the next write to
+ * DB_TASKS (so copy a task out before storing its new record). */
+struct rec {
+	uint64_t id;
+	int state;           /* stored states only: never M2W_SCHEDULED */
+	uint16_t type_id;
+	unsigned flags;
+	unsigned attempts, max_attempts;
+	int last_status;
+	int64_t created, updated, next_run, lease_expiry;
+	uint64_t token;
+	const char *idem, *group, *source, *error, *payload;
+	size_t idem_len, group_len, source_len, error_len, payload_len;
+	char strs[2 * M2W_KEY_MAX + REC_SOURCE_MAX + M2W_MESSAGE_MAX];
+};
+
+int rec_decode(uint64_t id, const void *data, size_t len, struct rec *r,
+	       char *errbuf);
+size_t rec_size(const struct rec *r);
+void rec_encode(const struct rec *r, unsigned char *buf);
+/* A public task (one allocation) from a record; NULL on ENOMEM. */
+struct m2w_task *rec_to_task(const struct rec *r, const char *type_name,
+			     int64_t now);
+
+void ready_key(unsigned char k[READY_KEY_LEN], uint16_t type, int64_t at,
+	       uint64_t id);
+void time_key(unsigned char k[TIME_KEY_LEN], int64_t at, uint64_t id);
+
+/* --------------------------------------------------------------- handle */
+
+struct policy_entry {
+	char type[M2W_TYPE_MAX + 1];
+	struct m2w_policy p;
+};
+
+struct op;
+
+struct m2w_queue {
+	MDB_env *env;
+	MDB_dbi db[DB_COUNT];
+	/* Transactions hold it shared; map growth holds it exclusive
+	 * (mdb_env_set_mapsize needs no txn active in the process). */
+	pthread_rwlock_t resize;
+	size_t map_soft;     /* new work stops here: the rest drains */
+	size_t map_max;
+	int64_t (*now)(void *);
+	void *now_arg;
+	struct policy_entry *policies;
+	size_t npolicies;
+
+	/* group commit (commit.c) */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct op *pending, **pending_tail;
+	int leading;
+
+	/* owned by the current commit leader */
+	uint64_t rng;
+	unsigned rr;         /* round-robin start over types */
+};
+
+/* ------------------------------------------------------------ write ctx */
+
+#define CTX_TYPES 16
+
+/* Per-type deltas of the stored-state counters, flushed before commit. */
+struct type_delta {
+	uint16_t id;
+	int64_t d[M2W_NSTATES];
+};
+
+struct wctx {
+	struct m2w_queue *q;
+	MDB_txn *txn;
+	int64_t now;
+	char *errbuf;        /* the current op's caller buffer, or NULL */
+	int mapfull;         /* MDB_MAP_FULL seen: grow and retry */
+	unsigned long writes;/* puts and dels so far: an op that failed after
+			      * writing poisons the transaction */
+	uint64_t next_id;    /* 0 until read from meta */
+	int next_id_dirty;
+	struct type_delta delta[CTX_TYPES];
+	size_t ndelta;
+	struct { char name[M2W_TYPE_MAX + 1]; uint16_t id; } tcache[CTX_TYPES];
+	size_t ntcache;
+	unsigned char *buf;  /* scratch for encoded records */
+	size_t bufcap;
+};
+
+/* An MDB error -> ours, with detail; sets ctx->mapfull on MDB_MAP_FULL. */
+int ctx_mdb(struct wctx *c, int rc, const char *what);
+int store_mdb_err(char *errbuf, int rc, const char *what);
+
+/* Small wrappers that translate errors. Data pointers of get are LMDB's. */
+int ctx_get(struct wctx *c, int db, const void *k, size_t klen, MDB_val *v);
+int ctx_put(struct wctx *c, int db, const void *k, size_t klen,
+	    const void *v, size_t vlen, unsigned flags);
+int ctx_del(struct wctx *c, int db, const void *k, size_t klen);
+
+/* Reads and decodes task `id`; M2W_ENOTFOUND or M2W_ECORRUPT. */
+int ctx_rec(struct wctx *c, uint64_t id, struct rec *r);
+/* Encodes and stores r (r's strings may point into the old value). */
+int ctx_rec_put(struct wctx *c, const struct rec *r);
+/* Counter bookkeeping: one task of type moves from state a to b (-1: none). */
+int ctx_count(struct wctx *c, uint16_t type, int from, int to);
+/* Writes the counter deltas and next id (before commit, or when full). */
+int ctx_flush(struct wctx *c);
+uint64_t ctx_random(struct wctx *c);
+
+/* The type id of `name`, created when absent and `create`. */
+int ctx_type_id(struct wctx *c, const char *name, int create, uint16_t *id);
+/* Name of type id into out (M2W_TYPE_MAX+1 bytes). */
+int ctx_type_name(struct wctx *c, uint16_t id, char *out);
+unsigned ctx_max_attempts(struct wctx *c, const struct rec *r);
+const struct m2w_policy *queue_policy(struct m2w_queue *q, const char *type);
+
+/* Index moves: remove a task from the index of its current state, or add
+ * it to the index of r->state (READY, LEASED, DONE, SUPERSEDED, DEAD;
+ * WAITING lives in DB_GROUPS and is handled by group.c). */
+int ctx_unindex(struct wctx *c, const struct rec *r);
+int ctx_index(struct wctx *c, const struct rec *r);
+/* A history entry for task r (its attempt counter as now). */
+int ctx_history(struct wctx *c, const struct rec *r, int outcome, int status,
+		int64_t duration, const char *msg);
+
+/* ---------------------------------------------------------------- group */
+
+/* A new (or requeued) task r with a group key: decides r->state (READY or
+ * WAITING, or SUPERSEDED when a newer task of its group exists and it is a
+ * requeue), supersedes what r replaces. Does not store r. */
+int group_join(struct wctx *c, struct rec *r, int requeue);
+/* Head r of its group ended (done, dead, superseded, deleted): the next
+ * waiting task becomes ready. */
+int group_advance(struct wctx *c, const struct rec *r);
+/* Head r is about to go back to ready (retry, snooze, release, reap):
+ * *yes = 1 when a newer task that supersedes it waits (r should end). */
+int group_newer_waits(struct wctx *c, const struct rec *r, int *yes);
+/* A WAITING task r leaves its group (delete). */
+int group_leave(struct wctx *c, const struct rec *r);
+/* Builds a 'w' key; returns its length. buf >= M2W_KEY_MAX + 10. */
+size_t group_wait_key(unsigned char *buf, const char *g, size_t glen,
+		      uint64_t id);
+size_t group_head_key(unsigned char *buf, const char *g, size_t glen);
+
+/* ---------------------------------------------------------------- store */
+
+int store_read_begin(struct m2w_queue *q, MDB_txn **txn, char *errbuf);
+void store_read_end(struct m2w_queue *q, MDB_txn *txn);
+int store_write_begin(struct m2w_queue *q, struct wctx *c);
+int store_write_commit(struct wctx *c);
+void store_write_abort(struct wctx *c);
+/* Doubles the map toward limit; M2W_EFULL when already at it. */
+int store_grow(struct m2w_queue *q, size_t limit, char *errbuf);
+int64_t ms_now(void);
+
+/* --------------------------------------------------------------- commit */
+
+/* One write operation, run by whichever thread leads the commit round. It
+ * may run more than once (after map growth, or alone after another op
+ * poisoned the round): apply must reset its outputs each time. */
+struct op {
+	int (*apply)(struct wctx *c, void *arg);
+	void *arg;
+	int new_work;        /* limited to map_soft: enqueue */
+	char *errbuf;
+	int rc;
+	int done;
+	struct op *next;
+};
+
+int commit_run(struct m2w_queue *q, struct op *op);
+int commit_init(struct m2w_queue *q);
+void commit_destroy(struct m2w_queue *q);
+
+/* ---------------------------------------------------------------- types */
+
+/* Read-side helpers (admin.c, check.c) over a read txn. */
+int read_type_name(struct m2w_queue *q, MDB_txn *txn, uint16_t id, char *out);
+int valid_type_name(const char *s);
+
+#endif

@@ -1,0 +1,778 @@
+/*
+ * queue.c - the hot path: enqueue, lease, settle, reap.
+ *
+ * Each public call validates its input in the caller's thread (JSON parsing
+ * and the like run in parallel), then hands one op to group commit
+ * (commit.c) and returns once that op's transaction is durable.
+ *
+ * Leasing is a cursor seek per type on the `ready` index
+ * (be16 type | be64 next_run | be64 id): whatever the depth, the next task
+ * of a type is the first key of its range, so paused types cost nothing and
+ * no lease walks past blocked tasks (only the head of an ordering group is
+ * ever in `ready`). The types are visited round-robin, each with a fair
+ * share of the requested count.
+ *
+ * Every state change moves the task between indexes in the same
+ * transaction as its record, and bumps the per-type counters, so indexes
+ * and counters never disagree (check.c verifies it).
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <json-c/json.h>
+
+#include "internal.h"
+
+#define SOURCE_MAX REC_SOURCE_MAX
+#define REAP_PER_LEASE 64
+
+static size_t cut_len(const char *s, size_t max)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	return n > max ? max : n;
+}
+
+/* -------------------------------------------------------------- enqueue */
+
+static int valid_json(const char *s, size_t len, char *why, size_t whylen)
+{
+	struct json_tokener *tok;
+	struct json_object *obj;
+	enum json_tokener_error err;
+	size_t end;
+	int ok = 0;
+
+	tok = json_tokener_new();
+	if (!tok) {
+		snprintf(why, whylen, "out of memory");
+		return 0;
+	}
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+	obj = json_tokener_parse_ex(tok, s, (int)len);
+	err = json_tokener_get_error(tok);
+	end = (size_t)tok->char_offset;
+	if (!obj && err == json_tokener_continue)
+		snprintf(why, whylen, "payload is not valid JSON: ends early");
+	else if (!obj)
+		snprintf(why, whylen, "payload is not valid JSON: %s at byte %zu",
+			 json_tokener_error_desc(err), end);
+	else if (!json_object_is_type(obj, json_type_object) &&
+		 !json_object_is_type(obj, json_type_array))
+		snprintf(why, whylen, "payload must be a JSON object or array");
+	else {
+		while (end < len && (s[end] == ' ' || s[end] == '\t' ||
+				     s[end] == '\n' || s[end] == '\r'))
+			end++;
+		if (end < len)
+			snprintf(why, whylen, "payload is not valid JSON: "
+				 "extra data at byte %zu", end);
+		else
+			ok = 1;
+	}
+	json_object_put(obj);
+	json_tokener_free(tok);
+	return ok;
+}
+
+static int check_new(struct m2w_new_task *t, char *why, size_t whylen)
+{
+	if (!valid_type_name(t->type)) {
+		snprintf(why, whylen, "bad type name \"%.40s\": use 1-%d of "
+			 "a-z 0-9 _ . -", t->type ? t->type : "", M2W_TYPE_MAX);
+		return 0;
+	}
+	if (!t->payload) {
+		snprintf(why, whylen, "no payload");
+		return 0;
+	}
+	if (!t->payload_len)
+		t->payload_len = strlen(t->payload);
+	if (t->payload_len > M2W_PAYLOAD_MAX) {
+		snprintf(why, whylen, "payload of %zu bytes is over the %u limit",
+			 t->payload_len, M2W_PAYLOAD_MAX);
+		return 0;
+	}
+	if (t->idem_key && strlen(t->idem_key) > M2W_KEY_MAX) {
+		snprintf(why, whylen, "idempotency key longer than %d bytes",
+			 M2W_KEY_MAX);
+		return 0;
+	}
+	if (t->group_key && strlen(t->group_key) > M2W_KEY_MAX) {
+		snprintf(why, whylen, "ordering key longer than %d bytes",
+			 M2W_KEY_MAX);
+		return 0;
+	}
+	if (t->source && strlen(t->source) > SOURCE_MAX) {
+		snprintf(why, whylen, "source longer than %d bytes", SOURCE_MAX);
+		return 0;
+	}
+	if (t->max_attempts > 0xffff) {
+		snprintf(why, whylen, "max_attempts above 65535");
+		return 0;
+	}
+	return valid_json(t->payload, t->payload_len, why, whylen);
+}
+
+struct enq_arg {
+	struct m2w_new_task *t;
+	size_t n;
+};
+
+static int load_next_id(struct wctx *c)
+{
+	MDB_val v;
+	int rc;
+
+	if (c->next_id)
+		return M2W_OK;
+	rc = ctx_get(c, DB_META, "next_id", 7, &v);
+	if (rc == M2W_ENOTFOUND) {
+		c->next_id = 1;
+		return M2W_OK;
+	}
+	if (rc == M2W_OK && v.mv_size != 8)
+		return m2w_fail(c->errbuf, M2W_ECORRUPT, "meta: bad next_id");
+	if (rc == M2W_OK)
+		c->next_id = get_be64(v.mv_data);
+	return rc;
+}
+
+static int enq_one(struct wctx *c, struct m2w_new_task *t)
+{
+	struct rec r;
+	unsigned char idk[8];
+	MDB_val v;
+	int rc;
+
+	if (t->idem_key && *t->idem_key) {
+		rc = ctx_get(c, DB_KEYS, t->idem_key, strlen(t->idem_key), &v);
+		if (rc == M2W_OK && v.mv_size == 8) {
+			t->id = get_be64(v.mv_data);
+			t->duplicate = 1;
+			return M2W_OK;
+		}
+		if (rc != M2W_ENOTFOUND)
+			return rc ? rc : m2w_fail(c->errbuf, M2W_ECORRUPT,
+						  "keys: bad entry");
+	}
+	memset(&r, 0, sizeof(r));
+	if ((rc = ctx_type_id(c, t->type, 1, &r.type_id)) ||
+	    (rc = load_next_id(c)))
+		return rc;
+	r.id = c->next_id++;
+	c->next_id_dirty = 1;
+	r.state = M2W_READY;
+	r.flags = t->supersede ? REC_SUPERSEDE : 0;
+	r.max_attempts = t->max_attempts;
+	r.created = r.updated = c->now;
+	r.next_run = t->not_before_ms > c->now ? t->not_before_ms : c->now;
+	r.idem = t->idem_key;
+	r.idem_len = cut_len(t->idem_key, M2W_KEY_MAX);
+	r.group = t->group_key;
+	r.group_len = cut_len(t->group_key, M2W_KEY_MAX);
+	r.source = t->source;
+	r.source_len = cut_len(t->source, SOURCE_MAX);
+	r.payload = t->payload;
+	r.payload_len = t->payload_len;
+	if (r.group_len && (rc = group_join(c, &r, 0)))
+		return rc;
+	if ((rc = ctx_rec_put(c, &r)) || (rc = ctx_index(c, &r)) ||
+	    (rc = ctx_count(c, r.type_id, -1, r.state)))
+		return rc;
+	if (r.idem_len) {
+		put_be64(idk, r.id);
+		if ((rc = ctx_put(c, DB_KEYS, r.idem, r.idem_len, idk, 8, 0)))
+			return rc;
+	}
+	t->id = r.id;
+	return M2W_OK;
+}
+
+static int enq_apply(struct wctx *c, void *arg)
+{
+	struct enq_arg *a = arg;
+	size_t i;
+	int rc;
+
+	for (i = 0; i < a->n; i++) {
+		a->t[i].id = 0;
+		a->t[i].duplicate = 0;
+	}
+	for (i = 0; i < a->n; i++)
+		if ((rc = enq_one(c, &a->t[i])) != M2W_OK)
+			return rc;
+	return M2W_OK;
+}
+
+int m2w_queue_enqueue(struct m2w_queue *q, struct m2w_new_task *tasks,
+		      size_t n, char *errbuf)
+{
+	struct enq_arg a = { tasks, n };
+	struct op op = { enq_apply, &a, 1, errbuf, 0, 0, NULL };
+	char why[M2W_ERRBUF_SIZE - 32];
+	size_t i, bad = 0;
+
+	for (i = 0; i < n; i++) {
+		tasks[i].err = M2W_OK;
+		if (!check_new(&tasks[i], why, sizeof(why))) {
+			tasks[i].err = M2W_EINVAL;
+			if (!bad++)
+				m2w_fail(errbuf, M2W_EINVAL, "task %zu: %s",
+					 i + 1, why);
+		}
+	}
+	if (bad)
+		return M2W_EINVAL;
+	if (!n)
+		return M2W_OK;
+	return commit_run(q, &op);
+}
+
+/* ----------------------------------------------------------- to ready */
+
+/*
+ * Leased task r goes back to ready at r->next_run (already set), unless a
+ * newer task of its group supersedes it. r is stored. The caller has
+ * adjusted attempts and history.
+ */
+static int back_to_ready(struct wctx *c, struct rec *r)
+{
+	int newer = 0, rc;
+	int from = r->state;
+
+	if ((rc = ctx_unindex(c, r)))
+		return rc;
+	if (r->group_len && (rc = group_newer_waits(c, r, &newer)))
+		return rc;
+	r->state = newer ? M2W_SUPERSEDED : M2W_READY;
+	r->updated = c->now;
+	if ((rc = ctx_index(c, r)) || (rc = ctx_rec_put(c, r)) ||
+	    (rc = ctx_count(c, r->type_id, from, r->state)))
+		return rc;
+	return newer ? group_advance(c, r) : M2W_OK;
+}
+
+/* Leased (or ready) task r ends in `state` (DONE or DEAD). */
+static int finish(struct wctx *c, struct rec *r, int state)
+{
+	int from = r->state, rc;
+
+	if ((rc = ctx_unindex(c, r)))
+		return rc;
+	r->state = state;
+	r->updated = c->now;
+	if ((rc = ctx_index(c, r)) || (rc = ctx_rec_put(c, r)) ||
+	    (rc = ctx_count(c, r->type_id, from, state)))
+		return rc;
+	return r->group_len ? group_advance(c, r) : M2W_OK;
+}
+
+/* ------------------------------------------------------------------ reap */
+
+static int reap_apply_n(struct wctx *c, size_t max, size_t *count)
+{
+	unsigned char keys[REAP_PER_LEASE][TIME_KEY_LEN];
+	MDB_cursor *cur;
+	MDB_val k, v;
+	size_t n = 0, i;
+	char msg[128];
+	struct rec r;
+	int rc;
+
+	*count = 0;
+	for (;;) {
+		if ((rc = mdb_cursor_open(c->txn, c->q->db[DB_LEASES], &cur)))
+			return ctx_mdb(c, rc, "leases");
+		n = 0;
+		rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+		while (rc == 0 && n < REAP_PER_LEASE && *count + n < max &&
+		       k.mv_size == TIME_KEY_LEN &&
+		       (int64_t)get_be64(k.mv_data) <= c->now) {
+			memcpy(keys[n++], k.mv_data, TIME_KEY_LEN);
+			rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+		}
+		mdb_cursor_close(cur);
+		if (rc && rc != MDB_NOTFOUND)
+			return ctx_mdb(c, rc, "leases");
+		for (i = 0; i < n; i++) {
+			if ((rc = ctx_rec(c, get_be64(keys[i] + 8), &r)))
+				return rc;
+			if (r.state != M2W_LEASED)
+				return m2w_fail(c->errbuf, M2W_ECORRUPT,
+						"task %llu in leases but %s",
+						(unsigned long long)r.id,
+						m2w_state_name(r.state));
+			if (r.attempts >= ctx_max_attempts(c, &r)) {
+				snprintf(msg, sizeof(msg),
+					 "lease expired on attempt %u of %u "
+					 "(worker crashed or hung?)",
+					 r.attempts, ctx_max_attempts(c, &r));
+				if ((rc = ctx_history(c, &r, M2W_OUTCOME_EXPIRED,
+						      0, 0, msg)))
+					return rc;
+				r.error = msg;
+				r.error_len = strlen(msg);
+				r.last_status = 0;
+				rc = finish(c, &r, M2W_DEAD);
+			} else {
+				if ((rc = ctx_history(c, &r, M2W_OUTCOME_EXPIRED,
+						      0, 0, "lease expired")))
+					return rc;
+				r.next_run = c->now;
+				rc = back_to_ready(c, &r);
+			}
+			if (rc)
+				return rc;
+		}
+		*count += n;
+		if (n < REAP_PER_LEASE || *count >= max)
+			return M2W_OK;
+	}
+}
+
+struct reap_arg {
+	size_t count;
+};
+
+static int reap_apply(struct wctx *c, void *arg)
+{
+	struct reap_arg *a = arg;
+
+	return reap_apply_n(c, (size_t)-1, &a->count);
+}
+
+int m2w_queue_reap(struct m2w_queue *q, size_t *reaped, char *errbuf)
+{
+	struct reap_arg a = { 0 };
+	struct op op = { reap_apply, &a, 0, errbuf, 0, 0, NULL };
+	int rc = commit_run(q, &op);
+
+	if (reaped)
+		*reaped = rc ? 0 : a.count;
+	return rc;
+}
+
+/* ----------------------------------------------------------------- lease */
+
+struct lease_arg {
+	const struct m2w_lease_opts *o;
+	struct m2w_task **out;
+	size_t n;
+};
+
+static int paused_all(struct wctx *c, int *yes)
+{
+	MDB_val v;
+	int rc = ctx_get(c, DB_META, "paused_all", 10, &v);
+
+	*yes = rc == M2W_OK && v.mv_size == 1 && *(char *)v.mv_data == 1;
+	return rc == M2W_ENOTFOUND ? M2W_OK : rc;
+}
+
+static int wanted(const struct m2w_lease_opts *o, const char *name)
+{
+	size_t i;
+
+	if (!o->types)
+		return 1;
+	for (i = 0; i < o->ntypes; i++)
+		if (strcmp(o->types[i], name) == 0)
+			return 1;
+	return 0;
+}
+
+/* The ids of types that may be leased now: not paused, wanted. */
+static int lease_types(struct wctx *c, const struct m2w_lease_opts *o,
+		       uint16_t **ids, size_t *n)
+{
+	MDB_cursor *cur;
+	MDB_val k = { 1, "i" }, v;
+	char name[M2W_TYPE_MAX + 1];
+	uint16_t *out = NULL, *grown;
+	size_t cap = 0;
+	int rc;
+
+	*n = 0;
+	if ((rc = mdb_cursor_open(c->txn, c->q->db[DB_TYPES], &cur)))
+		return ctx_mdb(c, rc, "types");
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	     rc == 0 && k.mv_size == 3 && *(char *)k.mv_data == 'i';
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		size_t len = v.mv_size - (2 + 8 * M2W_NSTATES);
+
+		if (v.mv_size < 2 + 8 * M2W_NSTATES || len > M2W_TYPE_MAX ||
+		    *(unsigned char *)v.mv_data)
+			continue; /* paused (or damaged: check() reports it) */
+		memcpy(name, (char *)v.mv_data + 2 + 8 * M2W_NSTATES, len);
+		name[len] = '\0';
+		if (!wanted(o, name))
+			continue;
+		if (*n == cap) {
+			cap = cap ? cap * 2 : 8;
+			grown = realloc(out, cap * sizeof(*out));
+			if (!grown) {
+				mdb_cursor_close(cur);
+				free(out);
+				return m2w_fail(c->errbuf, M2W_ENOMEM,
+						"out of memory");
+			}
+			out = grown;
+		}
+		out[(*n)++] = get_be16((unsigned char *)k.mv_data + 1);
+	}
+	mdb_cursor_close(cur);
+	if (rc && rc != MDB_NOTFOUND) {
+		free(out);
+		return ctx_mdb(c, rc, "types");
+	}
+	*ids = out;
+	return M2W_OK;
+}
+
+/* Collects up to `quota` ready ids of type `type` into ids[*n...]. */
+static int ready_of_type(struct wctx *c, uint16_t type, size_t quota,
+			 uint64_t *ids, size_t *n)
+{
+	unsigned char key[READY_KEY_LEN];
+	MDB_cursor *cur;
+	MDB_val k = { READY_KEY_LEN, key }, v;
+	int rc;
+
+	ready_key(key, type, 0, 0);
+	if ((rc = mdb_cursor_open(c->txn, c->q->db[DB_READY], &cur)))
+		return ctx_mdb(c, rc, "ready");
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	     rc == 0 && quota > 0 && k.mv_size == READY_KEY_LEN &&
+	     get_be16(k.mv_data) == type &&
+	     (int64_t)get_be64((unsigned char *)k.mv_data + 2) <= c->now;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		ids[(*n)++] = get_be64((unsigned char *)k.mv_data + 10);
+		quota--;
+	}
+	mdb_cursor_close(cur);
+	return rc && rc != MDB_NOTFOUND ? ctx_mdb(c, rc, "ready") : M2W_OK;
+}
+
+static int lease_one(struct wctx *c, struct lease_arg *a, uint64_t id)
+{
+	char name[M2W_TYPE_MAX + 1];
+	struct rec r;
+	int64_t ms = a->o->lease_ms > 0 ? a->o->lease_ms : 60000;
+	int rc;
+
+	if ((rc = ctx_rec(c, id, &r)))
+		return rc == M2W_ENOTFOUND ? M2W_ECORRUPT : rc;
+	if (r.state != M2W_READY)
+		return m2w_fail(c->errbuf, M2W_ECORRUPT,
+				"task %llu in ready but %s",
+				(unsigned long long)id, m2w_state_name(r.state));
+	if ((rc = ctx_type_name(c, r.type_id, name)) ||
+	    (rc = ctx_unindex(c, &r)))
+		return rc;
+	r.state = M2W_LEASED;
+	r.attempts++;
+	do
+		r.token = ctx_random(c);
+	while (!r.token);
+	r.lease_expiry = c->now + ms;
+	r.updated = c->now;
+	/* copy out before the put: r's strings point into the old value */
+	a->out[a->n] = rec_to_task(&r, name, c->now);
+	if (!a->out[a->n])
+		return m2w_fail(c->errbuf, M2W_ENOMEM, "out of memory");
+	a->n++;
+	if ((rc = ctx_rec_put(c, &r)) || (rc = ctx_index(c, &r)))
+		return rc;
+	return ctx_count(c, r.type_id, M2W_READY, M2W_LEASED);
+}
+
+static int lease_apply(struct wctx *c, void *arg)
+{
+	struct lease_arg *a = arg;
+	uint16_t *types = NULL;
+	uint64_t *ids = NULL;
+	size_t ntypes, nids = 0, reaped, i, k, start;
+	int paused, rc;
+
+	m2w_task_list_free(a->out, a->n); /* a replayed round */
+	a->out = NULL;
+	a->n = 0;
+	if ((rc = reap_apply_n(c, REAP_PER_LEASE, &reaped)) ||
+	    (rc = paused_all(c, &paused)))
+		return rc;
+	if (paused)
+		return M2W_OK;
+	if ((rc = lease_types(c, a->o, &types, &ntypes)) || !ntypes)
+		return rc;
+	ids = malloc(a->o->max * sizeof(*ids));
+	a->out = calloc(a->o->max, sizeof(*a->out));
+	if (!ids || !a->out) {
+		rc = m2w_fail(c->errbuf, M2W_ENOMEM, "out of memory");
+		goto out;
+	}
+	start = c->q->rr++;
+	for (k = 0; k < ntypes && nids < a->o->max; k++) {
+		size_t left = ntypes - k;
+		size_t quota = (a->o->max - nids + left - 1) / left;
+
+		rc = ready_of_type(c, types[(start + k) % ntypes], quota, ids,
+				   &nids);
+		if (rc)
+			goto out;
+	}
+	for (i = 0; i < nids; i++)
+		if ((rc = lease_one(c, a, ids[i])))
+			break;
+out:
+	free(types);
+	free(ids);
+	if (!a->n) {
+		free(a->out);
+		a->out = NULL;
+	}
+	return rc;
+}
+
+int m2w_queue_lease(struct m2w_queue *q, const struct m2w_lease_opts *opts,
+		    struct m2w_task ***out, size_t *n, char *errbuf)
+{
+	struct lease_arg a = { opts, NULL, 0 };
+	struct op op = { lease_apply, &a, 0, errbuf, 0, 0, NULL };
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	if (!opts || opts->max < 1)
+		return m2w_fail(errbuf, M2W_EINVAL, "lease: max must be >= 1");
+	rc = commit_run(q, &op);
+	if (rc) {
+		m2w_task_list_free(a.out, a.n);
+		return rc;
+	}
+	*out = a.out;
+	*n = a.n;
+	return M2W_OK;
+}
+
+/* ---------------------------------------------------------------- settle */
+
+struct settle_arg {
+	struct m2w_settle *s;
+	size_t n;
+};
+
+static int settle_one(struct wctx *c, struct m2w_settle *s)
+{
+	const struct m2w_policy *pol;
+	char name[M2W_TYPE_MAX + 1];
+	struct rec r;
+	int64_t delay;
+	int rc;
+
+	if ((rc = ctx_rec(c, s->id, &r))) {
+		s->err = rc;
+		return rc == M2W_ENOTFOUND || rc == M2W_ECORRUPT ? M2W_OK : rc;
+	}
+	if (r.state != M2W_LEASED || r.token != s->token || !s->token) {
+		s->err = m2w_fail(c->errbuf, M2W_ESTALE,
+				  "task %llu: lease token is stale (task is %s)",
+				  (unsigned long long)s->id,
+				  m2w_state_name(r.state));
+		s->state = r.state;
+		return M2W_OK;
+	}
+	switch (s->kind) {
+	case M2W_ACK:
+		rc = ctx_history(c, &r, M2W_CLASS_OK, s->http_status,
+				 s->duration_ms, NULL);
+		if (!rc)
+			rc = finish(c, &r, M2W_DONE);
+		break;
+	case M2W_FAIL:
+		if ((rc = ctx_history(c, &r, s->cls, s->http_status,
+				      s->duration_ms, s->message)))
+			break;
+		r.error = s->message;
+		r.error_len = cut_len(s->message, M2W_MESSAGE_MAX);
+		r.last_status = s->http_status > 0 && s->http_status < 1000
+					? s->http_status : 0;
+		if (s->cls == M2W_CLASS_PERMANENT ||
+		    r.attempts >= ctx_max_attempts(c, &r)) {
+			rc = finish(c, &r, M2W_DEAD);
+			break;
+		}
+		if ((rc = ctx_type_name(c, r.type_id, name)))
+			break;
+		pol = queue_policy(c->q, name);
+		delay = s->retry_after_ms > 0
+				? s->retry_after_ms
+				: m2w_backoff_delay(pol, r.attempts,
+						    (uint32_t)ctx_random(c));
+		r.next_run = c->now + delay;
+		rc = back_to_ready(c, &r);
+		break;
+	case M2W_SNOOZE:
+	case M2W_RELEASE:
+		if ((rc = ctx_history(c, &r, s->kind == M2W_SNOOZE
+						     ? M2W_OUTCOME_SNOOZED
+						     : M2W_OUTCOME_RELEASED,
+				      s->http_status, s->duration_ms,
+				      s->message)))
+			break;
+		if (r.attempts)
+			r.attempts--;
+		r.next_run = c->now + (s->kind == M2W_SNOOZE && s->delay_ms > 0
+					       ? s->delay_ms : 0);
+		rc = back_to_ready(c, &r);
+		break;
+	case M2W_EXTEND:
+		if ((rc = ctx_unindex(c, &r)))
+			break;
+		r.lease_expiry = c->now + (s->delay_ms > 0 ? s->delay_ms : 60000);
+		r.updated = c->now;
+		if (!(rc = ctx_index(c, &r)))
+			rc = ctx_rec_put(c, &r);
+		break;
+	default:
+		s->err = m2w_fail(c->errbuf, M2W_EINVAL, "bad settle kind %d",
+				  s->kind);
+		return M2W_OK;
+	}
+	if (rc)
+		return rc;
+	s->state = r.state == M2W_READY && r.next_run > c->now ? M2W_SCHEDULED
+							       : r.state;
+	s->next_run_ms = r.next_run;
+	return M2W_OK;
+}
+
+static int settle_apply(struct wctx *c, void *arg)
+{
+	struct settle_arg *a = arg;
+	size_t i;
+	int rc;
+
+	for (i = 0; i < a->n; i++) {
+		a->s[i].err = M2W_OK;
+		a->s[i].state = -1;
+		a->s[i].next_run_ms = 0;
+	}
+	for (i = 0; i < a->n; i++)
+		if ((rc = settle_one(c, &a->s[i])) != M2W_OK)
+			return rc;
+	return M2W_OK;
+}
+
+int m2w_queue_settle(struct m2w_queue *q, struct m2w_settle *s, size_t n,
+		     char *errbuf)
+{
+	struct settle_arg a = { s, n };
+	struct op op = { settle_apply, &a, 0, errbuf, 0, 0, NULL };
+
+	if (!n)
+		return M2W_OK;
+	return commit_run(q, &op);
+}
+
+static int settle1(struct m2w_queue *q, struct m2w_settle *s, char *errbuf)
+{
+	int rc = m2w_queue_settle(q, s, 1, errbuf);
+
+	return rc ? rc : s->err;
+}
+
+int m2w_task_ack(struct m2w_queue *q, uint64_t id, uint64_t token,
+		 int64_t duration_ms, char *errbuf)
+{
+	struct m2w_settle s = { .id = id, .token = token, .kind = M2W_ACK,
+				.duration_ms = duration_ms };
+
+	return settle1(q, &s, errbuf);
+}
+
+int m2w_task_fail(struct m2w_queue *q, uint64_t id, uint64_t token, int cls,
+		  const char *message, int http_status, int64_t retry_after_ms,
+		  char *errbuf)
+{
+	struct m2w_settle s = { .id = id, .token = token, .kind = M2W_FAIL,
+				.cls = cls, .message = message,
+				.http_status = http_status,
+				.retry_after_ms = retry_after_ms };
+
+	return settle1(q, &s, errbuf);
+}
+
+int m2w_task_snooze(struct m2w_queue *q, uint64_t id, uint64_t token,
+		    int64_t delay_ms, char *errbuf)
+{
+	struct m2w_settle s = { .id = id, .token = token, .kind = M2W_SNOOZE,
+				.delay_ms = delay_ms };
+
+	return settle1(q, &s, errbuf);
+}
+
+int m2w_task_extend(struct m2w_queue *q, uint64_t id, uint64_t token,
+		    int64_t lease_ms, char *errbuf)
+{
+	struct m2w_settle s = { .id = id, .token = token, .kind = M2W_EXTEND,
+				.delay_ms = lease_ms };
+
+	return settle1(q, &s, errbuf);
+}
+
+int m2w_task_release(struct m2w_queue *q, uint64_t id, uint64_t token,
+		     char *errbuf)
+{
+	struct m2w_settle s = { .id = id, .token = token,
+				.kind = M2W_RELEASE };
+
+	return settle1(q, &s, errbuf);
+}
+
+/* -------------------------------------------------------------- history */
+
+int ctx_history(struct wctx *c, const struct rec *r, int outcome, int status,
+		int64_t duration, const char *msg)
+{
+	unsigned char k[12], v[20 + M2W_MESSAGE_MAX];
+	MDB_cursor *cur;
+	MDB_val key = { 12, k }, val;
+	uint32_t seq = 1;
+	size_t mlen = cut_len(msg, M2W_MESSAGE_MAX);
+	int rc;
+
+	put_be64(k, r->id);
+	put_be32(k + 4 + 4, 0xffffffffu);
+	if ((rc = mdb_cursor_open(c->txn, c->q->db[DB_HISTORY], &cur)))
+		return ctx_mdb(c, rc, "history");
+	rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+	rc = rc == MDB_NOTFOUND ? mdb_cursor_get(cur, &key, &val, MDB_LAST)
+				: mdb_cursor_get(cur, &key, &val, MDB_PREV);
+	if (rc == 0 && key.mv_size == 12 && get_be64(key.mv_data) == r->id)
+		seq = get_be32((unsigned char *)key.mv_data + 8) + 1;
+	mdb_cursor_close(cur);
+	if (rc && rc != MDB_NOTFOUND)
+		return ctx_mdb(c, rc, "history");
+
+	put_be64(k, r->id);
+	put_be32(k + 8, seq);
+	put_be64(v, (uint64_t)c->now);
+	put_be64(v + 8, (uint64_t)(duration > 0 ? duration : 0));
+	put_be16(v + 16, (uint16_t)(status > 0 && status < 1000 ? status : 0));
+	v[18] = (unsigned char)outcome;
+	v[19] = (unsigned char)(r->attempts > 255 ? 255 : r->attempts);
+	if (mlen)
+		memcpy(v + 20, msg, mlen);
+	if ((rc = ctx_put(c, DB_HISTORY, k, 12, v, 20 + mlen, 0)))
+		return rc;
+	if (seq > M2W_HISTORY_MAX) {
+		put_be32(k + 8, seq - M2W_HISTORY_MAX);
+		rc = ctx_del(c, DB_HISTORY, k, 12);
+		if (rc == M2W_ECORRUPT) /* already gone: fine */
+			rc = M2W_OK;
+	}
+	return rc;
+}
