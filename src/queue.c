@@ -274,21 +274,27 @@ static int finish(struct wctx *c, struct rec *r, int state)
 
 static int reap_apply_n(struct wctx *c, size_t max, size_t *count)
 {
-	unsigned char keys[REAP_PER_LEASE][TIME_KEY_LEN];
+	unsigned char keys[REAP_PER_LEASE][TIME_KEY_LEN], after[TIME_KEY_LEN];
 	MDB_cursor *cur;
 	MDB_val k, v;
-	size_t n = 0, i;
+	size_t n = 0, i, seen = 0;
 	char msg[128];
 	struct rec r;
-	int rc;
+	int rc, resume = 0;
 
 	*count = 0;
 	for (;;) {
 		if ((rc = mdb_cursor_open(c->txn, c->q->db[DB_LEASES], &cur)))
 			return ctx_mdb(c, rc, "leases");
 		n = 0;
-		rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-		while (rc == 0 && n < REAP_PER_LEASE && *count + n < max &&
+		k.mv_size = TIME_KEY_LEN;
+		k.mv_data = after;
+		rc = mdb_cursor_get(cur, &k, &v, resume ? MDB_SET_RANGE
+							: MDB_FIRST);
+		if (rc == 0 && resume && memcmp(k.mv_data, after,
+						TIME_KEY_LEN) == 0)
+			rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+		while (rc == 0 && n < REAP_PER_LEASE && seen + n < max &&
 		       k.mv_size == TIME_KEY_LEN &&
 		       (int64_t)get_be64(k.mv_data) <= c->now) {
 			memcpy(keys[n++], k.mv_data, TIME_KEY_LEN);
@@ -297,14 +303,18 @@ static int reap_apply_n(struct wctx *c, size_t max, size_t *count)
 		mdb_cursor_close(cur);
 		if (rc && rc != MDB_NOTFOUND)
 			return ctx_mdb(c, rc, "leases");
+		if (n) {
+			memcpy(after, keys[n - 1], TIME_KEY_LEN);
+			resume = 1;
+		}
 		for (i = 0; i < n; i++) {
-			if ((rc = ctx_rec(c, get_be64(keys[i] + 8), &r)))
+			/* unreadable: left for check() (see lease_one) */
+			rc = ctx_rec(c, get_be64(keys[i] + 8), &r);
+			if (rc == M2W_ECORRUPT || rc == M2W_ENOTFOUND ||
+			    (!rc && r.state != M2W_LEASED))
+				continue;
+			if (rc)
 				return rc;
-			if (r.state != M2W_LEASED)
-				return m2w_fail(c->errbuf, M2W_ECORRUPT,
-						"task %llu in leases but %s",
-						(unsigned long long)r.id,
-						m2w_state_name(r.state));
 			if (r.attempts >= ctx_max_attempts(c, &r)) {
 				snprintf(msg, sizeof(msg),
 					 "lease expired on attempt %u of %u "
@@ -326,9 +336,10 @@ static int reap_apply_n(struct wctx *c, size_t max, size_t *count)
 			}
 			if (rc)
 				return rc;
+			(*count)++;
 		}
-		*count += n;
-		if (n < REAP_PER_LEASE || *count >= max)
+		seen += n;
+		if (n < REAP_PER_LEASE || seen >= max)
 			return M2W_OK;
 	}
 }
@@ -463,12 +474,13 @@ static int lease_one(struct wctx *c, struct lease_arg *a, uint64_t id)
 	int64_t ms = a->o->lease_ms > 0 ? a->o->lease_ms : 60000;
 	int rc;
 
-	if ((rc = ctx_rec(c, id, &r)))
-		return rc == M2W_ENOTFOUND ? M2W_ECORRUPT : rc;
-	if (r.state != M2W_READY)
-		return m2w_fail(c->errbuf, M2W_ECORRUPT,
-				"task %llu in ready but %s",
-				(unsigned long long)id, m2w_state_name(r.state));
+	/* A record that cannot be read, or disagrees with the index, is left
+	 * alone for check() to report: it must not stop the whole queue. */
+	if ((rc = ctx_rec(c, id, &r)) == M2W_ECORRUPT || rc == M2W_ENOTFOUND ||
+	    (!rc && r.state != M2W_READY))
+		return M2W_OK;
+	if (rc)
+		return rc;
 	if ((rc = ctx_type_name(c, r.type_id, name)) ||
 	    (rc = ctx_unindex(c, &r)))
 		return rc;

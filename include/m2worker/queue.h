@@ -179,8 +179,9 @@ struct m2w_task {
 	size_t payload_len;
 };
 
+/* Frees one task; NULL is fine. */
 void m2w_task_free(struct m2w_task *t);
-/* Frees `n` tasks and the array. */
+/* Frees `n` tasks and the array; NULL is fine. */
 void m2w_task_list_free(struct m2w_task **ts, size_t n);
 
 /* ----------------------------------------------------------------- lease */

@@ -247,11 +247,18 @@ static void store_path(char *out, size_t cap, const char *name)
 	rm_rf(out);
 }
 
+/* Fill progress on stderr: updated in place on a terminal, else one line. */
 static void progress(const char *what, long done, long total)
 {
-	fprintf(stderr, "\r  %s: %ld/%ld", what, done, total);
-	if (done == total)
-		fputc('\n', stderr);
+	static int tty = -1;
+
+	if (tty < 0)
+		tty = isatty(STDERR_FILENO);
+	if (tty)
+		fprintf(stderr, "\r  %s: %ld/%ld%s", what, done, total,
+			done == total ? "\n" : "");
+	else if (done == total)
+		fprintf(stderr, "  %s: %ld done\n", what, total);
 	fflush(stderr);
 }
 
