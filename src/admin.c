@@ -426,9 +426,12 @@ static int drop_history(struct wctx *c, uint64_t id)
 	put_be32(k + 8, 0);
 	if ((rc = mdb_cursor_open(c->txn, c->q->db[DB_HISTORY], &cur)))
 		return ctx_mdb(c, rc, "history");
-	for (rc = mdb_cursor_get(cur, &key, &v, MDB_SET_RANGE);
-	     rc == 0 && key.mv_size == 12 && get_be64(key.mv_data) == id;
-	     rc = mdb_cursor_get(cur, &key, &v, MDB_GET_CURRENT)) {
+	for (;;) {
+		key.mv_size = 12;
+		key.mv_data = k;
+		rc = mdb_cursor_get(cur, &key, &v, MDB_SET_RANGE);
+		if (rc || key.mv_size != 12 || get_be64(key.mv_data) != id)
+			break;
 		c->writes++;
 		if ((rc = mdb_cursor_del(cur, 0)))
 			break;

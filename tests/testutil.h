@@ -1,12 +1,11 @@
 /*
  * testutil.h - helpers shared by the Check unit tests of the queue.
  *
- * Every test gets its own store under a fresh temporary directory
- * ($TMPDIR or /tmp, "m2w-test-XXXXXX"), removed at teardown. Under
- * CK_FORK a failing assertion exits the test process without running the
- * teardown, so the directory is also removed by an atexit() handler that
- * runs only in the process that created it (children forked by a test
- * must leave with _exit()). Set M2W_TEST_KEEP=1 to keep the directories.
+ * Every test gets its own store under a fresh temporary directory, removed
+ * at teardown. Under CK_FORK a failing assertion ends the test process
+ * without its teardown, so main() makes one base directory for the run
+ * (tu_base_init) that holds every test's directory and removes it at the
+ * end (tu_base_cleanup). Set M2W_TEST_KEEP=1 to keep the directories.
  *
  * Time: stores opened here use a fake clock (struct tu_clock) that starts
  * at TU_T0 and only moves when a test moves it.
@@ -16,6 +15,12 @@
  */
 #ifndef M2W_TESTUTIL_H
 #define M2W_TESTUTIL_H
+
+/* strcasestr() and nftw() need _GNU_SOURCE: test files define it before
+ * their first include; this covers a file that includes us first. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
 
 #include <errno.h>
 #include <ftw.h>
@@ -99,25 +104,6 @@ static inline void tu_rmrf(const char *path)
 	nftw(path, tu_rmrf_cb, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-/* Creates a fresh directory "<$TMPDIR or /tmp>/m2w-test-XXXXXX" in out. */
-static inline void tu_mkdtemp(char *out, size_t size)
-{
-	const char *base = getenv("TMPDIR");
-	int len;
-
-	if (!base || !*base)
-		base = "/tmp";
-	len = snprintf(out, size, "%s/m2w-test-XXXXXX", base);
-	ck_assert_msg(len > 0 && (size_t)len < size, "temp path too long");
-	ck_assert_msg(mkdtemp(out) != NULL, "mkdtemp(%s): %s", out,
-		      strerror(errno));
-}
-
-/* One directory per process to remove at exit if the teardown never ran. */
-static char tu_cleanup_dir[PATH_MAX];
-static pid_t tu_cleanup_pid;
-static int tu_cleanup_registered;
-
 static inline int tu_keep_dirs(void)
 {
 	const char *k = getenv("M2W_TEST_KEEP");
@@ -125,25 +111,62 @@ static inline int tu_keep_dirs(void)
 	return k && *k && strcmp(k, "0") != 0;
 }
 
-static inline void tu_cleanup_at_exit(void)
+/* The run's base directory: every test directory is made inside it, so
+ * that main() can remove whatever a failed or timed-out test left. */
+static char tu_base[PATH_MAX];
+
+/* Creates a fresh directory "<parent>/<prefix>XXXXXX" in out. */
+static inline void tu_mkdtemp_in(char *out, size_t size, const char *parent,
+				 const char *prefix)
 {
-	if (tu_cleanup_dir[0] && tu_cleanup_pid == getpid()) {
-		if (tu_keep_dirs())
-			fprintf(stderr, "testutil: kept %s\n", tu_cleanup_dir);
-		else
-			tu_rmrf(tu_cleanup_dir);
-		tu_cleanup_dir[0] = '\0';
+	int len = snprintf(out, size, "%s/%sXXXXXX", parent, prefix);
+
+	ck_assert_msg(len > 0 && (size_t)len < size, "temp path too long");
+	ck_assert_msg(mkdtemp(out) != NULL, "mkdtemp(%s): %s", out,
+		      strerror(errno));
+}
+
+/* A fresh directory for one test, inside the base directory when there
+ * is one, else in $TMPDIR or /tmp. */
+static inline void tu_mkdtemp(char *out, size_t size)
+{
+	const char *parent = getenv("TMPDIR");
+
+	if (tu_base[0])
+		parent = tu_base;
+	else if (!parent || !*parent)
+		parent = "/tmp";
+	tu_mkdtemp_in(out, size, parent, "m2w-test-");
+}
+
+/* Call in main() before running the suite: "<$TMPDIR or /tmp>/<name>-XXXXXX". */
+static inline void tu_base_init(const char *name)
+{
+	const char *parent = getenv("TMPDIR");
+	char prefix[64];
+	int len;
+
+	if (!parent || !*parent)
+		parent = "/tmp";
+	snprintf(prefix, sizeof(prefix), "%s-", name);
+	len = snprintf(tu_base, sizeof(tu_base), "%s/%sXXXXXX", parent, prefix);
+	if (len <= 0 || (size_t)len >= sizeof(tu_base) || !mkdtemp(tu_base)) {
+		fprintf(stderr, "cannot make a directory under %s: %s\n",
+			parent, strerror(errno));
+		exit(EXIT_FAILURE);
 	}
 }
 
-static inline void tu_cleanup_register(const char *dir)
+/* Call in main() after the suite ran: removes the base directory. */
+static inline void tu_base_cleanup(void)
 {
-	snprintf(tu_cleanup_dir, sizeof(tu_cleanup_dir), "%s", dir);
-	tu_cleanup_pid = getpid();
-	if (!tu_cleanup_registered) {
-		atexit(tu_cleanup_at_exit);
-		tu_cleanup_registered = 1;
-	}
+	if (!tu_base[0])
+		return;
+	if (tu_keep_dirs())
+		fprintf(stderr, "testutil: kept %s\n", tu_base);
+	else
+		tu_rmrf(tu_base);
+	tu_base[0] = '\0';
 }
 
 /* ---------------------------------------------------- test environment */
@@ -155,14 +178,20 @@ struct tu_env {
 	struct tu_clock clock;
 };
 
+/* Points e->path at dir/name (another store in the same directory). */
+static inline void tu_env_path(struct tu_env *e, const char *name)
+{
+	int n = snprintf(e->path, sizeof(e->path), "%s/%s", e->dir, name);
+
+	ck_assert_msg(n > 0 && (size_t)n < sizeof(e->path), "path too long");
+}
+
 /* Makes the temporary directory; the store path inside does not exist yet. */
 static inline void tu_env_init(struct tu_env *e)
 {
 	memset(e, 0, sizeof(*e));
 	tu_mkdtemp(e->dir, sizeof(e->dir));
-	tu_cleanup_register(e->dir);
-	ck_assert((size_t)snprintf(e->path, sizeof(e->path), "%s/store",
-				   e->dir) < sizeof(e->path));
+	tu_env_path(e, "store");
 	e->clock.now = TU_T0;
 }
 
@@ -228,8 +257,6 @@ static inline void tu_env_done(struct tu_env *e)
 			fprintf(stderr, "testutil: kept %s\n", e->dir);
 		else
 			tu_rmrf(e->dir);
-		if (strcmp(e->dir, tu_cleanup_dir) == 0)
-			tu_cleanup_dir[0] = '\0';
 		e->dir[0] = '\0';
 	}
 }
