@@ -221,7 +221,7 @@ int m2w_queue_list(struct m2w_queue *q, const struct m2w_list_opts *o,
 	MDB_cursor *cur;
 	MDB_val k, v;
 	struct rec r;
-	int tid = -1, rc, op;
+	int tid = -1, rc, mrc;
 
 	*out = NULL;
 	*n = 0;
@@ -242,17 +242,21 @@ int m2w_queue_list(struct m2w_queue *q, const struct m2w_list_opts *o,
 	if (o->type && (rc = lookup_type(q, txn, o->type, &tid)) == M2W_OK &&
 	    tid < 0)
 		goto done; /* no such type: nothing to list */
-	if (rc || (rc = mdb_cursor_open(txn, q->db[index_of[o->state]], &cur)))
+	if (rc)
 		goto fail;
+	if ((mrc = mdb_cursor_open(txn, q->db[index_of[o->state]], &cur))) {
+		rc = store_mdb_err(errbuf, mrc, "list");
+		goto fail;
+	}
 	k.mv_data = start;
 	k.mv_size = slen;
 	if (!slen && index_of[o->state] == DB_READY && tid >= 0) {
 		ready_key(start, (uint16_t)tid, 0, 0);
 		k.mv_size = READY_KEY_LEN;
 	}
-	op = k.mv_size ? MDB_SET_RANGE : MDB_FIRST;
-	for (rc = mdb_cursor_get(cur, &k, &v, op); rc == 0;
-	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+	for (mrc = mdb_cursor_get(cur, &k, &v, k.mv_size ? MDB_SET_RANGE
+								  : MDB_FIRST);
+	     mrc == 0; mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
 		if (k.mv_size < 8 || k.mv_size > sizeof(last))
 			continue;
 		if (slen && k.mv_size == slen &&
@@ -261,11 +265,9 @@ int m2w_queue_list(struct m2w_queue *q, const struct m2w_list_opts *o,
 		if (index_of[o->state] == DB_READY && tid >= 0 &&
 		    get_be16(k.mv_data) != tid)
 			break;
-		rc = list_match(q, txn, o, tid, now, &k, &r, errbuf);
-		if (rc == M2W_ENOTFOUND)
+		/* not matching, or unreadable (check() reports those) */
+		if (list_match(q, txn, o, tid, now, &k, &r, NULL) != M2W_OK)
 			continue;
-		if (rc)
-			break;
 		if (*n == limit) { /* one more exists: hand out a cursor */
 			hex_encode(next, last, llen);
 			break;
@@ -279,10 +281,8 @@ int m2w_queue_list(struct m2w_queue *q, const struct m2w_list_opts *o,
 		llen = k.mv_size;
 	}
 	mdb_cursor_close(cur);
-	if (rc == MDB_NOTFOUND || (rc == 0 && *n == limit))
-		rc = M2W_OK;
-	else if (rc > M2W_ERR_COUNT || rc < 0)
-		rc = store_mdb_err(errbuf, rc, "list");
+	if (!rc && mrc && mrc != MDB_NOTFOUND)
+		rc = store_mdb_err(errbuf, mrc, "list");
 	if (rc)
 		goto fail;
 done:
@@ -336,23 +336,25 @@ int m2w_queue_stats(struct m2w_queue *q, struct m2w_stats *st, char *errbuf)
 	MDB_val k = { 1, "i" }, v;
 	MDB_envinfo info;
 	MDB_stat es;
-	int rc, s;
+	int rc = M2W_OK, mrc, s;
 
 	memset(st, 0, sizeof(*st));
 	if ((rc = store_read_begin(q, &txn, errbuf)))
 		return rc;
-	if ((rc = mdb_cursor_open(txn, q->db[DB_TYPES], &cur)))
+	if ((mrc = mdb_cursor_open(txn, q->db[DB_TYPES], &cur))) {
+		rc = store_mdb_err(errbuf, mrc, "types");
 		goto out;
-	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-	     rc == 0 && k.mv_size == 3 && *(char *)k.mv_data == 'i';
-	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+	}
+	for (mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	     mrc == 0 && k.mv_size == 3 && *(char *)k.mv_data == 'i';
+	     mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
 		struct m2w_type_stats *t, *grown;
 		uint16_t id = get_be16((unsigned char *)k.mv_data + 1);
 		uint64_t sched;
 
 		grown = realloc(st->types, (st->ntypes + 1) * sizeof(*t));
 		if (!grown) {
-			rc = ENOMEM;
+			rc = m2w_fail(errbuf, M2W_ENOMEM, "out of memory");
 			break;
 		}
 		st->types = grown;
@@ -378,17 +380,18 @@ int m2w_queue_stats(struct m2w_queue *q, struct m2w_stats *st, char *errbuf)
 			st->oldest_ready_ms = t->oldest_ready_ms;
 	}
 	mdb_cursor_close(cur);
-	if (rc == MDB_NOTFOUND || (rc == 0 && (k.mv_size != 3 ||
-					       *(char *)k.mv_data != 'i')))
-		rc = 0;
+	if (!rc && mrc && mrc != MDB_NOTFOUND)
+		rc = store_mdb_err(errbuf, mrc, "types");
+	if (rc)
+		goto out;
 	k.mv_size = 10;
 	k.mv_data = "paused_all";
-	if (!rc && mdb_get(txn, q->db[DB_META], &k, &v) == 0 && v.mv_size == 1)
+	if (mdb_get(txn, q->db[DB_META], &k, &v) == 0 && v.mv_size == 1)
 		st->paused_all = *(char *)v.mv_data == 1;
 	k.mv_size = 7;
 	k.mv_data = "next_id";
 	st->next_id = 1;
-	if (!rc && mdb_get(txn, q->db[DB_META], &k, &v) == 0 && v.mv_size == 8)
+	if (mdb_get(txn, q->db[DB_META], &k, &v) == 0 && v.mv_size == 8)
 		st->next_id = get_be64(v.mv_data);
 	mdb_env_info(q->env, &info);
 	mdb_env_stat(q->env, &es);
@@ -397,13 +400,9 @@ int m2w_queue_stats(struct m2w_queue *q, struct m2w_stats *st, char *errbuf)
 	st->map_max = q->map_max;
 out:
 	store_read_end(q, txn);
-	if (rc && rc < M2W_ERR_COUNT && rc > 0 && rc != ENOMEM)
-		return rc;
-	if (rc) {
+	if (rc)
 		m2w_stats_free(st);
-		return store_mdb_err(errbuf, rc, "stats");
-	}
-	return M2W_OK;
+	return rc;
 }
 
 void m2w_stats_free(struct m2w_stats *st)

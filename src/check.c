@@ -224,7 +224,7 @@ int m2w_queue_check(struct m2w_queue *q, char *errbuf)
 	MDB_val k = { 7, "next_id" }, v;
 	uint64_t next_id = 1;
 	struct rec r;
-	int rc;
+	int rc, mrc;
 
 	memset(&ck, 0, sizeof(ck));
 	ck.q = q;
@@ -233,12 +233,12 @@ int m2w_queue_check(struct m2w_queue *q, char *errbuf)
 		return rc;
 	if (mdb_get(ck.txn, q->db[DB_META], &k, &v) == 0 && v.mv_size == 8)
 		next_id = get_be64(v.mv_data);
-	if ((rc = mdb_cursor_open(ck.txn, q->db[DB_TASKS], &cur))) {
-		rc = store_mdb_err(errbuf, rc, "tasks");
+	if ((mrc = mdb_cursor_open(ck.txn, q->db[DB_TASKS], &cur))) {
+		rc = store_mdb_err(errbuf, mrc, "tasks");
 		goto out;
 	}
-	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+	for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0;
+	     mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
 		if (k.mv_size != 8) {
 			rc = m2w_fail(errbuf, M2W_ECORRUPT,
 				      "tasks: key of %zu bytes", k.mv_size);
@@ -250,10 +250,8 @@ int m2w_queue_check(struct m2w_queue *q, char *errbuf)
 			break;
 	}
 	mdb_cursor_close(cur);
-	if (rc == MDB_NOTFOUND)
-		rc = M2W_OK;
-	else if (rc < 0 || rc >= M2W_ERR_COUNT)
-		rc = store_mdb_err(errbuf, rc, "tasks");
+	if (!rc && mrc != MDB_NOTFOUND)
+		rc = store_mdb_err(errbuf, mrc, "tasks");
 	if (!rc)
 		rc = check_counts(&ck);
 	if (!rc)
