@@ -12,8 +12,11 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -881,4 +884,55 @@ int m2w_queue_pause(struct m2w_queue *q, const char *type, int paused,
 		return m2w_fail(errbuf, M2W_EINVAL, "bad type name \"%.40s\"",
 				type);
 	return commit_run(q, &op);
+}
+
+/* -------------------------------------------------------------- backup */
+
+static int sync_path(const char *path)
+{
+	int fd = open(path, O_RDONLY), rc;
+
+	if (fd < 0)
+		return -1;
+	rc = fsync(fd);
+	close(fd);
+	return rc;
+}
+
+int m2w_queue_backup(struct m2w_queue *q, const char *dir, char *errbuf)
+{
+	char tmp[4096], file[4200], parent[4096], *slash;
+	struct stat st;
+	int rc;
+
+	if (!dir || !*dir)
+		return m2w_fail(errbuf, M2W_EINVAL, "no backup directory given");
+	if (stat(dir, &st) == 0)
+		return m2w_fail(errbuf, M2W_EINVAL, "%s exists: a backup goes "
+				"to a new directory", dir);
+	snprintf(tmp, sizeof(tmp), "%s.tmp-%ld", dir, (long)getpid());
+	if (mkdir(tmp, 0750) != 0)
+		return m2w_fail(errbuf, M2W_EIO, "%s: %s", tmp, strerror(errno));
+	/* a read transaction inside LMDB: writers go on meanwhile */
+	pthread_rwlock_rdlock(&q->resize);
+	rc = mdb_env_copy2(q->env, tmp, MDB_CP_COMPACT);
+	pthread_rwlock_unlock(&q->resize);
+	snprintf(file, sizeof(file), "%s/data.mdb", tmp);
+	if (rc == 0 && sync_path(file) != 0)
+		rc = errno;
+	if (rc == 0 && rename(tmp, dir) != 0)
+		rc = errno;
+	if (rc) {
+		unlink(file);
+		snprintf(file, sizeof(file), "%s/lock.mdb", tmp);
+		unlink(file);
+		rmdir(tmp);
+		return store_mdb_err(errbuf, rc, "backup");
+	}
+	snprintf(parent, sizeof(parent), "%s", dir);
+	slash = strrchr(parent, '/');
+	if (slash)
+		*(slash == parent ? slash + 1 : slash) = '\0';
+	sync_path(slash ? parent : ".");
+	return M2W_OK;
 }

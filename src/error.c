@@ -25,6 +25,10 @@ static const char *const texts[M2W_ERR_COUNT] = {
 	[M2W_ENOMEM] = "out of memory",
 	[M2W_EIO] = "system call failed",
 	[M2W_EBUSY] = "busy",
+	[M2W_ETRANSIENT] = "Magento is unavailable for now",
+	[M2W_EPERMANENT] = "Magento refused the request",
+	[M2W_EAUTH] = "Magento refused the credentials",
+	[M2W_EPROTO] = "unreadable response from Magento",
 };
 
 const char *m2w_strerror(int err)

@@ -34,7 +34,22 @@ enum m2w_err {
 	M2W_ENOMEM = 10,   /* out of memory */
 	M2W_EIO = 11,      /* a system call failed (detail has strerror) */
 	M2W_EBUSY = 12,    /* the store is locked or shutting down */
+	/* Magento calls (magento.h); the m2_result has status and message */
+	M2W_ETRANSIENT = 13, /* connect error, timeout, 5xx, 429: retry later */
+	M2W_EPERMANENT = 14, /* 400, 404, other 4xx: this payload will not work */
+	M2W_EAUTH = 15,      /* credentials rejected (after one renewal) */
+	M2W_EPROTO = 16,     /* a response we cannot read (not JSON, bad shape) */
 	M2W_ERR_COUNT
+};
+
+/*
+ * How a failed attempt counts (the store's fail() and the client's results).
+ */
+enum m2w_class {
+	M2W_CLASS_OK = 0,
+	M2W_CLASS_TRANSIENT = 1,  /* retry with backoff */
+	M2W_CLASS_PERMANENT = 2,  /* dead at once */
+	M2W_CLASS_AUTH = 3        /* retried like transient; kept apart in history */
 };
 
 /* A static, never-NULL description of `err` ("lease token is stale"). */

@@ -205,13 +205,7 @@ int m2w_queue_lease(struct m2w_queue *q, const struct m2w_lease_opts *opts,
 
 /* ---------------------------------------------------------------- settle */
 
-/* Error classes of a failed attempt. */
-enum m2w_class {
-	M2W_CLASS_OK = 0,
-	M2W_CLASS_TRANSIENT = 1,  /* retry with backoff */
-	M2W_CLASS_PERMANENT = 2,  /* dead at once */
-	M2W_CLASS_AUTH = 3        /* retried like transient; kept apart in history */
-};
+/* Error classes of a failed attempt: enum m2w_class, error.h. */
 
 enum m2w_settle_kind {
 	M2W_ACK = 0,      /* done */
@@ -372,6 +366,14 @@ int m2w_queue_purge(struct m2w_queue *q, int state, int64_t before_ms,
  * Persisted; seen by every process at its next lease. */
 int m2w_queue_pause(struct m2w_queue *q, const char *type, int paused,
 		    char *errbuf);
+
+/*
+ * A hot, compacted copy of the store into directory `dir` (created; it must
+ * not exist yet), consistent as of one moment, while writers go on. The copy
+ * is written under a temporary name, synced, then renamed, so `dir` is
+ * either absent or a complete store that m2w_queue_open opens.
+ */
+int m2w_queue_backup(struct m2w_queue *q, const char *dir, char *errbuf);
 
 /*
  * Verifies that every index agrees with the tasks table and every record

@@ -1,0 +1,164 @@
+#!/bin/sh
+# qctl.sh - every qctl command and flag against a store filled through the
+# library (tests/mkstore: one task in each state, ids fixed, see mkstore.c).
+set -u
+
+top_builddir=${top_builddir:-.}
+QCTL="$top_builddir/tools/qctl/qctl"
+MKSTORE="$top_builddir/tests/mkstore"
+T=$(mktemp -d "${TMPDIR:-/tmp}/m2w-qctl.XXXXXX") || exit 99
+trap 'rm -rf "$T"' EXIT INT TERM
+S="$T/store"
+fails=0
+n=0
+
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+# run EXPECTED_EXIT CMD...: output in $T/out, stderr in $T/err
+run() {
+	want=$1; shift
+	n=$((n + 1))
+	"$@" >"$T/out" 2>"$T/err"
+	got=$?
+	[ "$got" -eq "$want" ] ||
+		fail "exit $got, wanted $want: $* ($(head -c 300 "$T/err"))"
+}
+has() { grep -q -- "$1" "$T/out" || fail "output lacks '$1': $(head -c 400 "$T/out")"; }
+lacks() { ! grep -q -- "$1" "$T/out" || fail "output has '$1'"; }
+errhas() { grep -q -- "$1" "$T/err" || fail "stderr lacks '$1': $(cat "$T/err")"; }
+ids() { # STATE -> ids as "a,b,c"
+	"$QCTL" -d "$S" list --state "$1" --limit 1000 --json |
+		jq -r '[.tasks[].id] | map(tostring) | join(",")'
+}
+is() { [ "$1" = "$2" ] || fail "$3: got '$1', wanted '$2'"; }
+
+"$MKSTORE" "$S" || { echo "mkstore failed"; exit 99; }
+command -v jq >/dev/null || { echo "jq missing: skipped"; exit 77; }
+
+# --- help, version, usage errors
+run 0 "$QCTL" help;                 has "requeue"; has "backup"
+run 0 "$QCTL" help list;            has "--after CURSOR"
+run 2 "$QCTL" help nosuch;          errhas "no command"
+run 2 "$QCTL";                      has "usage"
+run 2 "$QCTL" -d "$S" nosuch;       errhas "no command"
+run 0 "$QCTL" version;              has "schema 1"
+run 0 "$QCTL" --json version
+is "$(jq -r .schema "$T/out")" 1 "version --json schema"
+run 1 "$QCTL" -d "$T/none" stats;   errhas "no store at"
+run 2 "$QCTL" -d "$S" show abc
+run 2 "$QCTL" -d "$S" list --state nosuch; errhas "no state"
+run 2 "$QCTL" -d "$S" list --since yesterday; errhas "bad age"
+
+# --- finding the store: -d, the environment, the config file
+run 0 env M2WORKER_STORE="$S" "$QCTL" stats; has tracking
+printf '[magento]\nbase_url = http://x\n\n[store]\npath = %s\n' "$S" >"$T/m2w.conf"
+run 0 "$QCTL" -c "$T/m2w.conf" stats; has tracking
+run 2 "$QCTL" -c "$T/missing.conf" stats
+
+# --- stats
+run 0 "$QCTL" -d "$S" stats
+has "tracking"; has "superseded"; has "MiB used"
+run 0 "$QCTL" -d "$S" stats --json
+is "$(jq -r '.totals.dead' "$T/out")" 2 "stats dead total"
+is "$(jq -r '.totals.ready' "$T/out")" 3 "stats ready total"
+is "$(jq -r '.totals.scheduled' "$T/out")" 1 "stats scheduled"
+is "$(jq -r '.totals.waiting' "$T/out")" 1 "stats waiting"
+is "$(jq -r '.types[] | select(.type=="tracking") | .counts.leased' "$T/out")" 1 "stats leased tracking"
+
+# --- list: every state, filters, paging
+is "$(ids ready)" "5,7,9" "ready"
+is "$(ids scheduled)" "3" "scheduled"
+is "$(ids leased)" "4" "leased"
+is "$(ids waiting)" "10" "waiting"
+is "$(ids done)" "1" "done"
+is "$(ids dead)" "2,8" "dead"
+is "$(ids superseded)" "6" "superseded"
+run 0 "$QCTL" -d "$S" list --state dead --type price --json
+is "$(jq -r '[.tasks[].id]|map(tostring)|join(",")' "$T/out")" "8" "list --type"
+run 0 "$QCTL" -d "$S" list --state dead --grep "does not allow" --json
+is "$(jq -r '[.tasks[].id]|map(tostring)|join(",")' "$T/out")" "2" "list --grep"
+run 0 "$QCTL" -d "$S" list --state dead --since 1h --json
+is "$(jq -r '.tasks|length' "$T/out")" 2 "list --since"
+run 0 "$QCTL" -d "$S" list --state ready --limit 2 --json
+is "$(jq -r '[.tasks[].id]|map(tostring)|join(",")' "$T/out")" "5,7" "page 1"
+cursor=$(jq -r .next "$T/out")
+[ "$cursor" != null ] || fail "no cursor after a full page"
+run 0 "$QCTL" -d "$S" list --state ready --limit 2 --after "$cursor" --json
+is "$(jq -r '[.tasks[].id]|map(tostring)|join(",")' "$T/out")" "9" "page 2"
+is "$(jq -r .next "$T/out")" null "last page cursor"
+run 0 "$QCTL" -d "$S" list --state ready --limit 2; has "more: qctl list"
+run 2 "$QCTL" -d "$S" list --after zz
+run 0 "$QCTL" -d "$S" list --state dead; has "Validation Error"; has "price"
+
+# --- show
+run 0 "$QCTL" -d "$S" show 2
+has "state            dead"; has "last status      400"
+has "does not allow a shipment"; has '"track": "1ZTRACK2"'; has "permanent"
+run 0 "$QCTL" -d "$S" show 2 --json
+is "$(jq -r '.history|length' "$T/out")" 1 "show history"
+is "$(jq -r '.payload.track' "$T/out")" 1ZTRACK2 "show payload"
+is "$(jq -r '.history[0].http_status' "$T/out")" 400 "show history status"
+run 1 "$QCTL" -d "$S" show 999; errhas "not found"
+
+# --- requeue
+run 1 "$QCTL" -d "$S" requeue 5;              errhas "not dead"
+run 1 "$QCTL" -d "$S" requeue 4 --force;      errhas "leased"
+run 2 "$QCTL" -d "$S" requeue
+run 2 "$QCTL" -d "$S" requeue 2 --dead
+run 0 "$QCTL" -d "$S" requeue --dead --type price --dry-run; has "would requeue 1 task: 8"
+is "$(ids dead)" "2,8" "dry run moved nothing"
+run 0 "$QCTL" -d "$S" requeue --dead --grep "does not allow" --keep-attempts --json
+is "$(jq -r '.requeued[0]' "$T/out")" 2 "requeue --grep"
+run 0 "$QCTL" -d "$S" show 2 --json
+is "$(jq -r .attempts "$T/out")" 1 "--keep-attempts"
+run 0 "$QCTL" -d "$S" requeue 8;               has "requeued 1 task: 8"
+run 0 "$QCTL" -d "$S" show 8 --json
+is "$(jq -r .attempts "$T/out")" 0 "attempts reset"
+is "$(ids dead)" "" "no dead left"
+run 0 "$QCTL" -d "$S" requeue 1 --force;       has "requeued 1 task: 1"
+
+# --- retry-now
+run 0 "$QCTL" -d "$S" retry-now 3;             has "runs now"
+is "$(ids scheduled)" "" "retry-now"
+run 1 "$QCTL" -d "$S" retry-now 4;             errhas "leased"
+
+# --- pause and resume
+run 0 "$QCTL" -d "$S" pause tracking;          has "paused tracking"
+run 0 "$QCTL" -d "$S" stats --json
+is "$(jq -r '.types[]|select(.type=="tracking")|.paused' "$T/out")" true "paused"
+run 0 "$QCTL" -d "$S" pause
+run 0 "$QCTL" -d "$S" stats --json
+is "$(jq -r .paused_all "$T/out")" true "pause all"
+run 0 "$QCTL" -d "$S" resume;                  has "resumed every type"
+run 0 "$QCTL" -d "$S" stats --json
+is "$(jq -r '[.paused_all, (.types[]|select(.type=="tracking")|.paused)]|map(tostring)|join(",")' "$T/out")" "false,false" "resume all"
+run 2 "$QCTL" -d "$S" pause "Bad Type"
+
+# --- delete and purge
+run 1 "$QCTL" -d "$S" delete 4;                errhas "leased"
+run 0 "$QCTL" -d "$S" delete 4 --force;        has "deleted task 4"
+run 1 "$QCTL" -d "$S" delete 4;                errhas "not found"
+run 0 "$QCTL" -d "$S" delete 9;                has "deleted task 9"
+is "$(ids ready | tr , '\n' | grep -c '^10$')" 1 "waiting task promoted after its head went"
+run 2 "$QCTL" -d "$S" delete --dead
+run 2 "$QCTL" -d "$S" purge --older-than 1d
+run 0 "$QCTL" -d "$S" purge --superseded --older-than 0s --json
+is "$(jq -r .deleted "$T/out")" 1 "purge superseded"
+run 0 "$QCTL" -d "$S" purge --done --older-than 1d; has "deleted 0 done tasks"
+# a task that dies now and is deleted by age
+"$QCTL" -d "$S" delete --dead --older-than 0s >/dev/null
+run 0 "$QCTL" -d "$S" delete --dead --older-than 0s; has "deleted 0 dead"
+
+# --- check and backup
+run 0 "$QCTL" -d "$S" check;                   has "every index agrees"
+run 0 "$QCTL" -d "$S" check --json
+is "$(jq -r .ok "$T/out")" true "check --json"
+run 0 "$QCTL" -d "$S" backup "$T/bk";          has "written to"
+run 1 "$QCTL" -d "$S" backup "$T/bk";          errhas "exists"
+run 0 "$QCTL" -d "$T/bk" check
+"$QCTL" -d "$S" stats --json | jq -S .totals >"$T/a"
+"$QCTL" -d "$T/bk" stats --json | jq -S .totals >"$T/b"
+cmp -s "$T/a" "$T/b" || fail "backup differs: $(diff "$T/a" "$T/b")"
+[ ! -e "$T/bk.tmp-"* ] 2>/dev/null || fail "temporary backup left behind"
+
+echo "qctl.sh: $n commands run, $fails failed"
+[ "$fails" -eq 0 ]

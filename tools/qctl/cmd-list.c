@@ -1,0 +1,145 @@
+/*
+ * cmd-list.c - "qctl list": tasks of one state, a page at a time, in the
+ * store's index order, with a cursor for the next page (stable: tasks that
+ * move meanwhile are neither repeated nor skipped).
+ */
+#include "config.h"
+
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "qctl.h"
+
+static void print_table(struct qctl *c, struct m2w_task **ts, size_t n)
+{
+	char when[32], ago[32], src[40], err[60];
+	size_t i;
+
+	printf("%-10s %-12s %-10s %-7s %-19s %-9s %-30s %s\n", "ID", "TYPE",
+	       "STATE", "TRIES", "WHEN", "", "SOURCE", "LAST ERROR");
+	for (i = 0; i < n; i++) {
+		const struct m2w_task *t = ts[i];
+		char tries[16];
+
+		qctl_time(when, sizeof(when), qctl_task_when(t));
+		qctl_ago(ago, sizeof(ago), qctl_task_when(t), c->now);
+		qctl_cut(src, sizeof(src), t->source, 30);
+		qctl_cut(err, sizeof(err), t->last_error, 58);
+		if (t->max_attempts)
+			snprintf(tries, sizeof(tries), "%u/%u", t->attempts,
+				 t->max_attempts);
+		else
+			snprintf(tries, sizeof(tries), "%u", t->attempts);
+		printf("%-10llu %-12s %-10s %-7s %-19s %-9s %-30s %s\n",
+		       (unsigned long long)t->id, t->type,
+		       m2w_state_name(t->state), tries, when, ago,
+		       *src ? src : "-", err);
+	}
+}
+
+static int list_exec(struct qctl *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "state", required_argument, NULL, 's' },
+		{ "type", required_argument, NULL, 't' },
+		{ "grep", required_argument, NULL, 'g' },
+		{ "since", required_argument, NULL, 'S' },
+		{ "limit", required_argument, NULL, 'n' },
+		{ "after", required_argument, NULL, 'a' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct m2w_list_opts lo;
+	struct m2w_task **ts = NULL, **keep;
+	char errbuf[M2W_ERRBUF_SIZE] = "", next[M2W_CURSOR_MAX];
+	int64_t since = -1;
+	size_t n = 0, kept = 0, i;
+	long limit;
+	int ch, rc;
+
+	memset(&lo, 0, sizeof(lo));
+	lo.state = M2W_READY;
+	lo.limit = 50;
+	while ((ch = getopt_long(argc, argv, "s:t:g:S:n:a:", opts, NULL)) != -1) {
+		switch (ch) {
+		case 's':
+			if ((lo.state = m2w_state_parse(optarg)) < 0) {
+				qctl_error("no state \"%s\": ready, scheduled, "
+					   "leased, waiting, done, dead or "
+					   "superseded", optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case 't':
+			lo.type = optarg;
+			break;
+		case 'g':
+			lo.grep = optarg;
+			break;
+		case 'S':
+			if ((since = qctl_parse_age(optarg)) < 0) {
+				qctl_error("bad age \"%s\" (e.g. 90s, 15m, 2h, 7d)",
+					   optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case 'n':
+			limit = strtol(optarg, NULL, 10);
+			if (limit < 1 || limit > 100000) {
+				qctl_error("--limit takes 1 to 100000");
+				return EXIT_USAGE;
+			}
+			lo.limit = (size_t)limit;
+			break;
+		case 'a':
+			lo.after = optarg;
+			break;
+		default:
+			return qctl_usage(&cmd_list);
+		}
+	}
+	if (optind != argc)
+		return qctl_usage(&cmd_list);
+	if ((rc = m2w_queue_list(c->q, &lo, &ts, &n, next, errbuf)))
+		return qctl_fail(rc, errbuf);
+	keep = ts;
+	for (i = 0; i < n; i++) {
+		if (since >= 0 && ts[i]->updated_ms < c->now - since) {
+			m2w_task_free(ts[i]);
+			continue;
+		}
+		keep[kept++] = ts[i];
+	}
+	if (c->json) {
+		json_object *o = json_object_new_object();
+		json_object *arr = json_object_new_array();
+
+		for (i = 0; i < kept; i++)
+			json_object_array_add(arr, qctl_task_json(keep[i], 0));
+		json_object_object_add(o, "tasks", arr);
+		json_object_object_add(o, "next", *next ? json_object_new_string(next)
+							: NULL);
+		qctl_print_json(o);
+	} else {
+		print_table(c, keep, kept);
+		if (*next)
+			printf("\nmore: qctl list --state %s%s%s --limit %zu "
+			       "--after %s\n", m2w_state_name(lo.state),
+			       lo.type ? " --type " : "", lo.type ? lo.type : "",
+			       lo.limit, next);
+	}
+	m2w_task_list_free(keep, kept);
+	return EXIT_OK;
+}
+
+const struct qctl_cmd cmd_list = {
+	"list",
+	"[--state S] [--type T] [--grep TEXT] [--since AGE] [--limit N] "
+	"[--after CURSOR]",
+	"Lists tasks in one state (default ready; also scheduled, leased,\n"
+	"waiting, done, dead, superseded), optionally of one type, whose last\n"
+	"error or payload contains TEXT, changed within AGE (90s, 15m, 2h, 7d).\n"
+	"At most N (default 50) a page; the cursor printed at the end (or\n"
+	"\"next\" in JSON) gives the next page with --after.",
+	1, list_exec,
+};

@@ -1,0 +1,392 @@
+/*
+ * qctl.c - the operator's tool: entry point, command table, store lookup,
+ * and the small output helpers the commands share.
+ *
+ * qctl [-d DIR | -c CONFIG] [--json] COMMAND [ARGS]
+ *
+ * The store is found by -d, then $M2WORKER_STORE, then the `path` key of the
+ * [store] section of the daemon's config (-c, else
+ * /etc/m2worker/m2worker.conf when it exists), then /var/lib/m2worker.
+ * qctl opens the store like any other process: safe beside a running
+ * daemon (LMDB serialises writers; readers see one consistent snapshot).
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "qctl.h"
+
+#define DEFAULT_CONFIG "/etc/m2worker/m2worker.conf"
+#define DEFAULT_STORE "/var/lib/m2worker"
+
+static const struct qctl_cmd cmd_help, cmd_version;
+
+static const struct qctl_cmd *const commands[] = {
+	&cmd_stats, &cmd_list, &cmd_show, &cmd_requeue, &cmd_retry_now,
+	&cmd_delete, &cmd_purge, &cmd_pause, &cmd_resume, &cmd_check,
+	&cmd_backup, &cmd_version, &cmd_help, NULL,
+};
+
+void qctl_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("qctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+int qctl_fail(int rc, const char *errbuf)
+{
+	qctl_error("%s", errbuf && *errbuf ? errbuf : m2w_strerror(rc));
+	return rc == M2W_EINVAL ? EXIT_USAGE : EXIT_PROBLEM;
+}
+
+int qctl_usage(const struct qctl_cmd *cmd)
+{
+	fprintf(stderr, "usage: qctl %s %s\n", cmd->name, cmd->usage);
+	return EXIT_USAGE;
+}
+
+int qctl_parse_id(const char *s, uint64_t *id)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (!isdigit((unsigned char)*s) || *end || errno || v == 0)
+		return 0;
+	*id = v;
+	return 1;
+}
+
+int64_t qctl_parse_age(const char *s)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (end == s || errno || v < 0)
+		return -1;
+	switch (*end) {
+	case '\0':
+	case 's':
+		break;
+	case 'm':
+		v *= 60;
+		break;
+	case 'h':
+		v *= 3600;
+		break;
+	case 'd':
+		v *= 86400;
+		break;
+	case 'w':
+		v *= 7 * 86400;
+		break;
+	default:
+		return -1;
+	}
+	if (*end && end[1])
+		return -1;
+	return (int64_t)(v * 1000);
+}
+
+void qctl_time(char *out, size_t len, int64_t ms)
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+
+	if (ms <= 0) {
+		snprintf(out, len, "-");
+		return;
+	}
+	localtime_r(&t, &tm);
+	strftime(out, len, "%Y-%m-%d %H:%M:%S", &tm);
+}
+
+void qctl_ago(char *out, size_t len, int64_t ms, int64_t now)
+{
+	int64_t d = now - ms, a;
+	const char *unit = "s";
+
+	if (ms <= 0) {
+		snprintf(out, len, "-");
+		return;
+	}
+	a = (d < 0 ? -d : d) / 1000;
+	if (a >= 2 * 86400) {
+		a /= 86400;
+		unit = "d";
+	} else if (a >= 2 * 3600) {
+		a /= 3600;
+		unit = "h";
+	} else if (a >= 120) {
+		a /= 60;
+		unit = "m";
+	}
+	if (d < 0)
+		snprintf(out, len, "in %lld%s", (long long)a, unit);
+	else
+		snprintf(out, len, "%lld%s ago", (long long)a, unit);
+}
+
+void qctl_cut(char *out, size_t len, const char *s, size_t width)
+{
+	size_t i, n = 0;
+
+	if (!s)
+		s = "";
+	for (i = 0; s[i] && n + 1 < len && n < width; i++)
+		out[n++] = s[i] == '\n' || s[i] == '\t' || s[i] == '\r' ? ' '
+									  : s[i];
+	if (s[i] && width >= 2 && n >= 2) {
+		out[n - 2] = '.';
+		out[n - 1] = '.';
+	}
+	out[n] = '\0';
+}
+
+int64_t qctl_task_when(const struct m2w_task *t)
+{
+	switch (t->state) {
+	case M2W_LEASED:
+		return t->lease_expiry_ms;
+	case M2W_READY:
+	case M2W_SCHEDULED:
+		return t->next_run_ms;
+	default:
+		return t->updated_ms;
+	}
+}
+
+static void put_str(json_object *o, const char *k, const char *v)
+{
+	json_object_object_add(o, k, v ? json_object_new_string(v) : NULL);
+}
+
+json_object *qctl_task_json(const struct m2w_task *t, int payload)
+{
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "id", json_object_new_int64((int64_t)t->id));
+	put_str(o, "type", t->type);
+	put_str(o, "state", m2w_state_name(t->state));
+	json_object_object_add(o, "attempts", json_object_new_int((int)t->attempts));
+	json_object_object_add(o, "max_attempts",
+			       json_object_new_int((int)t->max_attempts));
+	json_object_object_add(o, "created_ms", json_object_new_int64(t->created_ms));
+	json_object_object_add(o, "updated_ms", json_object_new_int64(t->updated_ms));
+	json_object_object_add(o, "next_run_ms", json_object_new_int64(t->next_run_ms));
+	json_object_object_add(o, "lease_expiry_ms",
+			       t->state == M2W_LEASED
+				       ? json_object_new_int64(t->lease_expiry_ms)
+				       : NULL);
+	put_str(o, "source", t->source);
+	put_str(o, "idempotency_key", t->idem_key);
+	put_str(o, "ordering_key", t->group_key);
+	json_object_object_add(o, "supersede", json_object_new_boolean(t->supersede));
+	json_object_object_add(o, "last_status",
+			       t->last_status ? json_object_new_int(t->last_status)
+					      : NULL);
+	put_str(o, "last_error", t->last_error);
+	if (payload) {
+		json_object *p = json_tokener_parse(t->payload);
+
+		json_object_object_add(o, "payload",
+				       p ? p : json_object_new_string(t->payload));
+	}
+	return o;
+}
+
+void qctl_print_json(json_object *o)
+{
+	puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
+						       JSON_C_TO_STRING_SPACED));
+	json_object_put(o);
+}
+
+/* ---------------------------------------------------------- help, version */
+
+static int help_exec(struct qctl *c, int argc, char **argv)
+{
+	const struct qctl_cmd *const *cmd;
+
+	(void)c;
+	if (argc > 1) {
+		for (cmd = commands; *cmd; cmd++)
+			if (strcmp((*cmd)->name, argv[1]) == 0) {
+				printf("usage: qctl %s %s\n\n%s\n", (*cmd)->name,
+				       (*cmd)->usage, (*cmd)->help);
+				return EXIT_OK;
+			}
+		qctl_error("no command \"%s\" (qctl help lists them)", argv[1]);
+		return EXIT_USAGE;
+	}
+	printf("usage: qctl [-d DIR | -c CONFIG] [--json] COMMAND [ARGS]\n\n"
+	       "Inspect and repair an m2worker task store, also while the "
+	       "daemon runs.\n\ncommands:\n");
+	for (cmd = commands; *cmd; cmd++)
+		printf("  %-10s %s\n", (*cmd)->name, (*cmd)->usage);
+	printf("\nqctl help COMMAND tells more; qctl(8) has it all.\n");
+	return EXIT_OK;
+}
+
+static const struct qctl_cmd cmd_help = {
+	"help", "[COMMAND]", "Lists the commands, or explains one.", 0,
+	help_exec,
+};
+
+static int version_exec(struct qctl *c, int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	if (c->json) {
+		json_object *o = json_object_new_object();
+
+		put_str(o, "version", PACKAGE_VERSION);
+		json_object_object_add(o, "schema",
+				       json_object_new_int(M2W_SCHEMA_VERSION));
+		qctl_print_json(o);
+	} else {
+		printf("qctl (m2worker) %s, store schema %d\n", PACKAGE_VERSION,
+		       M2W_SCHEMA_VERSION);
+	}
+	return EXIT_OK;
+}
+
+static const struct qctl_cmd cmd_version = {
+	"version", "", "Prints the version and the store schema it reads.", 0,
+	version_exec,
+};
+
+/* ------------------------------------------------------------ the store */
+
+/* The `path` key of section [store] in an INI file; malloc'd or NULL. */
+static char *config_store_path(const char *file, int must_exist)
+{
+	char line[4096], *p, *e, *val = NULL;
+	int in_store = 0;
+	FILE *f = fopen(file, "r");
+
+	if (!f) {
+		if (must_exist)
+			qctl_error("%s: %s", file, strerror(errno));
+		return NULL;
+	}
+	while (!val && fgets(line, sizeof(line), f)) {
+		for (p = line; isspace((unsigned char)*p); p++)
+			;
+		e = p + strlen(p);
+		while (e > p && isspace((unsigned char)e[-1]))
+			*--e = '\0';
+		if (*p == '[')
+			in_store = strcmp(p, "[store]") == 0;
+		else if (in_store && strncmp(p, "path", 4) == 0) {
+			for (p += 4; isspace((unsigned char)*p); p++)
+				;
+			if (*p++ != '=')
+				continue;
+			while (isspace((unsigned char)*p))
+				p++;
+			val = strdup(p);
+		}
+	}
+	fclose(f);
+	return val;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "dir", required_argument, NULL, 'd' },
+		{ "config", required_argument, NULL, 'c' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const struct qctl_cmd *const *cmd;
+	struct qctl c;
+	struct m2w_queue_opts qo;
+	char errbuf[M2W_ERRBUF_SIZE] = "", *conf_path = NULL;
+	const char *conf = NULL;
+	int ch, rc;
+
+	memset(&c, 0, sizeof(c));
+	while ((ch = getopt_long(argc, argv, "+d:c:jh", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'd':
+			c.dir = optarg;
+			break;
+		case 'c':
+			conf = optarg;
+			break;
+		case 'j':
+			c.json = 1;
+			break;
+		case 'h':
+			return help_exec(&c, 1, argv);
+		default:
+			fprintf(stderr, "usage: qctl [-d DIR | -c CONFIG] "
+				"[--json] COMMAND [ARGS]\n");
+			return EXIT_USAGE;
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc < 1)
+		return help_exec(&c, 1, argv), EXIT_USAGE;
+	for (cmd = commands; *cmd; cmd++)
+		if (strcmp((*cmd)->name, argv[0]) == 0)
+			break;
+	if (!*cmd) {
+		qctl_error("no command \"%s\" (qctl help lists them)", argv[0]);
+		return EXIT_USAGE;
+	}
+	if ((*cmd)->needs_store) {
+		if (!c.dir)
+			c.dir = getenv("M2WORKER_STORE");
+		if (!c.dir && (conf || access(DEFAULT_CONFIG, R_OK) == 0)) {
+			conf_path = config_store_path(conf ? conf : DEFAULT_CONFIG,
+						      conf != NULL);
+			if (!conf_path && conf)
+				return EXIT_USAGE;
+			c.dir = conf_path;
+		}
+		if (!c.dir)
+			c.dir = DEFAULT_STORE;
+		memset(&qo, 0, sizeof(qo));
+		qo.path = c.dir;
+		if ((rc = m2w_queue_open(&qo, &c.q, errbuf)) != M2W_OK) {
+			free(conf_path);
+			return qctl_fail(rc, errbuf) == EXIT_USAGE ? EXIT_USAGE
+								   : EXIT_PROBLEM;
+		}
+		c.now = m2w_queue_now(c.q);
+	}
+	/* --json may also follow the command: take it out here, once */
+	for (ch = 1, rc = 1; ch < argc; ch++) {
+		if (strcmp(argv[ch], "--json") == 0)
+			c.json = 1;
+		else
+			argv[rc++] = argv[ch];
+	}
+	argc = rc;
+	argv[argc] = NULL;
+	optind = 0; /* each command runs getopt afresh */
+	rc = (*cmd)->exec(&c, argc, argv);
+	m2w_queue_close(c.q);
+	free(conf_path);
+	return rc;
+}
