@@ -274,7 +274,8 @@ static void search_parse(const struct fk_req *rq, struct search *s)
 			s->has_cp = 1;
 		}
 	}
-	qsort(s->flt, s->n, sizeof *s->flt, filter_cmp);
+	if (s->n)
+		qsort(s->flt, s->n, sizeof *s->flt, filter_cmp);
 }
 
 static void search_free(struct search *s)
