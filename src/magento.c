@@ -316,6 +316,7 @@ static void copy_opts(struct m2_client *c, const struct m2_client_opts *o,
 	c->ca_file = dup_opt(o->ca_file, oom);
 	c->proxy = dup_opt(o->proxy, oom);
 	c->insecure = o->insecure != 0;
+	c->rate_limit = o->rate_limit > 0 ? o->rate_limit : 0;
 	c->user_agent = dup_opt(o->user_agent ? o->user_agent :
 						"m2worker/" PACKAGE_VERSION,
 				oom);
@@ -409,6 +410,19 @@ int m2_conn_new(struct m2_client *c, struct m2_conn **out, char *errbuf)
 	}
 	*out = k;
 	return M2W_OK;
+}
+
+void m2_conn_set_abort(struct m2_conn *k, const volatile int *flag)
+{
+	k->abort = flag;
+}
+
+void m2_conn_set_observer(struct m2_conn *k,
+			  void (*fn)(void *arg, int status, int64_t ms),
+			  void *arg)
+{
+	k->observe = fn;
+	k->observe_arg = arg;
 }
 
 void m2_conn_free(struct m2_conn *k)
@@ -612,6 +626,56 @@ static struct curl_slist *make_headers(int json, const char *auth)
 	return l;
 }
 
+static int aborted(const struct m2_conn *k)
+{
+	return k->abort && *k->abort;
+}
+
+static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow,
+		       curl_off_t ultotal, curl_off_t ulnow)
+{
+	(void)dltotal;
+	(void)dlnow;
+	(void)ultotal;
+	(void)ulnow;
+	return aborted(arg);
+}
+
+#if LIBCURL_VERSION_NUM < 0x072000
+static int on_progress_old(void *arg, double a, double b, double c, double d)
+{
+	(void)a;
+	(void)b;
+	(void)c;
+	(void)d;
+	return aborted(arg);
+}
+#endif
+
+/* Waits for this request's slot under the client's rate limit: slots are
+ * handed out 1/rate apart, to whichever thread asks next. */
+static void throttle(struct m2_client *c)
+{
+	struct timespec ts;
+	int64_t now, at, wait;
+
+	if (c->rate_limit <= 0)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+	pthread_mutex_lock(&c->lock);
+	at = c->next_slot_us > now ? c->next_slot_us : now;
+	c->next_slot_us = at + (int64_t)(1e6 / c->rate_limit);
+	pthread_mutex_unlock(&c->lock);
+	wait = at - now;
+	if (wait > 0) {
+		ts.tv_sec = (time_t)(wait / 1000000);
+		ts.tv_nsec = (long)(wait % 1000000) * 1000;
+		while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+			;
+	}
+}
+
 /* Sends one request; the exchange gets status and body. */
 static CURLcode perform(struct m2_conn *k, const char *method,
 			const char *url, const char *body, const char *auth,
@@ -635,8 +699,21 @@ static CURLcode perform(struct m2_conn *k, const char *method,
 	SET(CURLOPT_HTTPHEADER, hdrs);
 	if (cc == CURLE_OK)
 		cc = apply_method(h, method, body);
-	if (cc == CURLE_OK)
-		cc = curl_easy_perform(h);
+	if (cc == CURLE_OK && k->abort) {
+		SET(CURLOPT_NOPROGRESS, 0L);
+#if LIBCURL_VERSION_NUM >= 0x072000
+		SET(CURLOPT_XFERINFOFUNCTION, on_progress);
+		SET(CURLOPT_XFERINFODATA, k);
+#else
+		SET(CURLOPT_PROGRESSFUNCTION, on_progress_old);
+		SET(CURLOPT_PROGRESSDATA, k);
+#endif
+	}
+	if (cc == CURLE_OK) {
+		throttle(k->c);
+		cc = aborted(k) ? CURLE_ABORTED_BY_CALLBACK
+				: curl_easy_perform(h);
+	}
 	if (cc == CURLE_OK)
 		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &x->status);
 	/* the list holds the Authorization header: drop it from the handle
@@ -659,6 +736,9 @@ static int transport_error(struct m2_conn *k, CURLcode cc,
 	if (cc == CURLE_WRITE_ERROR || cc == CURLE_OUT_OF_MEMORY)
 		return m2i_result_set(res, M2W_ENOMEM, M2W_CLASS_TRANSIENT,
 				      "%sout of memory", what);
+	if (cc == CURLE_ABORTED_BY_CALLBACK)
+		return m2i_result_set(res, M2W_ETRANSIENT, M2W_CLASS_TRANSIENT,
+				      "%saborted: shutting down", what);
 	return m2i_result_set(res, M2W_ETRANSIENT, M2W_CLASS_TRANSIENT,
 			      "%s%s", what, k->curl_err[0] ? k->curl_err :
 			      curl_easy_strerror(cc));
@@ -1050,11 +1130,16 @@ static int call_once(struct m2_conn *k, const char *method, const char *url,
 	CURLcode cc;
 	int rc;
 
+	int64_t t0;
+
 	rc = auth_header(k, method, url, &hdr, gen, res);
 	if (rc)
 		return rc;
+	t0 = m2i_mono_ms();
 	cc = perform(k, method, url, body, hdr, x);
 	wipe_free(hdr);
+	if (k->observe && cc != CURLE_ABORTED_BY_CALLBACK)
+		k->observe(k->observe_arg, (int)x->status, m2i_mono_ms() - t0);
 	if (cc != CURLE_OK)
 		return transport_error(k, cc, x, "", res);
 	return M2W_OK;

@@ -60,6 +60,10 @@ struct m2_client {
 	uint64_t admin_gen;          /* bumped for every new token */
 	int password_rejected;       /* 401 from the token endpoint */
 	char rejected_msg[M2_MESSAGE_MAX + 1];
+
+	/* rate limit: the next free request slot, under lock */
+	double rate_limit;
+	int64_t next_slot_us;
 };
 
 struct m2_conn {
@@ -67,6 +71,9 @@ struct m2_conn {
 	CURL *h;
 	char curl_err[CURL_ERROR_SIZE];
 	char retry_after[64];        /* last response's Retry-After value */
+	const volatile int *abort;   /* m2_conn_set_abort */
+	void (*observe)(void *, int, int64_t);
+	void *observe_arg;
 };
 
 /* ------------------------------------------------------------ buffers */

@@ -76,6 +76,9 @@ struct m2_client_opts {
 	const char *proxy;           /* NULL: none (curl's env vars ignored) */
 	int insecure;                /* skip TLS verification (staging only) */
 	const char *user_agent;      /* NULL: "m2worker/VERSION" */
+	double rate_limit;           /* requests per second over all conns of
+				      * this client (requests wait for their
+				      * slot); 0: no limit */
 };
 
 /* What one call ended with. */
@@ -102,6 +105,20 @@ const char *m2_client_base(const struct m2_client *c);
 
 int m2_conn_new(struct m2_client *c, struct m2_conn **out, char *errbuf);
 void m2_conn_free(struct m2_conn *k);
+
+/*
+ * While *flag is non-zero, requests on this conn are not started and a
+ * transfer in progress is aborted within about a second: the call returns
+ * M2W_ETRANSIENT with "aborted". For shutdown after the grace period. The
+ * flag is owned by the caller and must outlive the conn.
+ */
+void m2_conn_set_abort(struct m2_conn *k, const volatile int *flag);
+
+/* Calls fn(arg, http_status, ms) after every request made on this conn
+ * (status 0 when no response came): metrics. */
+void m2_conn_set_observer(struct m2_conn *k,
+			  void (*fn)(void *arg, int status, int64_t ms),
+			  void *arg);
 
 /*
  * A secret given as "env:NAME" (the environment), "file:/path" (first line

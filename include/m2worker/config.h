@@ -1,0 +1,134 @@
+/*
+ * config.h - the daemon's configuration file (INI), parsed into one struct.
+ *
+ * Format: `[section]` headers, `key = value` lines, `#` or `;` comments on
+ * their own line, blank lines. Sections with a name use git's form:
+ * `[watch "3pl"]` (the ingest issue's CSV directories). Unknown sections and
+ * keys are errors, and so is a value that does not parse: every mistake is
+ * reported as "FILE:LINE: ..." (all of them, not just the first) so that
+ * `m2worker --check-config` can list them at once.
+ *
+ * Value forms: durations "500ms" "30s" "5m" "2h" "1d" (a bare number is
+ * seconds); sizes "512KiB" "64MiB" "4GiB" (bare: bytes); booleans
+ * yes/no/true/false/on/off/1/0; secrets "env:NAME", "file:/path" or the
+ * value itself (resolved at load with m2_secret_resolve; never logged).
+ *
+ * Ownership: m2w_config_load fills a struct the caller owns; every string
+ * in it is malloc'd and freed by m2w_config_release.
+ */
+#ifndef M2WORKER_CONFIG_H
+#define M2WORKER_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "m2worker/log.h"
+#include "m2worker/magento.h"
+#include "m2worker/queue.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define M2W_CONFIG_PATH "/etc/m2worker/m2worker.conf"
+#define M2W_MAX_TYPES 8
+
+/* One job type: section [tracking], [stock], [price] or [rest]. */
+struct m2w_type_cfg {
+	char name[M2W_TYPE_MAX + 1];
+	struct m2w_policy policy;  /* max_attempts, backoff_base, backoff_cap,
+				    * jitter_percent */
+	unsigned concurrency;      /* workers on this type at once; 0 = all */
+	unsigned batch;            /* tasks per Magento call (stock, price) */
+	int64_t lease_ms;          /* lease; extended while a call runs */
+};
+
+/* [carriers]: a free-text carrier name (as 3PL files write it) -> a
+ * Magento carrier code. Names compare case-insensitively. */
+struct m2w_carrier {
+	char *name;
+	char *code;
+};
+
+struct m2w_config {
+	char *path;                /* the file it came from */
+
+	/* [store] */
+	char *store_path;          /* path = /var/lib/m2worker */
+	size_t map_initial;        /* map_initial = 64MiB */
+	size_t map_max;            /* map_max = 4GiB */
+	int nosync;                /* nosync = no (loud in the log) */
+
+	/* [magento]: base_url, store_code, auth = token|admin|oauth|none,
+	 * token, username, password, admin_token_ttl, consumer_key,
+	 * consumer_secret, access_token, access_token_secret, timeout,
+	 * connect_timeout, ca_file, proxy, insecure, rate_limit (requests
+	 * per second toward Magento, all workers; 0 = none). The strings of
+	 * `magento` point into this struct. */
+	struct m2_client_opts magento;
+	double rate_limit;
+
+	/* [workers] */
+	unsigned threads;          /* threads = 8 */
+	int64_t grace_ms;          /* shutdown_grace = 20s */
+	int64_t reap_interval_ms;  /* reap_interval = 1s */
+
+	/* [breaker] */
+	unsigned breaker_failures; /* failures = 5 (consecutive transient) */
+	int64_t breaker_cooldown_ms; /* cooldown = 30s */
+
+	/* [log] */
+	int log_level;             /* level = error|warn|info|debug (info) */
+	char *log_file;            /* file = (stderr) */
+
+	/* [tracking] extras */
+	int notify;                /* notify = yes: Magento emails the customer */
+	char *ship_comment;        /* comment = (none) */
+	char *ship_source;         /* source_code = (none): MSI source shipped from */
+
+	/* [stock] extras */
+	int stock_legacy;          /* mode = msi|legacy */
+	char *stock_source;        /* source_code = default */
+
+	/* job types, always tracking, stock, price, rest in that order */
+	struct m2w_type_cfg types[M2W_MAX_TYPES];
+	size_t ntypes;
+
+	struct m2w_carrier *carriers;
+	size_t ncarriers;
+};
+
+/* The defaults above (no file read). */
+void m2w_config_defaults(struct m2w_config *cfg);
+
+/*
+ * Reads `path` over the defaults. Returns the number of mistakes (0 = ok);
+ * `report` (may be NULL) receives them, one "FILE:LINE: what" per line, cut
+ * to `len` bytes. A file that cannot be read is one mistake.
+ */
+int m2w_config_load(const char *path, struct m2w_config *cfg, char *report,
+		    size_t len);
+
+void m2w_config_release(struct m2w_config *cfg);
+
+/* The type's settings, or NULL for a type the config does not know. */
+const struct m2w_type_cfg *m2w_config_type(const struct m2w_config *cfg,
+					   const char *name);
+
+/* The Magento carrier code for a free-text name: the [carriers] table,
+ * else the name itself when it is a code Magento knows (ups, usps, fedex,
+ * dhl, custom; any case), else "custom". */
+const char *m2w_config_carrier(const struct m2w_config *cfg,
+			       const char *name);
+
+/* "30s" -> 30000 etc.; -1 when it does not parse. */
+int64_t m2w_parse_duration_ms(const char *s);
+/* "64MiB" -> bytes; 0 when it does not parse. */
+size_t m2w_parse_size(const char *s);
+/* yes/no...: 1, 0, or -1. */
+int m2w_parse_bool(const char *s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,126 @@
+/*
+ * worker.h - the worker pool, its circuit breaker, and its metrics.
+ *
+ * A pool of threads, each with its own Magento connection, leases tasks
+ * from the store, runs them through their job type (jobs.h) and settles
+ * them: ack, fail (backoff or dead letters), snooze or release. One more
+ * thread, the keeper, reaps expired leases (a crashed process's tasks come
+ * back) and extends the leases of tasks whose calls are still running.
+ *
+ * Circuit breaker: after `failures` consecutive transient failures (or
+ * auth failures) the breaker opens: no thread calls Magento for
+ * `cooldown`, tasks leased meanwhile are snoozed (no attempt burnt), and
+ * then ONE task probes. Its success closes the breaker; its failure opens
+ * it again (the probe is snoozed too), so an outage of any length
+ * dead-letters nothing.
+ *
+ * Threads: m2w_pool_start/stop/free from one thread (main); the metrics
+ * are read from any thread.
+ */
+#ifndef M2WORKER_WORKER_H
+#define M2WORKER_WORKER_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "m2worker/config.h"
+#include "m2worker/magento.h"
+#include "m2worker/queue.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------ breaker */
+
+enum m2w_breaker_state {
+	M2W_BREAKER_CLOSED = 0,
+	M2W_BREAKER_OPEN = 1,
+	M2W_BREAKER_HALF_OPEN = 2  /* cool-down over, one probe out */
+};
+
+struct m2w_breaker {
+	pthread_mutex_t mu;
+	int state;
+	unsigned failures;         /* consecutive, while closed */
+	unsigned threshold;
+	int64_t cooldown_ms;
+	int64_t open_until;        /* ms */
+};
+
+void m2w_breaker_init(struct m2w_breaker *b, unsigned threshold,
+		      int64_t cooldown_ms);
+void m2w_breaker_destroy(struct m2w_breaker *b);
+/*
+ * May a worker call Magento at `now`? 1 yes (*probe = 1 when it is the
+ * one probe of a half-open breaker: lease one task); 0 no, and *wait_ms
+ * says how long until it may ask again.
+ */
+int m2w_breaker_allow(struct m2w_breaker *b, int64_t now, int *probe,
+		      int64_t *wait_ms);
+/* The result of a call (or a batch): `failed` = transient/auth failure.
+ * Returns the new state when it changed, else -1. */
+int m2w_breaker_result(struct m2w_breaker *b, int64_t now, int probe,
+		       int failed);
+/* The probe found nothing to do: the next caller probes instead. */
+void m2w_breaker_unprobe(struct m2w_breaker *b);
+int m2w_breaker_state(struct m2w_breaker *b);
+const char *m2w_breaker_name(int state);
+
+/* ------------------------------------------------------------ metrics */
+
+#define M2W_LAT_BUCKETS 12  /* 5,10,25,50,100,250,500,1000,2500,5000,10000 ms,+Inf */
+
+/* Counters, bumped with atomic adds from every worker thread. */
+struct m2w_metrics {
+	uint64_t done[M2W_MAX_TYPES];      /* per cfg->types index */
+	uint64_t failed[M2W_MAX_TYPES];    /* attempts that failed (retry) */
+	uint64_t dead[M2W_MAX_TYPES];
+	uint64_t snoozed[M2W_MAX_TYPES];
+	uint64_t calls[M2W_LAT_BUCKETS];   /* Magento call latency */
+	uint64_t calls_count;
+	uint64_t calls_ms_sum;
+	uint64_t calls_by_class[4];        /* enum m2w_class */
+};
+
+/* One Magento call (the client's observer). */
+void m2w_metrics_call(struct m2w_metrics *m, int status, int64_t ms);
+
+/*
+ * The Prometheus text exposition of the metrics, the store's depth by
+ * state and type (st), and the breaker state. *out is malloc'd.
+ */
+int m2w_metrics_render(const struct m2w_metrics *m,
+		       const struct m2w_config *cfg,
+		       const struct m2w_stats *st, int breaker_state,
+		       char **out);
+
+/* --------------------------------------------------------------- pool */
+
+struct m2w_pool;
+
+struct m2w_pool_opts {
+	struct m2w_queue *q;
+	struct m2_client *client;
+	const struct m2w_config *cfg;
+	int64_t idle_poll_ms;      /* 0: 100 ms between leases when idle */
+};
+
+int m2w_pool_start(const struct m2w_pool_opts *o, struct m2w_pool **out,
+		   char *errbuf);
+/*
+ * Stops leasing; waits up to grace_ms for the calls in flight; then aborts
+ * the rest and releases their tasks without counting the attempt; joins
+ * every thread. Returns how many tasks were released.
+ */
+size_t m2w_pool_stop(struct m2w_pool *p, int64_t grace_ms);
+void m2w_pool_free(struct m2w_pool *p);
+
+struct m2w_metrics *m2w_pool_metrics(struct m2w_pool *p);
+int m2w_pool_breaker_state(struct m2w_pool *p);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,102 @@
+/*
+ * breaker.c - the circuit breaker in front of Magento (see worker.h).
+ *
+ *   closed --(threshold consecutive failures)--> open
+ *   open --(cooldown over: one worker is let through)--> half-open
+ *   half-open --(probe ok)--> closed;  --(probe failed)--> open again
+ *
+ * While open or half-open every other worker is told to wait; the pool
+ * snoozes what it had leased, so no attempt is burnt during an outage.
+ */
+#include "config.h"
+
+#include "m2worker/worker.h"
+
+static const char *const names[] = { "closed", "open", "half-open" };
+
+const char *m2w_breaker_name(int state)
+{
+	return state >= 0 && state <= 2 ? names[state] : "?";
+}
+
+void m2w_breaker_init(struct m2w_breaker *b, unsigned threshold,
+		      int64_t cooldown_ms)
+{
+	pthread_mutex_init(&b->mu, NULL);
+	b->state = M2W_BREAKER_CLOSED;
+	b->failures = 0;
+	b->threshold = threshold ? threshold : 1;
+	b->cooldown_ms = cooldown_ms > 0 ? cooldown_ms : 1000;
+	b->open_until = 0;
+}
+
+void m2w_breaker_destroy(struct m2w_breaker *b)
+{
+	pthread_mutex_destroy(&b->mu);
+}
+
+int m2w_breaker_allow(struct m2w_breaker *b, int64_t now, int *probe,
+		      int64_t *wait_ms)
+{
+	int ok = 1;
+
+	*probe = 0;
+	*wait_ms = 0;
+	pthread_mutex_lock(&b->mu);
+	if (b->state == M2W_BREAKER_OPEN && now >= b->open_until) {
+		b->state = M2W_BREAKER_HALF_OPEN; /* this caller probes */
+		*probe = 1;
+	} else if (b->state == M2W_BREAKER_OPEN) {
+		ok = 0;
+		*wait_ms = b->open_until - now;
+	} else if (b->state == M2W_BREAKER_HALF_OPEN) {
+		ok = 0; /* the probe is out */
+		*wait_ms = 200;
+	}
+	pthread_mutex_unlock(&b->mu);
+	return ok;
+}
+
+int m2w_breaker_result(struct m2w_breaker *b, int64_t now, int probe,
+		       int failed)
+{
+	int before, after;
+
+	pthread_mutex_lock(&b->mu);
+	before = b->state;
+	if (probe) {
+		b->state = failed ? M2W_BREAKER_OPEN : M2W_BREAKER_CLOSED;
+		b->failures = 0;
+	} else if (b->state == M2W_BREAKER_CLOSED) {
+		b->failures = failed ? b->failures + 1 : 0;
+		if (b->failures >= b->threshold) {
+			b->state = M2W_BREAKER_OPEN;
+			b->failures = 0;
+		}
+	}
+	if (b->state == M2W_BREAKER_OPEN && before != M2W_BREAKER_OPEN)
+		b->open_until = now + b->cooldown_ms;
+	after = b->state;
+	pthread_mutex_unlock(&b->mu);
+	return after != before ? after : -1;
+}
+
+void m2w_breaker_unprobe(struct m2w_breaker *b)
+{
+	pthread_mutex_lock(&b->mu);
+	if (b->state == M2W_BREAKER_HALF_OPEN) {
+		b->state = M2W_BREAKER_OPEN;
+		b->open_until = 0;
+	}
+	pthread_mutex_unlock(&b->mu);
+}
+
+int m2w_breaker_state(struct m2w_breaker *b)
+{
+	int s;
+
+	pthread_mutex_lock(&b->mu);
+	s = b->state;
+	pthread_mutex_unlock(&b->mu);
+	return s;
+}

@@ -1,0 +1,1142 @@
+/*
+ * config.c - the INI configuration file, parsed into struct m2w_config.
+ *
+ * One pass over the lines. Each line is blank, a comment (`#` or `;` as the
+ * first non-blank character: an inline `#` belongs to the value, because
+ * URLs and tokens contain it), a section header `[name]` or `[name "sub"]`,
+ * or `key = value`. Sections are looked up in one const table (`sections`):
+ * each entry names its keys (a table of key_def: kind, where the value goes,
+ * its range) or a callback for free-form keys ([carriers]). Adding a section
+ * is one table entry; named sections (`[watch "3pl"]`, for the ingest) get
+ * their name through the entry's `begin` callback.
+ *
+ * Mistakes never stop the pass: each one is appended to the report as
+ * "FILE:LINE: what" and counted, and the value that did not parse is left
+ * at its default, so `--check-config` lists everything at once. After the
+ * pass come the checks that need several keys (credentials for the auth
+ * mode, backoff_cap >= backoff_base, map_initial <= map_max); they report
+ * the line of the key concerned, or "FILE: ..." when it is missing.
+ *
+ * Secrets (token, password, OAuth keys) are resolved while parsing with
+ * m2_secret_resolve; no message ever contains a secret's value (nor any
+ * line that did not parse: it could be a pasted secret).
+ *
+ * Ownership: every string of the struct is malloc'd, including the ones
+ * struct m2_client_opts holds as `const char *` (all but user_agent, which
+ * the config never sets); m2w_config_release frees them.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "m2worker/config.h"
+#include "m2worker/error.h"
+
+#define LINE_MAX_BYTES 4096
+#define CARRIER_CODE_MAX 63   /* struct m2_track's carrier_code[64] */
+
+#define KIB ((uint64_t)1 << 10)
+#define MS_S INT64_C(1000)
+#define MS_M INT64_C(60000)
+#define MS_H INT64_C(3600000)
+#define MS_D INT64_C(86400000)
+
+/* ------------------------------------------------------------ value forms */
+
+static const char *skip_space(const char *s)
+{
+	while (*s && isspace((unsigned char)*s))
+		s++;
+	return s;
+}
+
+/* Digits at *sp into *out; 0, or -1 when there are none or they overflow. */
+static int take_digits(const char **sp, uint64_t *out)
+{
+	const char *s = *sp;
+	uint64_t v = 0;
+
+	if (!isdigit((unsigned char)*s))
+		return -1;
+	for (; isdigit((unsigned char)*s); s++) {
+		unsigned d = (unsigned)(*s - '0');
+
+		if (v > (UINT64_MAX - d) / 10)
+			return -1;
+		v = v * 10 + d;
+	}
+	*sp = s;
+	*out = v;
+	return 0;
+}
+
+/*
+ * "500ms" "30s" "5m" "2h" "1d", a bare number (seconds), or a sum in Go's
+ * way ("1m30s", as tracking-updater's YAML may hold).
+ */
+int64_t m2w_parse_duration_ms(const char *s)
+{
+	const char *p;
+	int64_t total = 0, mul, v;
+	uint64_t n;
+	int parts = 0;
+
+	if (!s)
+		return -1;
+	p = skip_space(s);
+	if (!*p)
+		return -1;
+	while (*p && !isspace((unsigned char)*p)) {
+		if (take_digits(&p, &n) < 0)
+			return -1;
+		if (!*p || isspace((unsigned char)*p)) {
+			if (parts)
+				return -1;      /* "1m30": 30 what? */
+			mul = MS_S;
+		} else if (p[0] == 'm' && p[1] == 's') {
+			mul = 1;
+			p += 2;
+		} else if (*p == 's' || *p == 'm' || *p == 'h' || *p == 'd') {
+			mul = *p == 's' ? MS_S : *p == 'm' ? MS_M :
+			      *p == 'h' ? MS_H : MS_D;
+			p++;
+		} else {
+			return -1;
+		}
+		if (n > (uint64_t)(INT64_MAX / mul))
+			return -1;
+		v = (int64_t)n * mul;
+		if (v > INT64_MAX - total)
+			return -1;
+		total += v;
+		parts++;
+	}
+	return *skip_space(p) ? -1 : total;
+}
+
+/* "512KiB" "64MiB" "4GiB" "1TiB"; K/KB/M/MB/G/GB/T/TB are binary too. */
+size_t m2w_parse_size(const char *s)
+{
+	static const char units[] = "kmgt";
+	const char *p, *u;
+	uint64_t n, mul = 1;
+	size_t ulen;
+	int i;
+
+	if (!s)
+		return 0;
+	p = skip_space(s);
+	if (take_digits(&p, &n) < 0)
+		return 0;
+	p = skip_space(p);
+	for (ulen = 0; p[ulen] && !isspace((unsigned char)p[ulen]); ulen++)
+		;
+	if (*skip_space(p + ulen))
+		return 0;
+	if (ulen == 1 && (p[0] == 'b' || p[0] == 'B')) {
+		mul = 1;
+	} else if (ulen > 0) {
+		u = strchr(units, tolower((unsigned char)p[0]));
+		if (!u || !*u)
+			return 0;
+		if (!(ulen == 1 ||
+		      (ulen == 2 && tolower((unsigned char)p[1]) == 'b') ||
+		      (ulen == 3 && tolower((unsigned char)p[1]) == 'i' &&
+		       tolower((unsigned char)p[2]) == 'b')))
+			return 0;
+		for (i = 0; i <= u - units; i++)
+			mul *= KIB;
+	}
+	if (n == 0 || n > UINT64_MAX / mul || n * mul > SIZE_MAX)
+		return 0;
+	return (size_t)(n * mul);
+}
+
+int m2w_parse_bool(const char *s)
+{
+	static const char *const yes[] = { "yes", "true", "on", "1" };
+	static const char *const no[] = { "no", "false", "off", "0" };
+	size_t i;
+
+	if (!s)
+		return -1;
+	for (i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+		if (strcasecmp(s, yes[i]) == 0)
+			return 1;
+		if (strcasecmp(s, no[i]) == 0)
+			return 0;
+	}
+	return -1;
+}
+
+/* ---------------------------------------------------------------- defaults */
+
+static const struct {
+	const char *name;
+	unsigned batch;
+} type_defaults[] = {
+	{ "tracking", 1 }, { "stock", 50 }, { "price", 50 }, { "rest", 1 },
+};
+#define NTYPES (sizeof(type_defaults) / sizeof(type_defaults[0]))
+
+void m2w_config_defaults(struct m2w_config *cfg)
+{
+	size_t i;
+
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->store_path = strdup("/var/lib/m2worker");
+	cfg->map_initial = (size_t)64 << 20;
+	cfg->map_max = (size_t)4 << 30;
+	cfg->nosync = 0;
+
+	cfg->magento.base_url = NULL;
+	cfg->magento.store_code = strdup("default");
+	cfg->magento.auth = M2_AUTH_NONE;
+	cfg->magento.admin_token_ttl_s = 3600;
+	cfg->magento.connect_timeout_ms = 5000;
+	cfg->magento.timeout_ms = 30000;
+	cfg->magento.insecure = 0;
+	cfg->rate_limit = 0;
+
+	cfg->threads = 8;
+	cfg->grace_ms = 20 * MS_S;
+	cfg->reap_interval_ms = 1 * MS_S;
+
+	cfg->breaker_failures = 5;
+	cfg->breaker_cooldown_ms = 30 * MS_S;
+
+	cfg->log_level = M2W_LOG_INFO;
+	cfg->log_file = NULL;
+
+	cfg->notify = 1;
+	cfg->stock_legacy = 0;
+	cfg->stock_source = strdup("default");
+
+	for (i = 0; i < NTYPES; i++) {
+		struct m2w_type_cfg *t = &cfg->types[i];
+
+		snprintf(t->name, sizeof(t->name), "%s", type_defaults[i].name);
+		m2w_policy_default(&t->policy);
+		t->concurrency = 0;
+		t->batch = type_defaults[i].batch;
+		t->lease_ms = 60 * MS_S;
+	}
+	cfg->ntypes = NTYPES;
+}
+
+void m2w_config_release(struct m2w_config *cfg)
+{
+	struct m2_client_opts *m = &cfg->magento;
+	size_t i;
+
+	free(cfg->path);
+	free(cfg->store_path);
+	free(cfg->log_file);
+	free(cfg->ship_comment);
+	free(cfg->ship_source);
+	free(cfg->stock_source);
+	/* the const char * of m2_client_opts are ours (not user_agent) */
+	free((void *)m->base_url);
+	free((void *)m->store_code);
+	free((void *)m->token);
+	free((void *)m->username);
+	free((void *)m->password);
+	free((void *)m->consumer_key);
+	free((void *)m->consumer_secret);
+	free((void *)m->access_token);
+	free((void *)m->access_token_secret);
+	free((void *)m->ca_file);
+	free((void *)m->proxy);
+	for (i = 0; i < cfg->ncarriers; i++) {
+		free(cfg->carriers[i].name);
+		free(cfg->carriers[i].code);
+	}
+	free(cfg->carriers);
+	memset(cfg, 0, sizeof(*cfg));
+}
+
+/* ----------------------------------------------------------------- lookups */
+
+const struct m2w_type_cfg *m2w_config_type(const struct m2w_config *cfg,
+					   const char *name)
+{
+	size_t i;
+
+	for (i = 0; name && i < cfg->ntypes; i++)
+		if (strcmp(cfg->types[i].name, name) == 0)
+			return &cfg->types[i];
+	return NULL;
+}
+
+const char *m2w_config_carrier(const struct m2w_config *cfg,
+			       const char *name)
+{
+	static const char *const known[] = {
+		"ups", "usps", "fedex", "dhl", "custom",
+	};
+	size_t i, len;
+
+	if (!name)
+		return "custom";
+	name = skip_space(name);
+	len = strlen(name);
+	while (len > 0 && isspace((unsigned char)name[len - 1]))
+		len--;
+	for (i = 0; i < cfg->ncarriers; i++)
+		if (strlen(cfg->carriers[i].name) == len &&
+		    strncasecmp(cfg->carriers[i].name, name, len) == 0)
+			return cfg->carriers[i].code;
+	for (i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+		if (strlen(known[i]) == len &&
+		    strncasecmp(known[i], name, len) == 0)
+			return known[i];
+	return "custom";
+}
+
+/* ------------------------------------------------------------------ parser */
+
+/* Where a key's value goes and how it is read. */
+enum kind {
+	K_STR,      /* char * of the config; "" = unset (NULL) */
+	K_CSTR,     /* const char * of cfg->magento; "" = unset */
+	K_SECRET,   /* const char * of cfg->magento, via m2_secret_resolve */
+	K_URL,      /* magento.base_url: http:// or https:// */
+	K_CODE,     /* magento.store_code: [A-Za-z0-9_]+ */
+	K_SIZE,     /* size_t */
+	K_MS,       /* int64_t milliseconds */
+	K_MS_LONG,  /* long milliseconds */
+	K_S_LONG,   /* long seconds */
+	K_BOOL,     /* int 0/1 */
+	K_UINT,     /* unsigned in [min, max] */
+	K_RATE,     /* double >= 0 */
+	K_AUTH,     /* magento.auth */
+	K_LEVEL,    /* log_level */
+	K_MODE,     /* stock_legacy */
+	K_REFUSE    /* a key that is known but not allowed here: `note` says why */
+};
+
+struct key_def {
+	const char *name;
+	enum kind kind;
+	size_t off;          /* into struct m2w_config, or m2w_type_cfg (on_type) */
+	int on_type;
+	int64_t min, max;    /* K_UINT: range; K_MS*: range in ms (max 0: none) */
+	int nonempty;        /* K_STR: "" is a mistake, not "unset" */
+	const char *note;    /* K_REFUSE */
+};
+
+struct parser;
+
+struct section_def {
+	const char *name;
+	int named;                     /* `[name "sub"]` form */
+	const struct key_def *keys;    /* NULL: free-form keys (`key` below) */
+	int type;                      /* index in cfg->types, or -1 */
+	/* a free-form key; 0, or -1 after reporting */
+	int (*key)(struct parser *p, const char *key, const char *value);
+	/* at the header (named sections: the name); 0 or -1 after reporting */
+	int (*begin)(struct parser *p, const char *name);
+};
+
+/* A key set so far: duplicates, and the lines for the later checks. */
+struct seen {
+	const struct section_def *sec;
+	char *name;                    /* the section's name, or NULL */
+	const char *key;               /* the key_def's name (static) */
+	int line;
+};
+
+struct parser {
+	const char *file;
+	struct m2w_config *cfg;
+	char *report;
+	size_t len, used;
+	int count;
+	int line;
+	const struct section_def *sec; /* NULL: no section yet, or skipped */
+	char *sec_name;                /* the current section's name, or NULL */
+	int skip;                      /* in an unknown section: keys ignored */
+	struct seen *seen;
+	size_t nseen, capseen;
+	int oom;
+};
+
+static void mistake(struct parser *p, int line, const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 3, 4)))
+#endif
+	;
+
+/* Appends "FILE:LINE: what\n" (line 0: "FILE: what") to the report. */
+static void mistake(struct parser *p, int line, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	int n;
+
+	p->count++;
+	if (!p->report || p->used + 1 >= p->len)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (line > 0)
+		n = snprintf(p->report + p->used, p->len - p->used,
+			     "%s:%d: %s\n", p->file, line, msg);
+	else
+		n = snprintf(p->report + p->used, p->len - p->used, "%s: %s\n",
+			     p->file, msg);
+	if (n < 0)
+		return;
+	p->used += (size_t)n < p->len - p->used ? (size_t)n :
+		   p->len - p->used - 1;
+}
+
+/* A value as it may be shown: cut, control characters as '?', in quotes. */
+static const char *shown(char *out, size_t len, const char *v)
+{
+	size_t i, j = 0, max = len - 6;
+
+	out[j++] = '"';
+	for (i = 0; v[i] && j < max; i++)
+		out[j++] = iscntrl((unsigned char)v[i]) ? '?' : v[i];
+	if (v[i]) {
+		memcpy(out + j, "...", 3);
+		j += 3;
+	}
+	out[j++] = '"';
+	out[j] = '\0';
+	return out;
+}
+
+static char *dup_or_oom(struct parser *p, const char *s)
+{
+	char *d = strdup(s);
+
+	if (!d && !p->oom) {
+		p->oom = 1;
+		mistake(p, p->line, "out of memory");
+	}
+	return d;
+}
+
+/* The line of a key set in section `sec` (any instance), or 0. */
+static int seen_line(const struct parser *p, const char *sec, const char *key)
+{
+	size_t i;
+
+	for (i = 0; i < p->nseen; i++)
+		if (strcmp(p->seen[i].sec->name, sec) == 0 &&
+		    strcmp(p->seen[i].key, key) == 0)
+			return p->seen[i].line;
+	return 0;
+}
+
+/* Records key `key` of the current section; the earlier line if it was
+ * set before, 0 when new, -1 out of memory. */
+static int remember(struct parser *p, const char *key)
+{
+	struct seen *s;
+	size_t i;
+
+	for (i = 0; i < p->nseen; i++) {
+		s = &p->seen[i];
+		if (s->sec == p->sec && strcmp(s->key, key) == 0 &&
+		    ((!s->name && !p->sec_name) ||
+		     (s->name && p->sec_name &&
+		      strcmp(s->name, p->sec_name) == 0)))
+			return s->line;
+	}
+	if (p->nseen == p->capseen) {
+		size_t cap = p->capseen ? p->capseen * 2 : 32;
+
+		s = realloc(p->seen, cap * sizeof(*s));
+		if (!s)
+			return -1;
+		p->seen = s;
+		p->capseen = cap;
+	}
+	s = &p->seen[p->nseen];
+	s->sec = p->sec;
+	s->key = key;
+	s->line = p->line;
+	s->name = NULL;
+	if (p->sec_name && !(s->name = strdup(p->sec_name)))
+		return -1;
+	p->nseen++;
+	return 0;
+}
+
+static int parse_uint(const char *v, uint64_t *out)
+{
+	const char *s = v;
+
+	return take_digits(&s, out) < 0 || *s ? -1 : 0;
+}
+
+static const char *const auth_names[] = { "none", "token", "admin", "oauth" };
+
+/* Sets one key from the current section's table. */
+static void set_key(struct parser *p, const struct key_def *k, const char *v)
+{
+	char *base, buf[96], eb[M2W_ERRBUF_SIZE];
+	char *s;
+	int64_t ms;
+	uint64_t n;
+	size_t sz;
+	double d;
+	char *end;
+	int b;
+	size_t i;
+
+	if (k->on_type)
+		base = (char *)&p->cfg->types[p->sec->type];
+	else
+		base = (char *)p->cfg;
+	switch (k->kind) {
+	case K_STR:
+		if (!*v && k->nonempty) {
+			mistake(p, p->line, "%s: must not be empty", k->name);
+			return;
+		}
+		s = NULL;
+		if (*v && !(s = dup_or_oom(p, v)))
+			return;
+		free(*(char **)(base + k->off));
+		*(char **)(base + k->off) = s;
+		return;
+	case K_URL:
+		if (strncasecmp(v, "http://", 7) != 0 &&
+		    strncasecmp(v, "https://", 8) != 0) {
+			mistake(p, p->line, "%s: %s must start with http:// or "
+				"https://", k->name, shown(buf, sizeof(buf), v));
+			return;
+		}
+		/* fall through */
+	case K_CSTR:
+		s = NULL;
+		if (*v && !(s = dup_or_oom(p, v)))
+			return;
+		free((void *)*(const char **)(base + k->off));
+		*(const char **)(base + k->off) = s;
+		return;
+	case K_CODE:
+		if (!*v || strspn(v, "abcdefghijklmnopqrstuvwxyz"
+				  "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") !=
+				   strlen(v)) {
+			mistake(p, p->line, "%s: %s is not a store code "
+				"([A-Za-z0-9_]+)", k->name,
+				shown(buf, sizeof(buf), v));
+			return;
+		}
+		if (!(s = dup_or_oom(p, v)))
+			return;
+		free((void *)*(const char **)(base + k->off));
+		*(const char **)(base + k->off) = s;
+		return;
+	case K_SECRET:
+		s = NULL;
+		if (*v && m2_secret_resolve(v, &s, eb) != M2W_OK) {
+			/* the reason names the variable or file, never the
+			 * value */
+			mistake(p, p->line, "%s: %s", k->name, eb);
+			return;
+		}
+		free((void *)*(const char **)(base + k->off));
+		*(const char **)(base + k->off) = s;
+		return;
+	case K_SIZE:
+		sz = m2w_parse_size(v);
+		if (!sz) {
+			mistake(p, p->line, "%s: bad size %s (use e.g. 512KiB, "
+				"64MiB, 4GiB)", k->name,
+				shown(buf, sizeof(buf), v));
+			return;
+		}
+		*(size_t *)(base + k->off) = sz;
+		return;
+	case K_MS:
+	case K_MS_LONG:
+	case K_S_LONG:
+		ms = m2w_parse_duration_ms(v);
+		if (ms < 0) {
+			mistake(p, p->line, "%s: bad duration %s (use e.g. "
+				"500ms, 30s, 5m, 2h, 1d)", k->name,
+				shown(buf, sizeof(buf), v));
+			return;
+		}
+		if (ms < k->min || (k->max && ms > k->max) ||
+		    (k->kind == K_MS_LONG && ms > LONG_MAX) ||
+		    (k->kind == K_S_LONG && ms / 1000 > LONG_MAX)) {
+			if (k->max)
+				mistake(p, p->line, "%s: %s is out of range "
+					"(%" PRId64 "ms to %" PRId64 "ms)",
+					k->name, shown(buf, sizeof(buf), v),
+					k->min, k->max);
+			else
+				mistake(p, p->line, "%s: %s is too short (at "
+					"least %" PRId64 "ms)", k->name,
+					shown(buf, sizeof(buf), v), k->min);
+			return;
+		}
+		if (k->kind == K_MS)
+			*(int64_t *)(base + k->off) = ms;
+		else if (k->kind == K_MS_LONG)
+			*(long *)(base + k->off) = (long)ms;
+		else
+			*(long *)(base + k->off) = (long)(ms / 1000);
+		return;
+	case K_BOOL:
+		b = m2w_parse_bool(v);
+		if (b < 0) {
+			mistake(p, p->line, "%s: %s is not a boolean (yes/no, "
+				"true/false, on/off, 1/0)", k->name,
+				shown(buf, sizeof(buf), v));
+			return;
+		}
+		*(int *)(base + k->off) = b;
+		return;
+	case K_UINT:
+		if (parse_uint(v, &n) < 0 || n < (uint64_t)k->min ||
+		    n > (uint64_t)k->max) {
+			mistake(p, p->line, "%s: %s is not a whole number from "
+				"%" PRId64 " to %" PRId64, k->name,
+				shown(buf, sizeof(buf), v), k->min, k->max);
+			return;
+		}
+		*(unsigned *)(base + k->off) = (unsigned)n;
+		return;
+	case K_RATE:
+		errno = 0;
+		d = (isdigit((unsigned char)*v) || *v == '.') ?
+			    strtod(v, &end) : -1;
+		if (d < 0 || errno || *end || !isfinite(d)) {
+			mistake(p, p->line, "%s: %s is not a number >= 0",
+				k->name, shown(buf, sizeof(buf), v));
+			return;
+		}
+		*(double *)(base + k->off) = d;
+		return;
+	case K_AUTH:
+		for (i = 0; i < sizeof(auth_names) / sizeof(auth_names[0]); i++)
+			if (strcmp(v, auth_names[i]) == 0)
+				break;
+		if (i == sizeof(auth_names) / sizeof(auth_names[0])) {
+			mistake(p, p->line, "%s: %s is not one of token, admin, "
+				"oauth, none", k->name,
+				shown(buf, sizeof(buf), v));
+			return;
+		}
+		/* enum m2_auth in the order of auth_names */
+		*(int *)(base + k->off) = (int)i;
+		return;
+	case K_LEVEL:
+		b = m2w_log_level_parse(v);
+		if (b < 0) {
+			mistake(p, p->line, "%s: %s is not one of error, warn, "
+				"info, debug", k->name,
+				shown(buf, sizeof(buf), v));
+			return;
+		}
+		*(int *)(base + k->off) = b;
+		return;
+	case K_MODE:
+		if (strcmp(v, "msi") != 0 && strcmp(v, "legacy") != 0) {
+			mistake(p, p->line, "%s: %s is not msi or legacy",
+				k->name, shown(buf, sizeof(buf), v));
+			return;
+		}
+		*(int *)(base + k->off) = strcmp(v, "legacy") == 0;
+		return;
+	case K_REFUSE:
+		mistake(p, p->line, "%s is not allowed in [%s]: %s", k->name,
+			p->sec->name, k->note);
+		return;
+	}
+}
+
+/* [carriers]: `Free Text Name = code` */
+static int carrier_key(struct parser *p, const char *key, const char *value)
+{
+	struct m2w_config *cfg = p->cfg;
+	struct m2w_carrier *c;
+	char buf[96], buf2[96];
+	size_t i, n = strlen(value);
+
+	if (n == 0 || n > CARRIER_CODE_MAX ||
+	    strspn(value, "abcdefghijklmnopqrstuvwxyz0123456789_") != n) {
+		mistake(p, p->line, "carrier %s: %s is not a carrier code "
+			"([a-z0-9_]+)", shown(buf, sizeof(buf), key),
+			shown(buf2, sizeof(buf2), value));
+		return -1;
+	}
+	for (i = 0; i < cfg->ncarriers; i++)
+		if (strcasecmp(cfg->carriers[i].name, key) == 0) {
+			mistake(p, p->line, "carrier %s is already mapped "
+				"above", shown(buf, sizeof(buf), key));
+			return -1;
+		}
+	c = realloc(cfg->carriers, (cfg->ncarriers + 1) * sizeof(*c));
+	if (!c) {
+		mistake(p, p->line, "out of memory");
+		return -1;
+	}
+	cfg->carriers = c;
+	c += cfg->ncarriers;
+	c->name = strdup(key);
+	c->code = strdup(value);
+	if (!c->name || !c->code) {
+		free(c->name);
+		free(c->code);
+		mistake(p, p->line, "out of memory");
+		return -1;
+	}
+	cfg->ncarriers++;
+	return 0;
+}
+
+#define CFG(f) offsetof(struct m2w_config, f)
+#define TYP(f) offsetof(struct m2w_type_cfg, f)
+
+static const struct key_def store_keys[] = {
+	{ "path", K_STR, CFG(store_path), 0, 0, 0, 1, NULL },
+	{ "map_initial", K_SIZE, CFG(map_initial), 0, 0, 0, 0, NULL },
+	{ "map_max", K_SIZE, CFG(map_max), 0, 0, 0, 0, NULL },
+	{ "nosync", K_BOOL, CFG(nosync), 0, 0, 0, 0, NULL },
+	{ NULL, K_STR, 0, 0, 0, 0, 0, NULL }
+};
+
+static const struct key_def magento_keys[] = {
+	{ "base_url", K_URL, CFG(magento.base_url), 0, 0, 0, 0, NULL },
+	{ "store_code", K_CODE, CFG(magento.store_code), 0, 0, 0, 0, NULL },
+	{ "auth", K_AUTH, CFG(magento.auth), 0, 0, 0, 0, NULL },
+	{ "token", K_SECRET, CFG(magento.token), 0, 0, 0, 0, NULL },
+	{ "username", K_CSTR, CFG(magento.username), 0, 0, 0, 0, NULL },
+	{ "password", K_SECRET, CFG(magento.password), 0, 0, 0, 0, NULL },
+	{ "admin_token_ttl", K_S_LONG, CFG(magento.admin_token_ttl_s), 0,
+	  MS_S, 0, 0, NULL },
+	{ "consumer_key", K_SECRET, CFG(magento.consumer_key), 0, 0, 0, 0,
+	  NULL },
+	{ "consumer_secret", K_SECRET, CFG(magento.consumer_secret), 0, 0, 0,
+	  0, NULL },
+	{ "access_token", K_SECRET, CFG(magento.access_token), 0, 0, 0, 0,
+	  NULL },
+	{ "access_token_secret", K_SECRET, CFG(magento.access_token_secret),
+	  0, 0, 0, 0, NULL },
+	{ "timeout", K_MS_LONG, CFG(magento.timeout_ms), 0, 1, 0, 0, NULL },
+	{ "connect_timeout", K_MS_LONG, CFG(magento.connect_timeout_ms), 0, 1,
+	  0, 0, NULL },
+	{ "ca_file", K_CSTR, CFG(magento.ca_file), 0, 0, 0, 0, NULL },
+	{ "proxy", K_CSTR, CFG(magento.proxy), 0, 0, 0, 0, NULL },
+	{ "insecure", K_BOOL, CFG(magento.insecure), 0, 0, 0, 0, NULL },
+	{ "rate_limit", K_RATE, CFG(rate_limit), 0, 0, 0, 0, NULL },
+	{ NULL, K_STR, 0, 0, 0, 0, 0, NULL }
+};
+
+static const struct key_def workers_keys[] = {
+	{ "threads", K_UINT, CFG(threads), 0, 1, 256, 0, NULL },
+	{ "shutdown_grace", K_MS, CFG(grace_ms), 0, 0, 0, 0, NULL },
+	{ "reap_interval", K_MS, CFG(reap_interval_ms), 0, 1, 0, 0, NULL },
+	{ NULL, K_STR, 0, 0, 0, 0, 0, NULL }
+};
+
+static const struct key_def breaker_keys[] = {
+	{ "failures", K_UINT, CFG(breaker_failures), 0, 1, 1000000, 0, NULL },
+	{ "cooldown", K_MS, CFG(breaker_cooldown_ms), 0, 1, 0, 0, NULL },
+	{ NULL, K_STR, 0, 0, 0, 0, 0, NULL }
+};
+
+static const struct key_def log_keys[] = {
+	{ "level", K_LEVEL, CFG(log_level), 0, 0, 0, 0, NULL },
+	{ "file", K_STR, CFG(log_file), 0, 0, 0, 0, NULL },
+	{ NULL, K_STR, 0, 0, 0, 0, 0, NULL }
+};
+
+/* Every job type's section has these. */
+#define TYPE_KEYS                                                            \
+	{ "max_attempts", K_UINT, TYP(policy.max_attempts), 1, 1, 65535, 0,  \
+	  NULL },                                                            \
+	{ "backoff_base", K_MS, TYP(policy.backoff_base_ms), 1, 1, 0, 0,     \
+	  NULL },                                                            \
+	{ "backoff_cap", K_MS, TYP(policy.backoff_cap_ms), 1, 1, 0, 0,       \
+	  NULL },                                                            \
+	{ "jitter_percent", K_UINT, TYP(policy.jitter_pct), 1, 0, 100, 0,    \
+	  NULL },                                                            \
+	{ "concurrency", K_UINT, TYP(concurrency), 1, 0, 65535, 0, NULL },   \
+	{ "lease", K_MS, TYP(lease_ms), 1, MS_S, 0, 0, NULL }
+
+static const struct key_def tracking_keys[] = {
+	TYPE_KEYS,
+	{ "batch", K_REFUSE, 0, 0, 0, 0, 0,
+	  "a shipment is created and tracked one order per call" },
+	{ "notify", K_BOOL, CFG(notify), 0, 0, 0, 0, NULL },
+	{ "comment", K_STR, CFG(ship_comment), 0, 0, 0, 0, NULL },
+	{ "source_code", K_STR, CFG(ship_source), 0, 0, 0, 0, NULL },
+	{ NULL, K_STR, 0, 0, 0, 0, 0, NULL }
+};
+
+static const struct key_def stock_keys[] = {
+	TYPE_KEYS,
+	{ "batch", K_UINT, TYP(batch), 1, 1, 500, 0, NULL },
+	{ "mode", K_MODE, CFG(stock_legacy), 0, 0, 0, 0, NULL },
+	{ "source_code", K_STR, CFG(stock_source), 0, 0, 0, 1, NULL },
+	{ NULL, K_STR, 0, 0, 0, 0, 0, NULL }
+};
+
+static const struct key_def price_keys[] = {
+	TYPE_KEYS,
+	{ "batch", K_UINT, TYP(batch), 1, 1, 500, 0, NULL },
+	{ NULL, K_STR, 0, 0, 0, 0, 0, NULL }
+};
+
+static const struct key_def rest_keys[] = {
+	TYPE_KEYS,
+	{ NULL, K_STR, 0, 0, 0, 0, 0, NULL }
+};
+
+/* The sections. A later one (`[watch "3pl"]` of the ingest) is one entry:
+ * named = 1, a `begin` that makes the entry the name refers to, and a
+ * `key` callback (or a key table) that fills it. */
+static const struct section_def sections[] = {
+	{ "store", 0, store_keys, -1, NULL, NULL },
+	{ "magento", 0, magento_keys, -1, NULL, NULL },
+	{ "workers", 0, workers_keys, -1, NULL, NULL },
+	{ "breaker", 0, breaker_keys, -1, NULL, NULL },
+	{ "log", 0, log_keys, -1, NULL, NULL },
+	{ "tracking", 0, tracking_keys, 0, NULL, NULL },
+	{ "stock", 0, stock_keys, 1, NULL, NULL },
+	{ "price", 0, price_keys, 2, NULL, NULL },
+	{ "rest", 0, rest_keys, 3, NULL, NULL },
+	{ "carriers", 0, NULL, -1, carrier_key, NULL },
+};
+
+/* --------------------------------------------------------------- the lines */
+
+static char *trim(char *s)
+{
+	size_t n;
+
+	while (*s && isspace((unsigned char)*s))
+		s++;
+	n = strlen(s);
+	while (n > 0 && isspace((unsigned char)s[n - 1]))
+		s[--n] = '\0';
+	return s;
+}
+
+/* Removes surrounding double quotes in place (\" and \\ inside); -1 when
+ * the quotes do not close or text follows them. */
+static int unquote(char *v)
+{
+	char *r = v + 1, *w = v;
+
+	if (*v != '"')
+		return 0;
+	for (; *r && *r != '"'; r++) {
+		if (r[0] == '\\' && (r[1] == '"' || r[1] == '\\'))
+			r++;
+		*w++ = *r;
+	}
+	if (*r != '"' || r[1])
+		return -1;
+	*w = '\0';
+	return 0;
+}
+
+/* `[name]` or `[name "sub"]`. */
+static void section_line(struct parser *p, char *s)
+{
+	char *end = s + strlen(s) - 1, *name, *sub = NULL, buf[96];
+	size_t i, n;
+
+	p->sec = NULL;
+	free(p->sec_name);
+	p->sec_name = NULL;
+	p->skip = 1;   /* until the header is known good */
+	if (*end != ']') {
+		mistake(p, p->line, "bad section header (expected [name] or "
+			"[name \"sub\"])");
+		return;
+	}
+	*end = '\0';
+	name = trim(s + 1);
+	n = strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_-");
+	if (name[n]) {
+		if (!isspace((unsigned char)name[n])) {
+			mistake(p, p->line, "bad section header (expected "
+				"[name] or [name \"sub\"])");
+			return;
+		}
+		name[n] = '\0';
+		sub = trim(name + n + 1);
+		if (*sub != '"' || unquote(sub) < 0) {
+			mistake(p, p->line, "bad section header (expected "
+				"[name] or [name \"sub\"])");
+			return;
+		}
+	}
+	if (n == 0) {
+		mistake(p, p->line, "bad section header (expected [name] or "
+			"[name \"sub\"])");
+		return;
+	}
+	for (i = 0; i < sizeof(sections) / sizeof(sections[0]); i++)
+		if (strcmp(sections[i].name, name) == 0)
+			break;
+	if (i == sizeof(sections) / sizeof(sections[0])) {
+		if (sub)
+			mistake(p, p->line, "unknown section [%s %s]", name,
+				shown(buf, sizeof(buf), sub));
+		else
+			mistake(p, p->line, "unknown section [%s]", name);
+		return;
+	}
+	if (sections[i].named && (!sub || !*sub)) {
+		mistake(p, p->line, "section [%s] needs a name: [%s \"...\"]",
+			name, name);
+		return;
+	}
+	if (!sections[i].named && sub) {
+		mistake(p, p->line, "section [%s] takes no name", name);
+		return;
+	}
+	if (sub && !(p->sec_name = dup_or_oom(p, sub)))
+		return;
+	p->sec = &sections[i];
+	if (p->sec->begin && p->sec->begin(p, sub) < 0) {
+		p->sec = NULL;
+		return;
+	}
+	p->skip = 0;
+}
+
+static void key_line(struct parser *p, char *s, char *eq)
+{
+	const struct key_def *k;
+	char *key, *value;
+	int prev;
+
+	*eq = '\0';
+	key = trim(s);
+	value = trim(eq + 1);
+	if (!*key) {
+		mistake(p, p->line, "expected key = value");
+		return;
+	}
+	if (!p->sec) {
+		if (!p->skip)
+			mistake(p, p->line, "key \"%.64s\" is outside any "
+				"section (put it under [section])", key);
+		return;
+	}
+	if (unquote(value) < 0) {
+		mistake(p, p->line, "%.64s: the quoted value does not close "
+			"(or text follows the closing quote)", key);
+		return;
+	}
+	if (!p->sec->keys) {
+		p->sec->key(p, key, value);
+		return;
+	}
+	for (k = p->sec->keys; k->name; k++)
+		if (strcmp(k->name, key) == 0)
+			break;
+	if (!k->name) {
+		mistake(p, p->line, "unknown key \"%.64s\" in [%s]", key,
+			p->sec->name);
+		return;
+	}
+	prev = remember(p, k->name);
+	if (prev < 0) {
+		mistake(p, p->line, "out of memory");
+		return;
+	}
+	if (prev > 0) {
+		mistake(p, p->line, "duplicate key %s in [%s] (first at line "
+			"%d)", k->name, p->sec->name, prev);
+		return;
+	}
+	set_key(p, k, value);
+}
+
+static void one_line(struct parser *p, char *line)
+{
+	char *s = trim(line), *eq;
+
+	if (!*s || *s == '#' || *s == ';')
+		return;
+	if (*s == '[') {
+		section_line(p, s);
+		return;
+	}
+	eq = strchr(s, '=');
+	if (!eq) {
+		/* the line is not shown: it may be a pasted secret */
+		mistake(p, p->line, "expected key = value");
+		return;
+	}
+	key_line(p, s, eq);
+}
+
+/* ------------------------------------------------------------ cross-checks */
+
+static void need(struct parser *p, int auth_line, const char *mode,
+		 const char *key, const char *value)
+{
+	if (!value)
+		mistake(p, auth_line, "auth = %s needs %s in [magento]", mode,
+			key);
+}
+
+static void check_all(struct parser *p)
+{
+	struct m2w_config *cfg = p->cfg;
+	const struct m2_client_opts *m = &cfg->magento;
+	static const char *const creds[] = {
+		"token", "username", "password", "consumer_key",
+		"consumer_secret", "access_token", "access_token_secret",
+	};
+	const char *mode;
+	int line, l;
+	size_t i;
+
+	if (!m->base_url && !seen_line(p, "magento", "base_url"))
+		mistake(p, 0, "[magento] base_url is required");
+
+	line = seen_line(p, "magento", "auth");
+	mode = auth_names[m->auth];
+	switch (m->auth) {
+	case M2_AUTH_TOKEN:
+		need(p, line, mode, "token", m->token);
+		break;
+	case M2_AUTH_ADMIN:
+		need(p, line, mode, "username", m->username);
+		need(p, line, mode, "password", m->password);
+		break;
+	case M2_AUTH_OAUTH:
+		need(p, line, mode, "consumer_key", m->consumer_key);
+		need(p, line, mode, "consumer_secret", m->consumer_secret);
+		need(p, line, mode, "access_token", m->access_token);
+		need(p, line, mode, "access_token_secret",
+		     m->access_token_secret);
+		break;
+	default:
+		/* credentials without `auth`: would silently send none */
+		for (i = 0; !line && i < sizeof(creds) / sizeof(creds[0]); i++)
+			if ((l = seen_line(p, "magento", creds[i])) > 0)
+				mistake(p, l, "%s is set but auth is not (add "
+					"auth = %s to [magento])", creds[i],
+					i == 0 ? "token" : i < 3 ? "admin" :
+					"oauth");
+		break;
+	}
+
+	for (i = 0; i < cfg->ntypes; i++) {
+		const struct m2w_policy *pol = &cfg->types[i].policy;
+
+		if (pol->backoff_cap_ms >= pol->backoff_base_ms)
+			continue;
+		l = seen_line(p, cfg->types[i].name, "backoff_cap");
+		if (!l)
+			l = seen_line(p, cfg->types[i].name, "backoff_base");
+		mistake(p, l, "[%s] backoff_cap (%" PRId64 "ms) is below "
+			"backoff_base (%" PRId64 "ms)", cfg->types[i].name,
+			pol->backoff_cap_ms, pol->backoff_base_ms);
+	}
+
+	if (cfg->map_initial > cfg->map_max) {
+		l = seen_line(p, "store", "map_initial");
+		if (!l)
+			l = seen_line(p, "store", "map_max");
+		mistake(p, l, "[store] map_initial (%zu bytes) is above map_max "
+			"(%zu bytes)", cfg->map_initial, cfg->map_max);
+	}
+}
+
+/* ------------------------------------------------------------------- load */
+
+static void read_lines(struct parser *p, FILE *f)
+{
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+
+	while ((n = getline(&line, &cap, f)) >= 0) {
+		char *s = line;
+
+		p->line++;
+		if (n > 0 && line[n - 1] == '\n')
+			line[--n] = '\0';
+		if (n > 0 && line[n - 1] == '\r')
+			line[--n] = '\0';
+		if (p->line == 1 && n >= 3 && memcmp(s, "\xef\xbb\xbf", 3) == 0) {
+			s += 3;
+			n -= 3;
+		}
+		if (n > LINE_MAX_BYTES) {
+			mistake(p, p->line, "line is longer than %d bytes",
+				LINE_MAX_BYTES);
+			continue;
+		}
+		if (strlen(s) != (size_t)n) {
+			mistake(p, p->line, "line holds a NUL byte");
+			continue;
+		}
+		one_line(p, s);
+	}
+	if (ferror(f))
+		mistake(p, 0, "read error: %s", strerror(errno));
+	free(line);
+}
+
+int m2w_config_load(const char *path, struct m2w_config *cfg, char *report,
+		    size_t len)
+{
+	struct parser p;
+	FILE *f;
+	size_t i;
+
+	memset(&p, 0, sizeof(p));
+	p.file = path ? path : "(null)";
+	p.cfg = cfg;
+	p.report = report;
+	p.len = len;
+	if (report && len)
+		report[0] = '\0';
+
+	m2w_config_defaults(cfg);
+	if (!cfg->store_path || !cfg->magento.store_code ||
+	    !cfg->stock_source) {
+		mistake(&p, 0, "out of memory");
+		return p.count;
+	}
+	if (!path) {
+		mistake(&p, 0, "no configuration file given");
+		return p.count;
+	}
+	cfg->path = strdup(path);
+	f = fopen(path, "r");
+	if (!f) {
+		mistake(&p, 0, "cannot open: %s", strerror(errno));
+		return p.count;
+	}
+	read_lines(&p, f);
+	fclose(f);
+	check_all(&p);
+
+	for (i = 0; i < p.nseen; i++)
+		free(p.seen[i].name);
+	free(p.seen);
+	free(p.sec_name);
+	return p.count;
+}

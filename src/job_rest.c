@@ -1,0 +1,177 @@
+/*
+ * job_rest.c - any Magento call: {"method", "path", "body"?}.
+ *
+ * The escape hatch for everything the typed jobs do not cover (ERP
+ * pushes, catalog updates): one m2_request, the outcome classified like
+ * every other call (5xx/429/timeouts transient, 4xx permanent with
+ * Magento's message filled in). The body is re-serialized compactly.
+ *
+ * No keys: nothing about an arbitrary call says whether it is the same
+ * work or what it must be ordered with. Whether a retry is safe is the
+ * producer's business (a PUT of a value is; a POST that creates may not
+ * be): the worker retries a transient failure like any other.
+ *
+ * Threads: run() uses only the caller's connection; no state is kept.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "jobs_internal.h"
+
+static const struct jf_field fields[] = {
+	{ "method", JF_STRING, 1, JF_ANY_VALUE, 8 },
+	{ "path", JF_STRING, 1, JF_ANY_VALUE, JF_PATH_MAX },
+	{ "body", JF_ANY, 0, JF_ANY_VALUE, 0 },
+	{ NULL, 0, 0, 0, 0 }
+};
+
+static const char *const methods[] = { "GET", "POST", "PUT", "DELETE", NULL };
+
+/* A payload, read. */
+struct req {
+	const char *method;      /* one of methods[] */
+	char path[JF_PATH_MAX + 1];
+	char *body;              /* malloc'd compact JSON, or NULL */
+};
+
+/* ------------------------------------------------------------- payload */
+
+/* The method named m (any case), or NULL. */
+static const char *method_of(const char *m)
+{
+	size_t i;
+
+	for (i = 0; methods[i]; i++)
+		if (strcasecmp(methods[i], m) == 0)
+			return methods[i];
+	return NULL;
+}
+
+static int bad(char *why, size_t len, const char *what)
+{
+	if (why && len)
+		snprintf(why, len, "%s", what);
+	return -1;
+}
+
+/* Checks what the table cannot: method and path. */
+static int check_more(struct json_object *o, char *why, size_t len)
+{
+	char m[16], path[JF_PATH_MAX + 1];
+	size_t i;
+
+	jf_str(o, "method", m, sizeof(m));
+	if (!method_of(m))
+		return bad(why, len, "\"method\" must be GET, POST, PUT or "
+			   "DELETE");
+	jf_str(o, "path", path, sizeof(path));
+	if (path[0] != '/')
+		return bad(why, len, "\"path\" must start with \"/\"");
+	for (i = 0; path[i]; i++)
+		if ((unsigned char)path[i] <= ' ' || path[i] == 0x7f)
+			return bad(why, len, "\"path\" must not contain "
+				   "spaces or control characters");
+	return 0;
+}
+
+static int load(const char *payload, struct json_object **out, char *why,
+		size_t len)
+{
+	if (jf_load(payload, fields, out, why, len))
+		return -1;
+	if (check_more(*out, why, len)) {
+		json_object_put(*out);
+		*out = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+static int check(const char *payload, char *why, size_t len)
+{
+	struct json_object *o;
+	char buf[256];
+
+	if (load(payload, &o, buf, sizeof(buf))) {
+		if (why && len)
+			snprintf(why, len, "%s", buf);
+		return -1;
+	}
+	json_object_put(o);
+	return 0;
+}
+
+static int keys(const char *payload, char *idem, char *group, int *supersede)
+{
+	idem[0] = group[0] = '\0';
+	*supersede = 0;
+	return check(payload, NULL, 0);
+}
+
+/* The payload into r; 0, or -1 with why. */
+static int req_read(const char *payload, struct req *r, char *why,
+		    size_t len)
+{
+	struct json_object *o, *body;
+	char m[16];
+	int rc = 0;
+
+	memset(r, 0, sizeof(*r));
+	if (load(payload, &o, why, len))
+		return -1;
+	jf_str(o, "method", m, sizeof(m));
+	r->method = method_of(m);
+	jf_str(o, "path", r->path, sizeof(r->path));
+	body = jf_get(o, "body");
+	if (body) {
+		r->body = strdup(json_object_to_json_string_ext(
+			body, JSON_C_TO_STRING_PLAIN));
+		if (!r->body)
+			rc = bad(why, len, "out of memory");
+	}
+	json_object_put(o);
+	return rc;
+}
+
+/* ---------------------------------------------------------------- run */
+
+static void call(const struct m2w_job_env *env, const struct m2w_task *t,
+		 struct m2w_outcome *o)
+{
+	struct m2_response resp;
+	struct m2_result res;
+	struct req r;
+	char why[256];
+	int rc;
+
+	if (req_read(t->payload, &r, why, sizeof(why))) {
+		jf_bad_payload(o, why);
+		return;
+	}
+	memset(&resp, 0, sizeof(resp));
+	memset(&res, 0, sizeof(res));
+	rc = m2_request(env->conn, r.method, r.path, r.body, &resp, &res);
+	o->calls++;
+	m2w_outcome_set(o, rc, &res);
+	if (rc == M2W_OK)
+		snprintf(o->message, sizeof(o->message), "HTTP %d",
+			 res.http_status ? res.http_status : resp.status);
+	m2_response_free(&resp);
+	free(r.body);
+}
+
+static void run(const struct m2w_job_env *env, struct m2w_task *const *tasks,
+		size_t n, struct m2w_outcome *out)
+{
+	size_t i;
+
+	jf_outcomes_clear(out, n);
+	for (i = 0; i < n; i++)
+		call(env, tasks[i], &out[i]);
+}
+
+const struct m2w_job m2w_job_rest = { "rest", 0, check, keys, run };

@@ -1,0 +1,286 @@
+/*
+ * job_stock.c - stock levels, batched.
+ *
+ * MSI (the default): every task of the batch is one source item row of
+ * one POST /inventory/source-items. Magento validates the whole request
+ * and saves nothing when one row is bad (400 "Validation Failed"), so a
+ * batch refused as permanent is split: each row is sent alone, and only
+ * the bad rows die, with Magento's message for them; the good ones are
+ * saved. Any other failure of the batch call (transient, auth, a reply we
+ * cannot read) is every task's outcome: the worker retries them all.
+ *
+ * Legacy ([stock] mode = legacy, single-source stores): one PUT
+ * /products/{sku}/stockItems/{item_id} per task, in batch order.
+ *
+ * When a row sent alone fails transiently (or on auth) the rows after it
+ * are not sent: Magento is unwell, and a batch of timeouts would hold the
+ * worker for minutes. They get the same outcome, message "not sent
+ * after: ..." (calls counts only the calls they were in), and are retried
+ * like the failed one.
+ *
+ * Safe to repeat: a stock level is a value, not a delta, so saving it
+ * again after a crash changes nothing. Ordering is the store's job: the
+ * ordering key "stock:<sku>:<source>" keeps one task of a source item
+ * leased at a time and lets a newer level supersede a waiting older one,
+ * so a batch never holds two rows of one source item. A payload without
+ * "source" is keyed as source "default" (keys() does not see the
+ * config); it is saved to [stock] source_code.
+ *
+ * Threads: run() uses only the caller's connection; no state is kept.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jobs_internal.h"
+
+#define DEFAULT_SOURCE "default"
+#define LEGACY_ITEM_ID 1
+
+static const struct jf_field fields[] = {
+	{ "sku", JF_STRING, 1, JF_ANY_VALUE, JF_TEXT_MAX },
+	{ "qty", JF_NUMBER, 1, JF_GE0, 0 },
+	{ "source", JF_STRING, 0, JF_ANY_VALUE, JF_TEXT_MAX },
+	{ "status", JF_INT, 0, JF_BIT, 0 },
+	{ "item_id", JF_INT, 0, JF_GT0, 0 },
+	{ NULL, 0, 0, 0, 0 }
+};
+
+/* A payload, read. */
+struct row {
+	int ok;                  /* read and checked */
+	char sku[JF_TEXT_MAX + 1];
+	char source[JF_TEXT_MAX + 1]; /* "" when not given */
+	double qty;
+	int status;              /* -1 when not given */
+	int64_t item_id;         /* 0 when not given */
+};
+
+/* ------------------------------------------------------------- payload */
+
+static int check(const char *payload, char *why, size_t len)
+{
+	struct json_object *o;
+	char buf[256];
+
+	if (jf_load(payload, fields, &o, buf, sizeof(buf))) {
+		if (why && len)
+			snprintf(why, len, "%s", buf);
+		return -1;
+	}
+	json_object_put(o);
+	return 0;
+}
+
+static int keys(const char *payload, char *idem, char *group, int *supersede)
+{
+	struct json_object *o;
+	char why[256], sku[JF_TEXT_MAX + 1], source[JF_TEXT_MAX + 1];
+
+	idem[0] = group[0] = '\0';
+	*supersede = 0;
+	if (jf_load(payload, fields, &o, why, sizeof(why)))
+		return -1;
+	jf_str(o, "sku", sku, sizeof(sku));
+	if (!jf_str(o, "source", source, sizeof(source)))
+		snprintf(source, sizeof(source), "%s", DEFAULT_SOURCE);
+	json_object_put(o);
+	if (jf_key(group, "stock:%s:%s", sku, source))
+		return -1;
+	*supersede = 1;
+	return 0;
+}
+
+/* The payload into r; 0, or -1 with why. */
+static int row_read(const char *payload, struct row *r, char *why,
+		    size_t len)
+{
+	struct json_object *o;
+
+	memset(r, 0, sizeof(*r));
+	if (jf_load(payload, fields, &o, why, len))
+		return -1;
+	jf_str(o, "sku", r->sku, sizeof(r->sku));
+	jf_str(o, "source", r->source, sizeof(r->source));
+	r->qty = jf_num(o, "qty", 0);
+	r->status = (int)jf_int(o, "status", -1);
+	r->item_id = jf_int(o, "item_id", 0);
+	r->ok = 1;
+	json_object_put(o);
+	return 0;
+}
+
+/* ---------------------------------------------------------------- run */
+
+static int in_stock(const struct row *r)
+{
+	return r->status >= 0 ? r->status : r->qty > 0;
+}
+
+static const char *source_of(const struct m2w_config *cfg,
+			     const struct row *r)
+{
+	if (r->source[0])
+		return r->source;
+	if (cfg->stock_source && *cfg->stock_source)
+		return cfg->stock_source;
+	return DEFAULT_SOURCE;
+}
+
+/* A failure that says Magento is unwell rather than this row bad. */
+static int stops(int rc, const struct m2_result *res)
+{
+	return rc != M2W_OK && rc != M2W_EPERMANENT &&
+	       res->cls != M2W_CLASS_PERMANENT;
+}
+
+/* Out gets the outcome of a call that saved row r. */
+static void saved(struct m2w_outcome *o, int rc, const struct m2_result *res,
+		  const struct row *r, const char *source)
+{
+	m2w_outcome_set(o, rc, res);
+	if (rc == M2W_OK)
+		snprintf(o->message, sizeof(o->message),
+			 "stock of %s at %s set to %g (%s)", r->sku, source,
+			 r->qty, in_stock(r) ? "in stock" : "out of stock");
+}
+
+/* A row after a stop: the same outcome, not sent (calls unchanged). */
+static void not_sent(struct m2w_outcome *o, const struct m2w_outcome *why)
+{
+	int calls = o->calls;
+
+	*o = *why;
+	o->calls = calls;
+	snprintf(o->message, sizeof(o->message), "not sent after: %.1000s",
+		 why->message);
+}
+
+static void source_item(const struct m2w_config *cfg, const struct row *r,
+			struct m2_source_item *it)
+{
+	it->sku = r->sku;
+	it->source_code = source_of(cfg, r);
+	it->quantity = r->qty;
+	it->status = in_stock(r);
+}
+
+/* Each good row alone (a split batch). */
+static void msi_each(const struct m2w_job_env *env, const struct row *rows,
+		     size_t n, struct m2w_outcome *out)
+{
+	const struct m2w_outcome *stop = NULL;
+	struct m2_source_item it;
+	struct m2_result res;
+	size_t i;
+	int rc;
+
+	for (i = 0; i < n; i++) {
+		if (!rows[i].ok)
+			continue;
+		if (stop) {
+			not_sent(&out[i], stop);
+			continue;
+		}
+		source_item(env->cfg, &rows[i], &it);
+		memset(&res, 0, sizeof(res));
+		rc = m2_source_items_save(env->conn, &it, 1, &res);
+		out[i].calls++;
+		saved(&out[i], rc, &res, &rows[i], it.source_code);
+		if (stops(rc, &res))
+			stop = &out[i];
+	}
+}
+
+static void msi(const struct m2w_job_env *env, const struct row *rows,
+		size_t n, struct m2w_outcome *out)
+{
+	struct m2_source_item *items;
+	struct m2_result res;
+	size_t i, m = 0;
+	int rc;
+
+	items = calloc(n, sizeof(*items));
+	if (!items) {
+		for (i = 0; i < n; i++)
+			if (rows[i].ok)
+				jf_outcome(&out[i], M2W_ENOMEM,
+					   M2W_CLASS_TRANSIENT,
+					   "out of memory");
+		return;
+	}
+	for (i = 0; i < n; i++)
+		if (rows[i].ok)
+			source_item(env->cfg, &rows[i], &items[m++]);
+	if (m) {
+		memset(&res, 0, sizeof(res));
+		rc = m2_source_items_save(env->conn, items, m, &res);
+		for (i = 0, m = 0; i < n; i++) {
+			if (!rows[i].ok)
+				continue;
+			out[i].calls++;
+			saved(&out[i], rc, &res, &rows[i],
+			      items[m++].source_code);
+		}
+		if (rc == M2W_EPERMANENT && m > 1)
+			msi_each(env, rows, n, out);
+	}
+	free(items);
+}
+
+static void legacy(const struct m2w_job_env *env, const struct row *rows,
+		   size_t n, struct m2w_outcome *out)
+{
+	const struct m2w_outcome *stop = NULL;
+	struct m2_result res;
+	size_t i;
+	int rc;
+
+	for (i = 0; i < n; i++) {
+		if (!rows[i].ok)
+			continue;
+		if (stop) {
+			not_sent(&out[i], stop);
+			continue;
+		}
+		memset(&res, 0, sizeof(res));
+		rc = m2_stock_item_update(env->conn, rows[i].sku,
+					  rows[i].item_id ? rows[i].item_id :
+							    LEGACY_ITEM_ID,
+					  rows[i].qty, in_stock(&rows[i]),
+					  &res);
+		out[i].calls++;
+		saved(&out[i], rc, &res, &rows[i], "the legacy stock");
+		if (stops(rc, &res))
+			stop = &out[i];
+	}
+}
+
+static void run(const struct m2w_job_env *env, struct m2w_task *const *tasks,
+		size_t n, struct m2w_outcome *out)
+{
+	struct row *rows;
+	char why[256];
+	size_t i;
+
+	jf_outcomes_clear(out, n);
+	rows = calloc(n ? n : 1, sizeof(*rows));
+	if (!rows) {
+		for (i = 0; i < n; i++)
+			jf_outcome(&out[i], M2W_ENOMEM, M2W_CLASS_TRANSIENT,
+				   "out of memory");
+		return;
+	}
+	for (i = 0; i < n; i++)
+		if (row_read(tasks[i]->payload, &rows[i], why, sizeof(why)))
+			jf_bad_payload(&out[i], why);
+	if (env->cfg->stock_legacy)
+		legacy(env, rows, n, out);
+	else
+		msi(env, rows, n, out);
+	free(rows);
+}
+
+const struct m2w_job m2w_job_stock = { "stock", 1, check, keys, run };

@@ -1,0 +1,491 @@
+/*
+ * job_tracking.c - a 3PL tracking number onto a Magento order.
+ *
+ *   order_find(increment id) -> shipments_list(entity id)
+ *     track number already on a shipment       -> done, nothing written
+ *     else, with `items`: the requested skus still unshipped
+ *                                              -> POST /order/{id}/ship
+ *                                                 (those items + track)
+ *           nothing left of them, shipments    -> POST /shipment/track
+ *                                                 onto the last shipment
+ *     else, without `items`: shipments exist   -> POST /shipment/track
+ *                                                 onto the last shipment
+ *           no shipment yet                    -> POST /order/{id}/ship
+ *                                                 (everything left + track)
+ *
+ * Crash safety. Neither /ship nor /shipment/track is idempotent: posting
+ * twice makes two shipments or two identical tracks the customer sees. So
+ * every run reads before it writes, and writes exactly once, as its last
+ * step: the one POST carries the track (a shipment is created together
+ * with its track, never bare). Whatever happens to a run - the worker
+ * crashes before, during or after the POST, the POST times out after
+ * Magento committed it, the answer is lost, the lease expires - the task
+ * runs again from the top, re-reads the shipments, finds the track number
+ * if the POST reached Magento, and stops with "already". A track that
+ * reached Magento is therefore never posted twice, and one that did not is
+ * posted by the retry. Two tasks of one order never interleave their
+ * read and write: the ordering key "order:<increment id>" lets the store
+ * lease one task of an order at a time (else two tracks of an unshipped
+ * order could each create a shipment). The same track twice is one task
+ * (idempotency key "tracking:<order>:<track>").
+ *
+ * The track matches by track number, exactly, after trimming: the carrier
+ * does not matter (a track is a track number to the customer).
+ *
+ * `items` maps each sku to the first order item of that sku with quantity
+ * left (qty_ordered - qty_shipped - qty_canceled), never spreading one
+ * request over several items: a configurable product's parent and child
+ * carry the same sku, and only the parent may be shipped. The shipments
+ * list does not say which items a shipment holds, so "the last shipment"
+ * is the one with the highest id.
+ *
+ * Threads: run() uses only the caller's connection; no state is kept.
+ */
+#include "config.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jobs_internal.h"
+
+#define ITEMS_MAX 1000
+#define QTY_EPS 1e-9
+
+static const struct jf_field fields[] = {
+	{ "order", JF_STRING, 1, JF_ANY_VALUE, JF_ORDER_MAX },
+	{ "track", JF_STRING, 1, JF_ANY_VALUE, JF_TEXT_MAX },
+	{ "carrier", JF_STRING, 1, JF_ANY_VALUE, JF_TEXT_MAX },
+	{ "title", JF_STRING, 0, JF_ANY_VALUE, JF_TEXT_MAX },
+	{ "items", JF_ARRAY, 0, JF_ANY_VALUE, 0 },
+	{ "notify", JF_BOOL, 0, JF_ANY_VALUE, 0 },
+	{ NULL, 0, 0, 0, 0 }
+};
+
+static const struct jf_field item_fields[] = {
+	{ "sku", JF_STRING, 1, JF_ANY_VALUE, JF_TEXT_MAX },
+	{ "qty", JF_NUMBER, 1, JF_GT0, 0 },
+	{ NULL, 0, 0, 0, 0 }
+};
+
+/* One requested item. */
+struct want {
+	char sku[JF_TEXT_MAX + 1];
+	double qty;
+};
+
+/* A payload, read. */
+struct req {
+	char order[JF_ORDER_MAX + 1];
+	char track[JF_TEXT_MAX + 1];
+	char carrier[JF_TEXT_MAX + 1];
+	char title[JF_TEXT_MAX + 1];
+	struct want *items;
+	size_t nitems;
+	int notify;              /* -1: the config's */
+};
+
+/* What one run has in hand. */
+struct ctx {
+	const struct m2w_job_env *env;
+	struct m2w_outcome *o;
+	struct req r;
+	struct m2_order *order;
+	struct m2_shipment *ships;
+	size_t nships;
+	struct m2_track track;
+};
+
+/* ------------------------------------------------------------- payload */
+
+static int check_items(struct json_object *a, char *why, size_t len)
+{
+	size_t i, n = json_object_array_length(a);
+	char pre[32];
+
+	if (n == 0) {
+		snprintf(why, len, "\"items\" must not be empty");
+		return -1;
+	}
+	if (n > ITEMS_MAX) {
+		snprintf(why, len, "\"items\" has more than %d entries",
+			 ITEMS_MAX);
+		return -1;
+	}
+	for (i = 0; i < n; i++) {
+		struct json_object *it = json_object_array_get_idx(a, i);
+
+		snprintf(pre, sizeof(pre), "items[%zu].", i);
+		if (!json_object_is_type(it, json_type_object)) {
+			snprintf(why, len, "\"items[%zu]\" must be an object",
+				 i);
+			return -1;
+		}
+		if (jf_check(it, item_fields, pre, why, len))
+			return -1;
+	}
+	return 0;
+}
+
+/* Parses and checks; 0 and *out, or -1 with why. */
+static int load(const char *payload, struct json_object **out, char *why,
+		size_t len)
+{
+	struct json_object *items;
+
+	if (jf_load(payload, fields, out, why, len))
+		return -1;
+	items = jf_get(*out, "items");
+	if (items && check_items(items, why, len)) {
+		json_object_put(*out);
+		*out = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+static int check(const char *payload, char *why, size_t len)
+{
+	struct json_object *o;
+	char buf[256];
+
+	if (load(payload, &o, buf, sizeof(buf))) {
+		if (why && len)
+			snprintf(why, len, "%s", buf);
+		return -1;
+	}
+	json_object_put(o);
+	return 0;
+}
+
+static int keys(const char *payload, char *idem, char *group, int *supersede)
+{
+	struct json_object *o;
+	char why[256], order[JF_ORDER_MAX + 1], track[JF_TEXT_MAX + 1];
+
+	idem[0] = group[0] = '\0';
+	*supersede = 0;
+	if (load(payload, &o, why, sizeof(why)))
+		return -1;
+	jf_str(o, "order", order, sizeof(order));
+	jf_str(o, "track", track, sizeof(track));
+	json_object_put(o);
+	if (jf_key(idem, "tracking:%s:%s", order, track) ||
+	    jf_key(group, "order:%s", order)) {
+		idem[0] = group[0] = '\0';
+		return -1;
+	}
+	return 0;
+}
+
+static void req_release(struct req *r)
+{
+	free(r->items);
+	r->items = NULL;
+	r->nitems = 0;
+}
+
+static int req_items(struct json_object *a, struct req *r)
+{
+	size_t i, n = json_object_array_length(a);
+
+	r->items = calloc(n, sizeof(*r->items));
+	if (!r->items)
+		return -1;
+	for (i = 0; i < n; i++) {
+		struct json_object *it = json_object_array_get_idx(a, i);
+
+		jf_str(it, "sku", r->items[i].sku, sizeof(r->items[i].sku));
+		r->items[i].qty = jf_num(it, "qty", 0);
+	}
+	r->nitems = n;
+	return 0;
+}
+
+/* The payload into r; 0, or -1 with why. */
+static int req_read(const char *payload, struct req *r, char *why,
+		    size_t len)
+{
+	struct json_object *o, *items;
+	int rc = 0;
+
+	memset(r, 0, sizeof(*r));
+	if (load(payload, &o, why, len))
+		return -1;
+	jf_str(o, "order", r->order, sizeof(r->order));
+	jf_str(o, "track", r->track, sizeof(r->track));
+	jf_str(o, "carrier", r->carrier, sizeof(r->carrier));
+	jf_str(o, "title", r->title, sizeof(r->title));
+	r->notify = jf_get(o, "notify") ? jf_bool(o, "notify", 0) : -1;
+	items = jf_get(o, "items");
+	if (items && req_items(items, r)) {
+		snprintf(why, len, "out of memory");
+		rc = -1;
+	}
+	json_object_put(o);
+	return rc;
+}
+
+/* ------------------------------------------------------------ helpers */
+
+/* The id of the shipment holding track number tn, or 0. */
+static int64_t track_on(const struct m2_shipment *s, size_t n, const char *tn)
+{
+	size_t i, j;
+	const char *t;
+	size_t len, want = strlen(tn);
+
+	for (i = 0; i < n; i++)
+		for (j = 0; j < s[i].ntracks; j++) {
+			t = s[i].tracks[j].track_number;
+			while (*t == ' ' || *t == '\t')
+				t++;
+			len = strlen(t);
+			while (len && (t[len - 1] == ' ' || t[len - 1] == '\t'))
+				len--;
+			if (len == want && memcmp(t, tn, len) == 0)
+				return s[i].id;
+		}
+	return 0;
+}
+
+static int64_t last_shipment(const struct m2_shipment *s, size_t n)
+{
+	int64_t id = 0;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (s[i].id > id)
+			id = s[i].id;
+	return id;
+}
+
+/* Carrier code from [carriers]; title: the payload's, else the carrier as
+ * the 3PL wrote it. */
+static void make_track(const struct m2w_config *cfg, const struct req *r,
+		       struct m2_track *t)
+{
+	const char *code = m2w_config_carrier(cfg, r->carrier);
+
+	memset(t, 0, sizeof(*t));
+	snprintf(t->track_number, sizeof(t->track_number), "%s", r->track);
+	snprintf(t->carrier_code, sizeof(t->carrier_code), "%s",
+		 code && *code ? code : "custom");
+	snprintf(t->title, sizeof(t->title), "%s",
+		 r->title[0] ? r->title : r->carrier);
+}
+
+static double remaining(const struct m2_order_item *it)
+{
+	return it->qty_ordered - it->qty_shipped - it->qty_canceled;
+}
+
+/* Quantity of order item id already in ship[0..n). */
+static double taken(const struct m2_ship_item *ship, size_t n, int64_t id)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (ship[i].order_item_id == id)
+			return ship[i].qty;
+	return 0;
+}
+
+static void take(struct m2_ship_item *ship, size_t *n, int64_t id, double q)
+{
+	size_t i;
+
+	for (i = 0; i < *n; i++)
+		if (ship[i].order_item_id == id) {
+			ship[i].qty += q;
+			return;
+		}
+	ship[*n].order_item_id = id;
+	ship[*n].qty = q;
+	(*n)++;
+}
+
+/*
+ * Maps one wanted item onto the order: adds what is left of the first
+ * item of that sku with quantity left. -1 when the order has no item of
+ * the sku.
+ */
+static int map_want(const struct m2_order *ord, const struct want *w,
+		    struct m2_ship_item *ship, size_t *n)
+{
+	size_t i;
+	int found = 0;
+	double left;
+
+	for (i = 0; i < ord->nitems; i++) {
+		const struct m2_order_item *it = &ord->items[i];
+
+		if (strcmp(it->sku, w->sku) != 0)
+			continue;
+		found = 1;
+		left = remaining(it) - taken(ship, *n, it->item_id);
+		if (left > QTY_EPS) {
+			take(ship, n, it->item_id, w->qty < left ? w->qty : left);
+			break;
+		}
+	}
+	return found ? 0 : -1;
+}
+
+/* ------------------------------------------------------------- writes */
+
+static void ship(struct ctx *c, const struct m2_ship_item *items, size_t n)
+{
+	const struct m2w_config *cfg = c->env->cfg;
+	struct m2_ship_req q;
+	struct m2_result res;
+	int64_t sid = 0;
+	int rc;
+
+	memset(&q, 0, sizeof(q));
+	memset(&res, 0, sizeof(res));
+	q.order_id = c->order->entity_id;
+	q.items = n ? items : NULL;
+	q.nitems = n;
+	q.notify = c->r.notify >= 0 ? c->r.notify : cfg->notify;
+	q.comment = cfg->ship_comment && *cfg->ship_comment ?
+			    cfg->ship_comment : NULL;
+	q.source_code = cfg->ship_source && *cfg->ship_source ?
+				cfg->ship_source : NULL;
+	q.tracks = &c->track;
+	q.ntracks = 1;
+	rc = m2_ship_create(c->env->conn, &q, &sid, &res);
+	c->o->calls++;
+	if (rc != M2W_OK) {
+		m2w_outcome_set(c->o, rc, &res);
+		return;
+	}
+	jf_done(c->o, "shipment %" PRId64 " created with track %s", sid,
+		c->r.track);
+	c->o->http_status = res.http_status;
+}
+
+static void add_track(struct ctx *c, int64_t sid)
+{
+	struct m2_result res;
+	int rc;
+
+	memset(&res, 0, sizeof(res));
+	rc = m2_track_add(c->env->conn, c->order->entity_id, sid, &c->track,
+			  &res);
+	c->o->calls++;
+	if (rc != M2W_OK) {
+		m2w_outcome_set(c->o, rc, &res);
+		return;
+	}
+	jf_done(c->o, "track %s added to shipment %" PRId64, c->r.track, sid);
+	c->o->http_status = res.http_status;
+}
+
+/* With `items`: ship those still unshipped, else track the last
+ * shipment. */
+static void ship_items(struct ctx *c)
+{
+	struct m2_ship_item *items;
+	size_t i, n = 0;
+
+	items = calloc(c->r.nitems, sizeof(*items));
+	if (!items) {
+		jf_outcome(c->o, M2W_ENOMEM, M2W_CLASS_TRANSIENT,
+			   "out of memory");
+		return;
+	}
+	for (i = 0; i < c->r.nitems; i++)
+		if (map_want(c->order, &c->r.items[i], items, &n)) {
+			jf_outcome(c->o, M2W_EPERMANENT, M2W_CLASS_PERMANENT,
+				   "order %s has no item with sku %s",
+				   c->r.order, c->r.items[i].sku);
+			free(items);
+			return;
+		}
+	if (n)
+		ship(c, items, n);
+	else if (c->nships)
+		add_track(c, last_shipment(c->ships, c->nships));
+	else
+		jf_outcome(c->o, M2W_EPERMANENT, M2W_CLASS_PERMANENT,
+			   "order %s has nothing left to ship of the given "
+			   "items", c->r.order);
+	free(items);
+}
+
+/* ---------------------------------------------------------------- run */
+
+/* Order and shipments into c; 0, or -1 with the outcome set. */
+static int read_order(struct ctx *c)
+{
+	struct m2_result res;
+	int rc;
+
+	memset(&res, 0, sizeof(res));
+	rc = m2_order_find(c->env->conn, c->r.order, &c->order, &res);
+	c->o->calls++;
+	if (rc == M2W_ENOTFOUND) {
+		jf_outcome(c->o, M2W_ENOTFOUND, M2W_CLASS_PERMANENT,
+			   "no order with increment id %s", c->r.order);
+		c->o->http_status = res.http_status;
+		return -1;
+	}
+	if (rc != M2W_OK) {
+		m2w_outcome_set(c->o, rc, &res);
+		return -1;
+	}
+	rc = m2_shipments_list(c->env->conn, c->order->entity_id, &c->ships,
+			       &c->nships, &res);
+	c->o->calls++;
+	if (rc != M2W_OK) {
+		m2w_outcome_set(c->o, rc, &res);
+		return -1;
+	}
+	return 0;
+}
+
+static void track_one(const struct m2w_job_env *env,
+		      const struct m2w_task *task, struct m2w_outcome *o)
+{
+	struct ctx c;
+	char why[256];
+	int64_t sid;
+
+	memset(&c, 0, sizeof(c));
+	c.env = env;
+	c.o = o;
+	if (req_read(task->payload, &c.r, why, sizeof(why))) {
+		jf_bad_payload(o, why);
+		return;
+	}
+	if (read_order(&c) == 0) {
+		sid = track_on(c.ships, c.nships, c.r.track);
+		make_track(env->cfg, &c.r, &c.track);
+		if (sid)
+			jf_done(o, "track %s already on shipment %" PRId64,
+				c.r.track, sid);
+		else if (c.r.nitems)
+			ship_items(&c);
+		else if (c.nships)
+			add_track(&c, last_shipment(c.ships, c.nships));
+		else
+			ship(&c, NULL, 0);
+	}
+	m2_shipments_free(c.ships, c.nships);
+	m2_order_free(c.order);
+	req_release(&c.r);
+}
+
+static void run(const struct m2w_job_env *env, struct m2w_task *const *tasks,
+		size_t n, struct m2w_outcome *out)
+{
+	size_t i;
+
+	jf_outcomes_clear(out, n);
+	for (i = 0; i < n; i++)
+		track_one(env, tasks[i], &out[i]);
+}
+
+const struct m2w_job m2w_job_tracking = { "tracking", 0, check, keys, run };

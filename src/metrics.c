@@ -1,0 +1,171 @@
+/*
+ * metrics.c - counters the workers bump, and their Prometheus text form.
+ *
+ * Counters are plain uint64_t bumped with __sync_fetch_and_add (gcc 4.1+,
+ * so legacy hosts too); a scrape reads them without a lock, which at worst
+ * sees one counter a bump behind another. Queue depth comes from the
+ * store's own per-type counters (m2w_queue_stats) at scrape time.
+ */
+#include "config.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "m2worker/worker.h"
+
+static const int64_t bounds[M2W_LAT_BUCKETS - 1] = {
+	5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000,
+};
+
+void m2w_metrics_call(struct m2w_metrics *m, int status, int64_t ms)
+{
+	int b = 0, cls;
+
+	while (b < M2W_LAT_BUCKETS - 1 && ms > bounds[b])
+		b++;
+	__sync_fetch_and_add(&m->calls[b], 1);
+	__sync_fetch_and_add(&m->calls_count, 1);
+	__sync_fetch_and_add(&m->calls_ms_sum, (uint64_t)(ms > 0 ? ms : 0));
+	cls = status >= 200 && status < 300 ? M2W_CLASS_OK
+	      : status == 401 ? M2W_CLASS_AUTH
+	      : status >= 400 && status < 500 && status != 429
+		      ? M2W_CLASS_PERMANENT : M2W_CLASS_TRANSIENT;
+	__sync_fetch_and_add(&m->calls_by_class[cls], 1);
+}
+
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+struct out {
+	char *buf;
+	size_t len, cap;
+	int failed;
+};
+
+static void add(struct out *o, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void add(struct out *o, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (o->failed)
+		return;
+	for (;;) {
+		va_start(ap, fmt);
+		n = vsnprintf(o->buf + o->len, o->cap - o->len, fmt, ap);
+		va_end(ap);
+		if (n < 0) {
+			o->failed = 1;
+			return;
+		}
+		if ((size_t)n < o->cap - o->len) {
+			o->len += (size_t)n;
+			return;
+		}
+		o->cap = (o->cap + (size_t)n + 1) * 2;
+		if (!(o->buf = realloc(o->buf, o->cap))) {
+			o->failed = 1;
+			return;
+		}
+	}
+}
+
+static void counter(struct out *o, const char *name, const char *help,
+		    const uint64_t *v, const struct m2w_config *cfg)
+{
+	size_t i;
+
+	add(o, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
+	for (i = 0; i < cfg->ntypes; i++)
+		add(o, "%s{type=\"%s\"} %llu\n", name, cfg->types[i].name,
+		    (unsigned long long)v[i]);
+}
+
+int m2w_metrics_render(const struct m2w_metrics *m,
+		       const struct m2w_config *cfg,
+		       const struct m2w_stats *st, int breaker_state,
+		       char **out)
+{
+	static const char *const cls[] = { "ok", "transient", "permanent",
+					   "auth" };
+	struct out o = { NULL, 0, 0, 0 };
+	uint64_t cum = 0;
+	int64_t now = wall_ms();
+	size_t i;
+	int s;
+
+	o.cap = 4096;
+	if (!(o.buf = malloc(o.cap)))
+		return M2W_ENOMEM;
+	o.buf[0] = '\0';
+	add(&o, "# HELP m2worker_tasks Tasks in the store by type and state.\n"
+		"# TYPE m2worker_tasks gauge\n");
+	for (i = 0; st && i < st->ntypes; i++)
+		for (s = 0; s < M2W_NSTATES; s++)
+			add(&o, "m2worker_tasks{type=\"%s\",state=\"%s\"} %llu\n",
+			    st->types[i].type, m2w_state_name(s),
+			    (unsigned long long)st->types[i].count[s]);
+	if (st) {
+		add(&o, "# HELP m2worker_oldest_ready_age_seconds Age of the "
+			"oldest ready task.\n# TYPE "
+			"m2worker_oldest_ready_age_seconds gauge\n");
+		for (i = 0; i < st->ntypes; i++)
+			add(&o, "m2worker_oldest_ready_age_seconds{type=\"%s\"} "
+			    "%.3f\n", st->types[i].type,
+			    st->types[i].oldest_ready_ms
+				    ? (double)(now -
+					       st->types[i].oldest_ready_ms) / 1000
+				    : 0.0);
+		add(&o, "# HELP m2worker_store_bytes Store map use.\n"
+			"# TYPE m2worker_store_bytes gauge\n"
+			"m2worker_store_bytes{kind=\"used\"} %llu\n"
+			"m2worker_store_bytes{kind=\"max\"} %llu\n",
+		    (unsigned long long)st->map_used,
+		    (unsigned long long)st->map_max);
+	}
+	counter(&o, "m2worker_tasks_done_total", "Tasks done.", m->done, cfg);
+	counter(&o, "m2worker_tasks_failed_total",
+		"Attempts that failed and were rescheduled.", m->failed, cfg);
+	counter(&o, "m2worker_tasks_dead_total", "Tasks dead-lettered.",
+		m->dead, cfg);
+	counter(&o, "m2worker_tasks_snoozed_total",
+		"Tasks put off without counting an attempt.", m->snoozed, cfg);
+	add(&o, "# HELP m2worker_magento_call_seconds Magento call latency.\n"
+		"# TYPE m2worker_magento_call_seconds histogram\n");
+	for (i = 0; i < M2W_LAT_BUCKETS; i++) {
+		cum += m->calls[i];
+		if (i < M2W_LAT_BUCKETS - 1)
+			add(&o, "m2worker_magento_call_seconds_bucket{le=\"%g\"} "
+			    "%llu\n", bounds[i] / 1000.0, (unsigned long long)cum);
+		else
+			add(&o, "m2worker_magento_call_seconds_bucket{le=\"+Inf\"}"
+			    " %llu\n", (unsigned long long)cum);
+	}
+	add(&o, "m2worker_magento_call_seconds_sum %.3f\n"
+		"m2worker_magento_call_seconds_count %llu\n",
+	    m->calls_ms_sum / 1000.0, (unsigned long long)m->calls_count);
+	add(&o, "# HELP m2worker_magento_calls_total Magento calls by result.\n"
+		"# TYPE m2worker_magento_calls_total counter\n");
+	for (i = 0; i < 4; i++)
+		add(&o, "m2worker_magento_calls_total{class=\"%s\"} %llu\n",
+		    cls[i], (unsigned long long)m->calls_by_class[i]);
+	add(&o, "# HELP m2worker_breaker_state Circuit breaker: 0 closed, "
+		"1 open, 2 half-open.\n# TYPE m2worker_breaker_state gauge\n"
+		"m2worker_breaker_state %d\n", breaker_state);
+	if (o.failed) {
+		free(o.buf);
+		return M2W_ENOMEM;
+	}
+	*out = o.buf;
+	return M2W_OK;
+}

@@ -1,0 +1,598 @@
+/*
+ * worker.c - the worker pool (see worker.h).
+ *
+ * Each worker thread loops: ask the breaker, pick a job type that is under
+ * its concurrency limit (round-robin from where this thread left off),
+ * lease up to that type's batch of tasks, run them through the job with
+ * the thread's own Magento connection, then settle the whole batch in one
+ * store call (merged with the other threads' by group commit) and log one
+ * line per task. No store transaction is ever open across a Magento call.
+ *
+ * How an outcome is settled:
+ *   done                          -> ack
+ *   grace period over (aborting)  -> release (attempt not counted)
+ *   429 from Magento              -> snooze for Retry-After (not counted)
+ *   auth refused                  -> snooze, and a breaker failure
+ *   transient (5xx, timeout ...)  -> fail: backoff, or dead when attempts
+ *                                    are used up; a breaker failure. The
+ *                                    breaker's probe is snoozed instead.
+ *   permanent (400, 404 ...)      -> fail permanent: dead at once, with
+ *                                    Magento's message on the task
+ *
+ * The keeper thread reaps expired leases every reap_interval (a crashed
+ * daemon's tasks come back; recovery at start is its first round) and
+ * extends leases of tasks still in flight once half their lease is gone,
+ * so a slow Magento never lets a task be leased twice at once.
+ *
+ * Shutdown: `stopping` ends leasing; workers finish their batch. After the
+ * grace period `aborting` makes every connection abort its transfer
+ * (m2_conn_set_abort) and the unfinished tasks are released.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "m2worker/jobs.h"
+#include "m2worker/log.h"
+#include "m2worker/worker.h"
+
+struct m2w_pool;
+
+struct slot {
+	struct m2w_pool *p;
+	pthread_t th;
+	int started;
+	struct m2_conn *conn;
+	unsigned rr;
+	/* in flight: under p->mu */
+	struct m2w_task **tasks;
+	size_t n;
+	int64_t lease_ms;
+};
+
+struct m2w_pool {
+	struct m2w_queue *q;
+	const struct m2w_config *cfg;
+	const struct m2w_job *jobs[M2W_MAX_TYPES];
+	struct m2w_breaker breaker;
+	struct m2w_metrics metrics;
+	int64_t idle_ms;
+
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	unsigned inflight[M2W_MAX_TYPES];
+	volatile int stopping;
+	volatile int aborting;
+	int keeper_stop;
+	unsigned running;
+	size_t released;
+
+	struct slot *slots;
+	unsigned nslots;
+	pthread_t keeper;
+	int keeper_started;
+};
+
+/* --------------------------------------------------------------- time */
+
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Sleeps up to ms, or until the pool is stopped. Under p->mu. */
+static void nap_locked(struct m2w_pool *p, int64_t ms)
+{
+	struct timespec ts;
+	int64_t until = wall_ms() + (ms > 0 ? ms : 1);
+
+	ts.tv_sec = (time_t)(until / 1000);
+	ts.tv_nsec = (long)(until % 1000) * 1000000;
+	pthread_cond_timedwait(&p->cv, &p->mu, &ts);
+}
+
+static void nap(struct m2w_pool *p, int64_t ms)
+{
+	pthread_mutex_lock(&p->mu);
+	if (!p->stopping)
+		nap_locked(p, ms);
+	pthread_mutex_unlock(&p->mu);
+}
+
+/* ------------------------------------------------------------ logging */
+
+static void log_outcome(const struct m2w_task *t, const struct m2w_settle *s,
+			const struct m2w_outcome *o)
+{
+	char msg[M2_MESSAGE_MAX + 8];
+	int level = M2W_LOG_INFO;
+	const char *ev;
+
+	if (s->err != M2W_OK) {
+		m2w_log(M2W_LOG_WARN, "task.settle_refused",
+			"task=%llu type=%s error=%s",
+			(unsigned long long)t->id, t->type,
+			m2w_log_quote(msg, sizeof(msg), m2w_strerror(s->err)));
+		return;
+	}
+	switch (s->kind) {
+	case M2W_ACK:
+		ev = "task.done";
+		break;
+	case M2W_RELEASE:
+		ev = "task.released";
+		break;
+	case M2W_SNOOZE:
+		ev = "task.snoozed";
+		break;
+	default:
+		ev = s->state == M2W_DEAD ? "task.dead" : "task.retry";
+		level = s->state == M2W_DEAD ? M2W_LOG_WARN : M2W_LOG_INFO;
+	}
+	if (!m2w_log_enabled(level))
+		return;
+	m2w_log_quote(msg, sizeof(msg), o->message);
+	if (s->kind == M2W_FAIL && s->state != M2W_DEAD)
+		m2w_log(level, ev, "task=%llu type=%s attempt=%u status=%d "
+			"retry_in_ms=%lld error=%s", (unsigned long long)t->id,
+			t->type, t->attempts, o->http_status,
+			(long long)(s->next_run_ms - wall_ms()), msg);
+	else if (s->kind == M2W_FAIL || s->kind == M2W_SNOOZE)
+		m2w_log(level, ev, "task=%llu type=%s attempt=%u status=%d "
+			"%s=%s", (unsigned long long)t->id, t->type,
+			t->attempts, o->http_status,
+			s->kind == M2W_SNOOZE ? "reason" : "error", msg);
+	else
+		m2w_log(level, ev, "task=%llu type=%s attempt=%u ms=%lld "
+			"calls=%d note=%s", (unsigned long long)t->id, t->type,
+			t->attempts, (long long)s->duration_ms, o->calls, msg);
+}
+
+static void log_breaker(int state, const struct m2w_config *cfg)
+{
+	if (state < 0)
+		return;
+	m2w_log(state == M2W_BREAKER_CLOSED ? M2W_LOG_INFO : M2W_LOG_WARN,
+		"breaker", "state=%s failures=%u cooldown_ms=%lld",
+		m2w_breaker_name(state), cfg->breaker_failures,
+		(long long)cfg->breaker_cooldown_ms);
+}
+
+/* --------------------------------------------------------- settling */
+
+/* Turns outcome o of task t into settlement s (see the table above). */
+static void decide(struct m2w_pool *p, const struct m2w_task *t,
+		   const struct m2w_outcome *o, int probe, int64_t ms,
+		   struct m2w_settle *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->id = t->id;
+	s->token = t->lease_token;
+	s->duration_ms = ms;
+	s->http_status = o->http_status;
+	s->message = o->message;
+	if (o->err == M2W_OK) {
+		s->kind = M2W_ACK;
+	} else if (p->aborting) {
+		s->kind = M2W_RELEASE;
+	} else if (o->http_status == 429) {
+		s->kind = M2W_SNOOZE;
+		s->delay_ms = o->retry_after_ms > 0 ? o->retry_after_ms : 5000;
+	} else if (o->err == M2W_EAUTH || (probe && o->cls != M2W_CLASS_PERMANENT)) {
+		s->kind = M2W_SNOOZE;
+		s->delay_ms = p->cfg->breaker_cooldown_ms;
+	} else {
+		s->kind = M2W_FAIL;
+		s->cls = o->cls == M2W_CLASS_PERMANENT ? M2W_CLASS_PERMANENT
+						       : M2W_CLASS_TRANSIENT;
+		s->retry_after_ms = o->retry_after_ms;
+	}
+}
+
+static void count(struct m2w_pool *p, size_t ti, const struct m2w_settle *s)
+{
+	uint64_t *c;
+
+	if (s->err != M2W_OK)
+		return;
+	switch (s->kind) {
+	case M2W_ACK:
+		c = &p->metrics.done[ti];
+		break;
+	case M2W_SNOOZE:
+	case M2W_RELEASE:
+		c = &p->metrics.snoozed[ti];
+		break;
+	default:
+		c = s->state == M2W_DEAD ? &p->metrics.dead[ti]
+					 : &p->metrics.failed[ti];
+	}
+	__sync_fetch_and_add(c, 1);
+}
+
+/* A failure that says Magento is unwell (for the breaker). */
+static int unwell(const struct m2w_outcome *o)
+{
+	return o->err != M2W_OK && o->http_status != 429 &&
+	       (o->cls == M2W_CLASS_TRANSIENT || o->cls == M2W_CLASS_AUTH);
+}
+
+static void settle(struct m2w_pool *p, size_t ti, struct m2w_task **ts,
+		   size_t n, const struct m2w_outcome *out, int probe,
+		   int64_t ms)
+{
+	struct m2w_settle *s = calloc(n, sizeof(*s));
+	char errbuf[M2W_ERRBUF_SIZE] = "";
+	size_t i, ok = 0, bad = 0, dead = 0;
+	int rc;
+
+	if (!s) {
+		m2w_log(M2W_LOG_ERROR, "settle", "error=\"out of memory\" "
+			"tasks=%zu (their leases will expire)", n);
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		decide(p, ts[i], &out[i], probe, ms, &s[i]);
+		if (unwell(&out[i]))
+			bad++;
+		else if (out[i].err == M2W_OK || out[i].cls == M2W_CLASS_PERMANENT)
+			ok++;
+	}
+	if (ok || bad)
+		log_breaker(m2w_breaker_result(&p->breaker, wall_ms(), probe,
+					       !ok && bad), p->cfg);
+	rc = m2w_queue_settle(p->q, s, n, errbuf);
+	if (rc != M2W_OK) {
+		m2w_log(M2W_LOG_ERROR, "settle", "tasks=%zu error=%s "
+			"(their leases will expire and they run again)", n,
+			m2w_log_quote(errbuf, sizeof(errbuf), errbuf));
+		free(s);
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		log_outcome(ts[i], &s[i], &out[i]);
+		count(p, ti, &s[i]);
+		if (s[i].kind == M2W_RELEASE && s[i].err == M2W_OK)
+			__sync_fetch_and_add(&p->released, 1);
+		dead += s[i].err == M2W_OK && s[i].state == M2W_DEAD;
+	}
+	if (n > 1)
+		m2w_log(M2W_LOG_INFO, "batch.done", "type=%s tasks=%zu ok=%zu "
+			"dead=%zu ms=%lld", ts[0]->type, n, ok, dead,
+			(long long)ms);
+	free(s);
+}
+
+/* ------------------------------------------------------------ working */
+
+/* Reserves a worker place on type ti (inflight++): 0 when it is at its
+ * concurrency limit or has no job. */
+static int reserve(struct m2w_pool *p, size_t ti)
+{
+	const struct m2w_type_cfg *tc = &p->cfg->types[ti];
+	int ok;
+
+	pthread_mutex_lock(&p->mu);
+	ok = p->jobs[ti] && (!tc->concurrency ||
+			     p->inflight[ti] < tc->concurrency);
+	if (ok)
+		p->inflight[ti]++;
+	pthread_mutex_unlock(&p->mu);
+	return ok;
+}
+
+static void unreserve(struct m2w_pool *p, size_t ti)
+{
+	pthread_mutex_lock(&p->mu);
+	p->inflight[ti]--;
+	pthread_mutex_unlock(&p->mu);
+}
+
+static void track(struct m2w_pool *p, struct slot *sl, struct m2w_task **ts,
+		  size_t n, int64_t lease_ms)
+{
+	pthread_mutex_lock(&p->mu);
+	sl->tasks = ts;
+	sl->n = n;
+	sl->lease_ms = lease_ms;
+	pthread_mutex_unlock(&p->mu);
+}
+
+/* Leases and runs one batch of type ti; 0 when there was nothing. */
+static int run_batch(struct m2w_pool *p, struct slot *sl, size_t ti,
+		     int probe)
+{
+	const struct m2w_type_cfg *tc = &p->cfg->types[ti];
+	const char *type = tc->name;
+	struct m2w_lease_opts lo;
+	struct m2w_job_env env = { sl->conn, p->cfg };
+	struct m2w_outcome *out;
+	struct m2w_task **ts = NULL;
+	char errbuf[M2W_ERRBUF_SIZE] = "";
+	size_t n = 0;
+	int64_t t0;
+	int rc;
+
+	memset(&lo, 0, sizeof(lo));
+	lo.max = probe || !p->jobs[ti]->batches ? 1 : (tc->batch ? tc->batch : 1);
+	lo.lease_ms = tc->lease_ms;
+	lo.types = &type;
+	lo.ntypes = 1;
+	rc = m2w_queue_lease(p->q, &lo, &ts, &n, errbuf);
+	if (rc != M2W_OK) {
+		m2w_log(M2W_LOG_ERROR, "lease", "type=%s error=%s", type,
+			m2w_log_quote(errbuf, sizeof(errbuf), errbuf));
+		nap(p, 1000);
+		return 0;
+	}
+	if (!n)
+		return 0;
+	out = calloc(n, sizeof(*out));
+	if (!out) {
+		m2w_log(M2W_LOG_ERROR, "lease", "error=\"out of memory\"");
+		m2w_task_list_free(ts, n);
+		return 0;
+	}
+	track(p, sl, ts, n, tc->lease_ms);
+	t0 = wall_ms();
+	p->jobs[ti]->run(&env, ts, n, out);
+	settle(p, ti, ts, n, out, probe, wall_ms() - t0);
+	track(p, sl, NULL, 0, 0);
+	free(out);
+	m2w_task_list_free(ts, n);
+	return 1;
+}
+
+static void *work(void *arg)
+{
+	struct slot *sl = arg;
+	struct m2w_pool *p = sl->p;
+	size_t k, ti, ntypes = p->cfg->ntypes;
+	int64_t wait;
+	int probe, did;
+
+	while (!p->stopping) {
+		if (!m2w_breaker_allow(&p->breaker, wall_ms(), &probe, &wait)) {
+			nap(p, wait < 1000 ? wait : 1000);
+			continue;
+		}
+		/* round the types from where this thread left off */
+		did = 0;
+		for (k = 0; !did && !p->stopping && k < ntypes; k++) {
+			ti = (sl->rr + k) % ntypes;
+			if (!reserve(p, ti))
+				continue;
+			did = run_batch(p, sl, ti, probe);
+			unreserve(p, ti);
+		}
+		sl->rr++;
+		if (probe && !did)
+			m2w_breaker_unprobe(&p->breaker);
+		if (!did)
+			nap(p, p->idle_ms);
+	}
+	pthread_mutex_lock(&p->mu);
+	p->running--;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	return NULL;
+}
+
+/* ------------------------------------------------------------- keeper */
+
+/* Extends the leases of in-flight tasks past half their lease. */
+static void extend_leases(struct m2w_pool *p)
+{
+	struct m2w_settle *s = NULL;
+	char errbuf[M2W_ERRBUF_SIZE] = "";
+	int64_t now = wall_ms();
+	size_t n = 0, cap = 0, i, j;
+	unsigned k;
+
+	pthread_mutex_lock(&p->mu);
+	for (k = 0; k < p->nslots; k++)
+		cap += p->slots[k].n;
+	if (cap)
+		s = calloc(cap, sizeof(*s));
+	for (k = 0; s && k < p->nslots; k++) {
+		struct slot *sl = &p->slots[k];
+
+		for (j = 0; j < sl->n; j++) {
+			const struct m2w_task *t = sl->tasks[j];
+
+			if (t->lease_expiry_ms - now > sl->lease_ms / 2)
+				continue;
+			s[n].id = t->id;
+			s[n].token = t->lease_token;
+			s[n].kind = M2W_EXTEND;
+			s[n].delay_ms = sl->lease_ms;
+			n++;
+		}
+	}
+	pthread_mutex_unlock(&p->mu);
+	if (n && m2w_queue_settle(p->q, s, n, errbuf) != M2W_OK)
+		m2w_log(M2W_LOG_ERROR, "lease.extend", "tasks=%zu error=%s", n,
+			m2w_log_quote(errbuf, sizeof(errbuf), errbuf));
+	else if (n) {
+		/* the new expiry, so the next round does not extend again */
+		pthread_mutex_lock(&p->mu);
+		for (k = 0; k < p->nslots; k++)
+			for (j = 0; j < p->slots[k].n; j++)
+				for (i = 0; i < n; i++)
+					if (p->slots[k].tasks[j]->id == s[i].id &&
+					    s[i].err == M2W_OK)
+						p->slots[k].tasks[j]->lease_expiry_ms =
+							now + s[i].delay_ms;
+		pthread_mutex_unlock(&p->mu);
+		m2w_log(M2W_LOG_DEBUG, "lease.extend", "tasks=%zu", n);
+	}
+	free(s);
+}
+
+static void *keep(void *arg)
+{
+	struct m2w_pool *p = arg;
+	char errbuf[M2W_ERRBUF_SIZE];
+	size_t reaped;
+
+	pthread_mutex_lock(&p->mu);
+	while (!p->keeper_stop) {
+		pthread_mutex_unlock(&p->mu);
+		errbuf[0] = '\0';
+		if (m2w_queue_reap(p->q, &reaped, errbuf) != M2W_OK)
+			m2w_log(M2W_LOG_ERROR, "lease.reap", "error=%s",
+				m2w_log_quote(errbuf, sizeof(errbuf), errbuf));
+		else if (reaped)
+			m2w_log(M2W_LOG_WARN, "lease.reaped", "tasks=%zu "
+				"(their worker died or hung; they run again)",
+				reaped);
+		extend_leases(p);
+		pthread_mutex_lock(&p->mu);
+		if (!p->keeper_stop)
+			nap_locked(p, p->cfg->reap_interval_ms);
+	}
+	pthread_mutex_unlock(&p->mu);
+	return NULL;
+}
+
+/* --------------------------------------------------------- lifecycle */
+
+static void observe(void *arg, int status, int64_t ms)
+{
+	m2w_metrics_call(arg, status, ms);
+}
+
+int m2w_pool_start(const struct m2w_pool_opts *o, struct m2w_pool **out,
+		   char *errbuf)
+{
+	struct m2w_pool *p;
+	size_t i;
+	int rc;
+
+	*out = NULL;
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return m2w_fail(errbuf, M2W_ENOMEM, "out of memory");
+	p->q = o->q;
+	p->cfg = o->cfg;
+	p->idle_ms = o->idle_poll_ms > 0 ? o->idle_poll_ms : 100;
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->cv, NULL);
+	m2w_breaker_init(&p->breaker, o->cfg->breaker_failures,
+			 o->cfg->breaker_cooldown_ms);
+	for (i = 0; i < o->cfg->ntypes; i++) {
+		p->jobs[i] = m2w_job_find(o->cfg->types[i].name);
+		rc = m2w_queue_set_policy(o->q, o->cfg->types[i].name,
+					  &o->cfg->types[i].policy, errbuf);
+		if (rc != M2W_OK)
+			goto fail;
+	}
+	p->nslots = o->cfg->threads ? o->cfg->threads : 1;
+	p->slots = calloc(p->nslots, sizeof(*p->slots));
+	if (!p->slots) {
+		rc = m2w_fail(errbuf, M2W_ENOMEM, "out of memory");
+		goto fail;
+	}
+	for (i = 0; i < p->nslots; i++) {
+		p->slots[i].p = p;
+		p->slots[i].rr = (unsigned)i;
+		if ((rc = m2_conn_new(o->client, &p->slots[i].conn, errbuf)))
+			goto fail;
+		m2_conn_set_abort(p->slots[i].conn, &p->aborting);
+		m2_conn_set_observer(p->slots[i].conn, observe, &p->metrics);
+	}
+	if (pthread_create(&p->keeper, NULL, keep, p) != 0) {
+		rc = m2w_fail(errbuf, M2W_EIO, "cannot start the keeper thread");
+		goto fail;
+	}
+	p->keeper_started = 1;
+	for (i = 0; i < p->nslots; i++) {
+		pthread_mutex_lock(&p->mu);
+		p->running++;
+		pthread_mutex_unlock(&p->mu);
+		if (pthread_create(&p->slots[i].th, NULL, work,
+				   &p->slots[i]) != 0) {
+			pthread_mutex_lock(&p->mu);
+			p->running--;
+			pthread_mutex_unlock(&p->mu);
+			rc = m2w_fail(errbuf, M2W_EIO,
+				      "cannot start worker thread %zu", i);
+			goto fail;
+		}
+		p->slots[i].started = 1;
+	}
+	m2w_log(M2W_LOG_INFO, "pool.start", "threads=%u types=%zu",
+		p->nslots, o->cfg->ntypes);
+	*out = p;
+	return M2W_OK;
+fail:
+	m2w_pool_stop(p, 0);
+	m2w_pool_free(p);
+	return rc;
+}
+
+size_t m2w_pool_stop(struct m2w_pool *p, int64_t grace_ms)
+{
+	int64_t deadline = wall_ms() + grace_ms;
+	unsigned i;
+
+	pthread_mutex_lock(&p->mu);
+	p->stopping = 1;
+	pthread_cond_broadcast(&p->cv);
+	while (p->running > 0 && wall_ms() < deadline)
+		nap_locked(p, deadline - wall_ms());
+	if (p->running > 0) {
+		m2w_log(M2W_LOG_WARN, "pool.abort", "busy=%u "
+			"(grace over: calls aborted, tasks released)",
+			p->running);
+		p->aborting = 1;
+	}
+	pthread_mutex_unlock(&p->mu);
+	for (i = 0; i < p->nslots; i++)
+		if (p->slots[i].started) {
+			pthread_join(p->slots[i].th, NULL);
+			p->slots[i].started = 0;
+		}
+	pthread_mutex_lock(&p->mu);
+	p->keeper_stop = 1;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	if (p->keeper_started) {
+		pthread_join(p->keeper, NULL);
+		p->keeper_started = 0;
+	}
+	m2w_log(M2W_LOG_INFO, "pool.stop", "released=%zu", p->released);
+	return p->released;
+}
+
+void m2w_pool_free(struct m2w_pool *p)
+{
+	unsigned i;
+
+	if (!p)
+		return;
+	for (i = 0; p->slots && i < p->nslots; i++)
+		m2_conn_free(p->slots[i].conn);
+	free(p->slots);
+	m2w_breaker_destroy(&p->breaker);
+	pthread_cond_destroy(&p->cv);
+	pthread_mutex_destroy(&p->mu);
+	free(p);
+}
+
+struct m2w_metrics *m2w_pool_metrics(struct m2w_pool *p)
+{
+	return &p->metrics;
+}
+
+int m2w_pool_breaker_state(struct m2w_pool *p)
+{
+	return m2w_breaker_state(&p->breaker);
+}
