@@ -21,6 +21,10 @@
  * m2_secret_resolve; no message ever contains a secret's value (nor any
  * line that did not parse: it could be a pasted secret).
  *
+ * m2w_config_load reads over what the struct already holds: the caller
+ * runs m2w_config_defaults first (and may load a second file over the
+ * first; duplicates are only looked for within one file).
+ *
  * Ownership: every string of the struct is malloc'd, including the ones
  * struct m2_client_opts holds as `const char *` (all but user_agent, which
  * the config never sets); m2w_config_release frees them.
@@ -354,6 +358,7 @@ struct seen {
 	char *name;                    /* the section's name, or NULL */
 	const char *key;               /* the key_def's name (static) */
 	int line;
+	int bad;                       /* its value was a mistake */
 };
 
 struct parser {
@@ -442,6 +447,18 @@ static int seen_line(const struct parser *p, const char *sec, const char *key)
 	return 0;
 }
 
+/* Whether key `key` of section `sec` was given but did not parse. */
+static int seen_bad(const struct parser *p, const char *sec, const char *key)
+{
+	size_t i;
+
+	for (i = 0; i < p->nseen; i++)
+		if (strcmp(p->seen[i].sec->name, sec) == 0 &&
+		    strcmp(p->seen[i].key, key) == 0 && p->seen[i].bad)
+			return 1;
+	return 0;
+}
+
 /* Records key `key` of the current section; the earlier line if it was
  * set before, 0 when new, -1 out of memory. */
 static int remember(struct parser *p, const char *key)
@@ -470,6 +487,7 @@ static int remember(struct parser *p, const char *key)
 	s->sec = p->sec;
 	s->key = key;
 	s->line = p->line;
+	s->bad = 0;
 	s->name = NULL;
 	if (p->sec_name && !(s->name = strdup(p->sec_name)))
 		return -1;
@@ -486,8 +504,8 @@ static int parse_uint(const char *v, uint64_t *out)
 
 static const char *const auth_names[] = { "none", "token", "admin", "oauth" };
 
-/* Sets one key from the current section's table. */
-static void set_key(struct parser *p, const struct key_def *k, const char *v)
+/* Sets one key from the current section's table; -1 after a mistake. */
+static int set_key(struct parser *p, const struct key_def *k, const char *v)
 {
 	char *base, buf[96], eb[M2W_ERRBUF_SIZE];
 	char *s;
@@ -507,29 +525,29 @@ static void set_key(struct parser *p, const struct key_def *k, const char *v)
 	case K_STR:
 		if (!*v && k->nonempty) {
 			mistake(p, p->line, "%s: must not be empty", k->name);
-			return;
+			return -1;
 		}
 		s = NULL;
 		if (*v && !(s = dup_or_oom(p, v)))
-			return;
+			return -1;
 		free(*(char **)(base + k->off));
 		*(char **)(base + k->off) = s;
-		return;
+		return 0;
 	case K_URL:
 		if (strncasecmp(v, "http://", 7) != 0 &&
 		    strncasecmp(v, "https://", 8) != 0) {
 			mistake(p, p->line, "%s: %s must start with http:// or "
 				"https://", k->name, shown(buf, sizeof(buf), v));
-			return;
+			return -1;
 		}
 		/* fall through */
 	case K_CSTR:
 		s = NULL;
 		if (*v && !(s = dup_or_oom(p, v)))
-			return;
+			return -1;
 		free((void *)*(const char **)(base + k->off));
 		*(const char **)(base + k->off) = s;
-		return;
+		return 0;
 	case K_CODE:
 		if (!*v || strspn(v, "abcdefghijklmnopqrstuvwxyz"
 				  "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") !=
@@ -537,34 +555,34 @@ static void set_key(struct parser *p, const struct key_def *k, const char *v)
 			mistake(p, p->line, "%s: %s is not a store code "
 				"([A-Za-z0-9_]+)", k->name,
 				shown(buf, sizeof(buf), v));
-			return;
+			return -1;
 		}
 		if (!(s = dup_or_oom(p, v)))
-			return;
+			return -1;
 		free((void *)*(const char **)(base + k->off));
 		*(const char **)(base + k->off) = s;
-		return;
+		return 0;
 	case K_SECRET:
 		s = NULL;
 		if (*v && m2_secret_resolve(v, &s, eb) != M2W_OK) {
 			/* the reason names the variable or file, never the
 			 * value */
 			mistake(p, p->line, "%s: %s", k->name, eb);
-			return;
+			return -1;
 		}
 		free((void *)*(const char **)(base + k->off));
 		*(const char **)(base + k->off) = s;
-		return;
+		return 0;
 	case K_SIZE:
 		sz = m2w_parse_size(v);
 		if (!sz) {
 			mistake(p, p->line, "%s: bad size %s (use e.g. 512KiB, "
 				"64MiB, 4GiB)", k->name,
 				shown(buf, sizeof(buf), v));
-			return;
+			return -1;
 		}
 		*(size_t *)(base + k->off) = sz;
-		return;
+		return 0;
 	case K_MS:
 	case K_MS_LONG:
 	case K_S_LONG:
@@ -573,7 +591,7 @@ static void set_key(struct parser *p, const struct key_def *k, const char *v)
 			mistake(p, p->line, "%s: bad duration %s (use e.g. "
 				"500ms, 30s, 5m, 2h, 1d)", k->name,
 				shown(buf, sizeof(buf), v));
-			return;
+			return -1;
 		}
 		if (ms < k->min || (k->max && ms > k->max) ||
 		    (k->kind == K_MS_LONG && ms > LONG_MAX) ||
@@ -587,7 +605,7 @@ static void set_key(struct parser *p, const struct key_def *k, const char *v)
 				mistake(p, p->line, "%s: %s is too short (at "
 					"least %" PRId64 "ms)", k->name,
 					shown(buf, sizeof(buf), v), k->min);
-			return;
+			return -1;
 		}
 		if (k->kind == K_MS)
 			*(int64_t *)(base + k->off) = ms;
@@ -595,27 +613,27 @@ static void set_key(struct parser *p, const struct key_def *k, const char *v)
 			*(long *)(base + k->off) = (long)ms;
 		else
 			*(long *)(base + k->off) = (long)(ms / 1000);
-		return;
+		return 0;
 	case K_BOOL:
 		b = m2w_parse_bool(v);
 		if (b < 0) {
 			mistake(p, p->line, "%s: %s is not a boolean (yes/no, "
 				"true/false, on/off, 1/0)", k->name,
 				shown(buf, sizeof(buf), v));
-			return;
+			return -1;
 		}
 		*(int *)(base + k->off) = b;
-		return;
+		return 0;
 	case K_UINT:
 		if (parse_uint(v, &n) < 0 || n < (uint64_t)k->min ||
 		    n > (uint64_t)k->max) {
 			mistake(p, p->line, "%s: %s is not a whole number from "
 				"%" PRId64 " to %" PRId64, k->name,
 				shown(buf, sizeof(buf), v), k->min, k->max);
-			return;
+			return -1;
 		}
 		*(unsigned *)(base + k->off) = (unsigned)n;
-		return;
+		return 0;
 	case K_RATE:
 		errno = 0;
 		d = (isdigit((unsigned char)*v) || *v == '.') ?
@@ -623,10 +641,10 @@ static void set_key(struct parser *p, const struct key_def *k, const char *v)
 		if (d < 0 || errno || *end || !isfinite(d)) {
 			mistake(p, p->line, "%s: %s is not a number >= 0",
 				k->name, shown(buf, sizeof(buf), v));
-			return;
+			return -1;
 		}
 		*(double *)(base + k->off) = d;
-		return;
+		return 0;
 	case K_AUTH:
 		for (i = 0; i < sizeof(auth_names) / sizeof(auth_names[0]); i++)
 			if (strcmp(v, auth_names[i]) == 0)
@@ -635,34 +653,35 @@ static void set_key(struct parser *p, const struct key_def *k, const char *v)
 			mistake(p, p->line, "%s: %s is not one of token, admin, "
 				"oauth, none", k->name,
 				shown(buf, sizeof(buf), v));
-			return;
+			return -1;
 		}
 		/* enum m2_auth in the order of auth_names */
 		*(int *)(base + k->off) = (int)i;
-		return;
+		return 0;
 	case K_LEVEL:
 		b = m2w_log_level_parse(v);
 		if (b < 0) {
 			mistake(p, p->line, "%s: %s is not one of error, warn, "
 				"info, debug", k->name,
 				shown(buf, sizeof(buf), v));
-			return;
+			return -1;
 		}
 		*(int *)(base + k->off) = b;
-		return;
+		return 0;
 	case K_MODE:
 		if (strcmp(v, "msi") != 0 && strcmp(v, "legacy") != 0) {
 			mistake(p, p->line, "%s: %s is not msi or legacy",
 				k->name, shown(buf, sizeof(buf), v));
-			return;
+			return -1;
 		}
 		*(int *)(base + k->off) = strcmp(v, "legacy") == 0;
-		return;
+		return 0;
 	case K_REFUSE:
 		mistake(p, p->line, "%s is not allowed in [%s]: %s", k->name,
 			p->sec->name, k->note);
-		return;
+		return -1;
 	}
+	return 0;
 }
 
 /* [carriers]: `Free Text Name = code` */
@@ -870,7 +889,8 @@ static void section_line(struct parser *p, char *s)
 	}
 	*end = '\0';
 	name = trim(s + 1);
-	n = strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_-");
+	n = strspn(name, "abcdefghijklmnopqrstuvwxyz"
+		   "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-");
 	if (name[n]) {
 		if (!isspace((unsigned char)name[n])) {
 			mistake(p, p->line, "bad section header (expected "
@@ -966,7 +986,8 @@ static void key_line(struct parser *p, char *s, char *eq)
 			"%d)", k->name, p->sec->name, prev);
 		return;
 	}
-	set_key(p, k, value);
+	if (set_key(p, k, value) < 0)
+		p->seen[p->nseen - 1].bad = 1;
 }
 
 static void one_line(struct parser *p, char *line)
@@ -990,10 +1011,11 @@ static void one_line(struct parser *p, char *line)
 
 /* ------------------------------------------------------------ cross-checks */
 
+/* A credential the auth mode needs; not again when its line was wrong. */
 static void need(struct parser *p, int auth_line, const char *mode,
 		 const char *key, const char *value)
 {
-	if (!value)
+	if (!value && !seen_bad(p, "magento", key))
 		mistake(p, auth_line, "auth = %s needs %s in [magento]", mode,
 			key);
 }
@@ -1114,7 +1136,8 @@ int m2w_config_load(const char *path, struct m2w_config *cfg, char *report,
 	if (report && len)
 		report[0] = '\0';
 
-	m2w_config_defaults(cfg);
+	/* cfg holds the defaults (or an earlier file: files can be layered);
+	 * these three are never NULL unless m2w_config_defaults ran out */
 	if (!cfg->store_path || !cfg->magento.store_code ||
 	    !cfg->stock_source) {
 		mistake(&p, 0, "out of memory");
@@ -1124,6 +1147,7 @@ int m2w_config_load(const char *path, struct m2w_config *cfg, char *report,
 		mistake(&p, 0, "no configuration file given");
 		return p.count;
 	}
+	free(cfg->path);
 	cfg->path = strdup(path);
 	f = fopen(path, "r");
 	if (!f) {

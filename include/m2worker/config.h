@@ -102,7 +102,9 @@ struct m2w_config {
 void m2w_config_defaults(struct m2w_config *cfg);
 
 /*
- * Reads `path` over the defaults. Returns the number of mistakes (0 = ok);
+ * Reads `path` over what cfg holds: call m2w_config_defaults first (a
+ * second file may then be read over the first). Returns the number of
+ * mistakes (0 = ok);
  * `report` (may be NULL) receives them, one "FILE:LINE: what" per line, cut
  * to `len` bytes. A file that cannot be read is one mistake.
  */

@@ -31,7 +31,7 @@ static const struct qctl_cmd cmd_help, cmd_version;
 static const struct qctl_cmd *const commands[] = {
 	&cmd_stats, &cmd_list, &cmd_show, &cmd_requeue, &cmd_retry_now,
 	&cmd_delete, &cmd_purge, &cmd_pause, &cmd_resume, &cmd_check,
-	&cmd_backup, &cmd_version, &cmd_help, NULL,
+	&cmd_backup, &cmd_enqueue, &cmd_version, &cmd_help, NULL,
 };
 
 void qctl_error(const char *fmt, ...)
@@ -368,6 +368,7 @@ int main(int argc, char **argv)
 			c.dir = DEFAULT_STORE;
 		memset(&qo, 0, sizeof(qo));
 		qo.path = c.dir;
+		qo.create = (*cmd)->needs_store == 2;
 		if ((rc = m2w_queue_open(&qo, &c.q, errbuf)) != M2W_OK) {
 			free(conf_path);
 			return qctl_fail(rc, errbuf) == EXIT_USAGE ? EXIT_USAGE

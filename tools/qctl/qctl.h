@@ -33,13 +33,14 @@ struct qctl_cmd {
 	const char *name;
 	const char *usage;      /* after the name */
 	const char *help;       /* one paragraph */
-	int needs_store;
+	int needs_store;        /* 1: open it; 2: create it when absent */
 	int (*exec)(struct qctl *c, int argc, char **argv);
 };
 
 extern const struct qctl_cmd cmd_stats, cmd_list, cmd_show, cmd_requeue,
 	cmd_retry_now, cmd_delete, cmd_purge, cmd_pause, cmd_resume,
 	cmd_check, cmd_backup;
+extern const struct qctl_cmd cmd_enqueue;
 
 /* Errors: "qctl: <msg>" on stderr. */
 void qctl_error(const char *fmt, ...)

@@ -1,0 +1,235 @@
+/*
+ * ingest.h - rows in (CSV or NDJSON), validated tasks out, into the store.
+ *
+ * Every producer goes through here: `qctl enqueue` (a file or stdin), the
+ * CSV directory watcher and the HTTP push. The same input therefore maps to
+ * the same payloads, the same keys and the same errors whatever its way in.
+ *
+ * CSV (RFC 4180; libcsv, streamed in 64 KiB chunks, so a file larger than
+ * memory works). A UTF-8 byte-order mark is stripped. The delimiter is `,`
+ * `;` or tab: given, or detected as the most frequent of the three outside
+ * quotes in the header line (a tie or none: `,`). Quoted fields may hold
+ * delimiters, quotes ("") and line breaks; lines end in LF, CRLF or CR; the
+ * last line needs no line end. The first non-empty record is the header:
+ * its names are trimmed, lowercased, and spaces and '-' become '_'
+ * ("Tracking Number" = tracking_number). Columns map by name (any order;
+ * unknown columns are ignored):
+ *
+ *   order     order_number order_id increment_id order
+ *   track     tracking_number tracking awb track
+ *   carrier   carrier_code carrier
+ *   title     title carrier_title
+ *   sku       sku
+ *   qty       qty quantity
+ *   source    source_code source
+ *   status    status
+ *   price     price
+ *   store_id  store_id
+ *
+ *   tracking  order, track and carrier (or title: a title alone is used as
+ *             the carrier too, the job maps free-text names) required;
+ *             sku + qty (both columns, or neither) ship only those items.
+ *             Adjacent rows with the same order, track, carrier and title
+ *             and an sku each are one task with all their items (a 3PL
+ *             writes one line per item of a parcel).
+ *   stock     sku, qty required; source, status optional.
+ *   price     sku, price required; store_id optional.
+ *   rest      NDJSON only.
+ *
+ * A required column missing from the header, or named twice, is one error
+ * for the whole input (M2W_EINVAL, "header has no order column: expected
+ * one of order_number, order_id, increment_id, order"), and nothing is
+ * enqueued. Values are trimmed before they are checked and before they are
+ * sent; numbers are decimal with a dot ("12,50" is refused, not guessed);
+ * text must be UTF-8. A record whose fields are all empty is skipped like
+ * an empty line and is no row. A row with fewer fields than the header, or
+ * more that are not empty, is rejected. Quoting is strict (a bare quote
+ * inside an unquoted field is an error, like Go's encoding/csv): the bad
+ * row is rejected and parsing goes on at the next line. A record longer
+ * than M2W_INGEST_RECORD_MAX (a quote never closed) is rejected the same way.
+ *
+ * NDJSON: one JSON object per non-empty line, in the job's payload shape
+ * (jobs.h); string values are trimmed (for `rest`, only the top level).
+ *
+ * Every row then goes through the job's check() (its reason is the row's)
+ * and keys(). Keys:
+ *   - key_field F given: idempotency key "<type>:<value of F>" (a column,
+ *     or a JSON key that is dropped from the payload when the job does not
+ *     know it).
+ *   - else tracking: the job's key, "tracking:<order>:<track>", so the
+ *     same parcel in two files is one task.
+ *   - else stock and price: "<type>:<fingerprint>:<line>" when the input's
+ *     fingerprint is known (a file re-read is all duplicates), else none:
+ *     their values are no identity. Ordering keys (stock:SKU:SOURCE,
+ *     price:SKU:STORE, superseding) come from the job, so the newest level
+ *     of a SKU wins.
+ * Each task's source is "<source>:<line>", the line where its row starts.
+ *
+ * Batches: good rows are enqueued with m2w_queue_enqueue, `batch` tasks per
+ * committed (fsync'd) transaction, in input order. A batch is all or none;
+ * rows were checked first, so a batch fails only when the store does (full
+ * store or disk): the stream then stops with that error, and
+ * result.committed_rows says how many rows are settled - resume with
+ * skip_rows = committed_rows. Nothing is ever skipped silently: a row is
+ * accepted, a duplicate, rejected (with a reason, to on_error), or not yet
+ * committed when the store failed.
+ *
+ * Threads: a stream is one call on one thread; several streams may run at
+ * once on one queue (the store merges their commits). m2w_ingest_map_*,
+ * m2w_ingest_*_row and m2w_ingest_fingerprint are pure and thread-safe.
+ *
+ * Memory: strings in the options are borrowed for the call (a map copies
+ * what it keeps); a row's payload is malloc'd, freed by
+ * m2w_ingest_row_release. Errors: enum m2w_err, errbuf NULL or
+ * M2W_ERRBUF_SIZE bytes.
+ */
+#ifndef M2WORKER_INGEST_H
+#define M2WORKER_INGEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "m2worker/config.h"
+#include "m2worker/error.h"
+#include "m2worker/queue.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define M2W_INGEST_BATCH 1000            /* default rows per commit */
+#define M2W_INGEST_CHUNK (64 * 1024)     /* bytes read at a time */
+#define M2W_INGEST_RECORD_MAX (1u << 20) /* bytes of one CSV record or line */
+#define M2W_INGEST_COLUMN_MAX 63         /* bytes of a column name kept */
+#define M2W_INGEST_REASON_MAX 256        /* bytes of a reason, with NUL */
+#define M2W_FINGERPRINT_HEX 64           /* SHA-256 in hex, without NUL */
+
+enum m2w_ingest_format {
+	M2W_INGEST_CSV = 0,
+	M2W_INGEST_NDJSON = 1
+};
+
+struct m2w_ingest_opts {
+	const char *type;         /* job type (m2w_job_find), required */
+	const struct m2w_config *cfg; /* may be NULL: defaults. Not read yet;
+				   * the [watch] column maps will live here */
+	int format;               /* enum m2w_ingest_format */
+	char delimiter;           /* CSV: ',' ';' '\t', or 0 = detect */
+	const char *source;       /* label: file name, "stdin", "http"; NULL =
+				   * "stdin" */
+	const char *fingerprint;  /* hex content hash of the input, or NULL */
+	const char *key_field;    /* column / JSON key holding the idempotency
+				   * key, or NULL */
+	size_t batch;             /* tasks per committed batch; 0 = 1000 */
+	uint64_t skip_rows;       /* rows already settled (resume) */
+	/* Optional: called after each commit for each task of it, in input
+	 * order, with the stream's `arg`. A duplicate gets the existing id. */
+	void (*on_task)(void *arg, uint64_t line, uint64_t id, int duplicate);
+};
+
+/* Sets the defaults: CSV, detect the delimiter, batch 1000, rest 0. */
+void m2w_ingest_opts_init(struct m2w_ingest_opts *o, const char *type);
+
+struct m2w_ingest_result {
+	uint64_t rows;            /* data rows read, skip_rows included (the
+				   * header and empty lines are no rows) */
+	uint64_t skipped;         /* of them, passed over by skip_rows */
+	uint64_t accepted;        /* rows now in a new task */
+	uint64_t duplicates;      /* rows whose task was already there */
+	uint64_t rejected;        /* rows refused (each went to on_error) */
+	uint64_t tasks;           /* new tasks (merged tracking rows make one) */
+	uint64_t committed_rows;  /* rows settled by the last commit: resume
+				   * point for skip_rows */
+	uint64_t committed_line;  /* input line of the last of them, 0 if none */
+	char delimiter;           /* the CSV delimiter used */
+};
+
+/*
+ * A rejected row: `line` (1-based, where the row starts), `column` (the
+ * header's name or the JSON key; NULL when the row as a whole is bad),
+ * `reason` ("qty \"abc\" is not a number"), `row` (the row as text, for a
+ * report). All borrowed for the call.
+ */
+typedef void (*m2w_ingest_error_fn)(void *arg, uint64_t line,
+				    const char *column, const char *reason,
+				    const char *row);
+
+/*
+ * Reads `in` to its end in opts->format and enqueues its rows into `q`.
+ * `result` (required) is filled as it goes; `on_error` (may be NULL) gets
+ * each rejected row. Returns
+ *   M2W_OK       the input was read to its end; rows may have been
+ *                rejected (result->rejected).
+ *   M2W_EINVAL   bad options, unknown type, or a header that will not do
+ *                ("FILE:1: header has no ..."): nothing enqueued.
+ *   M2W_EIO      reading failed (committed_rows says what is in).
+ *   M2W_ENOMEM
+ *   any error of m2w_queue_enqueue (M2W_EFULL, M2W_ENOSPC ...): the stream
+ *                stopped there; rows up to result->committed_rows are in.
+ */
+int m2w_ingest_stream(struct m2w_queue *q, FILE *in,
+		      const struct m2w_ingest_opts *opts,
+		      struct m2w_ingest_result *result,
+		      m2w_ingest_error_fn on_error, void *arg, char *errbuf);
+
+/* ------------------------------------------------------- one row at a time */
+
+/* One row made into a task (or why not). */
+struct m2w_ingest_row {
+	char *payload;                    /* malloc'd JSON, NULL if none */
+	size_t payload_len;
+	char idem[M2W_KEY_MAX + 1];       /* idempotency key, "" = none */
+	char group[M2W_KEY_MAX + 1];      /* ordering key, "" = none */
+	int supersede;
+	/* when rejected */
+	char column[M2W_INGEST_COLUMN_MAX + 1]; /* "" = the row as a whole */
+	char reason[M2W_INGEST_REASON_MAX];
+};
+
+/* Frees r->payload; r may be reused. */
+void m2w_ingest_row_release(struct m2w_ingest_row *r);
+
+/*
+ * A JSON object (NDJSON line, HTTP body element) into a task: trimmed,
+ * key_field applied, check()ed, keyed. `line` numbers the fingerprint
+ * key of stock/price. Returns M2W_OK (r->payload set; an empty or
+ * all-blank text gives M2W_OK with r->payload NULL: skip it), M2W_EINVAL
+ * (rejected: r->column, r->reason) or M2W_ENOMEM. Release r either way.
+ */
+int m2w_ingest_json_row(const struct m2w_ingest_opts *opts, const char *json,
+			size_t len, uint64_t line, struct m2w_ingest_row *r);
+
+/* A CSV header, mapped to a job type's payload. */
+struct m2w_ingest_map;
+
+/*
+ * Maps header `names[0..n)` for opts->type (and opts->key_field,
+ * opts->fingerprint, which are copied). M2W_EINVAL with errbuf naming the
+ * missing or doubled column; M2W_ENOMEM.
+ */
+int m2w_ingest_map_new(const struct m2w_ingest_opts *opts,
+		       const char *const *names, size_t n,
+		       struct m2w_ingest_map **out, char *errbuf);
+void m2w_ingest_map_free(struct m2w_ingest_map *m);
+
+/*
+ * A CSV record (`fields[i]` of `lens[i]` bytes, not NUL-terminated) into a
+ * task, as m2w_ingest_json_row. A record whose fields are all empty gives
+ * M2W_OK with r->payload NULL (skip it).
+ */
+int m2w_ingest_csv_row(const struct m2w_ingest_map *m,
+		       const char *const *fields, const size_t *lens, size_t n,
+		       uint64_t line, struct m2w_ingest_row *r);
+
+/*
+ * SHA-256 of what is left of `f` (read to its end), as lowercase hex into
+ * hex[M2W_FINGERPRINT_HEX + 1]; then `f` is put back where it was (so it
+ * must be seekable: M2W_EINVAL otherwise). M2W_EIO on a read error.
+ */
+int m2w_ingest_fingerprint(FILE *f, char *hex, char *errbuf);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,1401 @@
+/*
+ * ingest.c - rows to tasks: the header map, one row at a time, batches,
+ * NDJSON streams and the fingerprint (see ingest.h). The CSV stream (libcsv)
+ * is in ingest_csv.c; both share ingest_internal.h.
+ *
+ * A CSV row becomes its payload as JSON text built here (not through
+ * json-c): numbers go out as written when they are JSON numbers already
+ * ("9.99" stays 9.99, never 9.9900000000000002), strings are escaped, and
+ * what is sent is exactly what was checked. Every payload then passes the
+ * job's own check() and keys(), so no row reaches the store that the
+ * worker would refuse, and the keys are the job's.
+ *
+ * Tracking rows that carry an sku are one item of a parcel: adjacent rows
+ * of the same order, track, carrier and title are merged into one task
+ * (the stream holds the open parcel as `pend`). Without that, the second
+ * item would be a duplicate of the first (same idempotency key) and the
+ * job would stop at "track already on a shipment": an item lost.
+ *
+ * Batches commit only between rows that are not merged, so the count of
+ * rows settled by a commit (committed_rows) is a clean resume point.
+ *
+ * Everything here works on the caller's structs: no globals, thread-safe.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+#include <openssl/evp.h>
+
+#include "ingest_internal.h"
+
+#define ITEMS_MAX 1000   /* jobs: tracking "items" at most */
+#define SOURCE_LABEL_MAX 1000
+
+/* ------------------------------------------------------------- strbuf */
+
+int ig_sb_grow(struct ig_sb *b, size_t more)
+{
+	size_t cap;
+	char *s;
+
+	if (b->oom)
+		return -1;
+	if (b->n + more + 1 <= b->cap)
+		return 0;
+	cap = b->cap ? b->cap : 64;
+	while (cap < b->n + more + 1)
+		cap *= 2;
+	s = realloc(b->s, cap);
+	if (!s) {
+		b->oom = 1;
+		return -1;
+	}
+	b->s = s;
+	b->cap = cap;
+	return 0;
+}
+
+void ig_sb_add(struct ig_sb *b, const char *s, size_t n)
+{
+	if (ig_sb_grow(b, n))
+		return;
+	if (n)
+		memcpy(b->s + b->n, s, n);
+	b->n += n;
+	b->s[b->n] = '\0';
+}
+
+void ig_sb_adds(struct ig_sb *b, const char *s)
+{
+	ig_sb_add(b, s, strlen(s));
+}
+
+void ig_sb_addc(struct ig_sb *b, char c)
+{
+	ig_sb_add(b, &c, 1);
+}
+
+void ig_sb_clear(struct ig_sb *b)
+{
+	b->n = 0;
+	if (b->s)
+		b->s[0] = '\0';
+}
+
+void ig_sb_release(struct ig_sb *b)
+{
+	free(b->s);
+	memset(b, 0, sizeof(*b));
+}
+
+/* s[0..n) as a JSON string. */
+static void sb_json_str(struct ig_sb *b, const char *s, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t i, run = 0;
+
+	ig_sb_addc(b, '"');
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		char esc[7];
+
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		ig_sb_add(b, s + run, i - run);
+		run = i + 1;
+		switch (c) {
+		case '"': ig_sb_adds(b, "\\\""); break;
+		case '\\': ig_sb_adds(b, "\\\\"); break;
+		case '\n': ig_sb_adds(b, "\\n"); break;
+		case '\r': ig_sb_adds(b, "\\r"); break;
+		case '\t': ig_sb_adds(b, "\\t"); break;
+		default:
+			memcpy(esc, "\\u00", 4);
+			esc[4] = hex[c >> 4];
+			esc[5] = hex[c & 15];
+			ig_sb_add(b, esc, 6);
+		}
+	}
+	ig_sb_add(b, s + run, n - run);
+	ig_sb_addc(b, '"');
+}
+
+/* ------------------------------------------------------------- values */
+
+static int is_ws(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' ||
+	       c == '\f';
+}
+
+void ig_trim(const char **s, size_t *n)
+{
+	const char *p = *s;
+	size_t len = *n;
+
+	while (len && is_ws(*p)) {
+		p++;
+		len--;
+	}
+	while (len && is_ws(p[len - 1]))
+		len--;
+	*s = p;
+	*n = len;
+}
+
+/* Well-formed UTF-8 (no overlongs, no surrogates). */
+static int utf8_ok(const unsigned char *s, size_t n)
+{
+	size_t i = 0, k, need;
+	unsigned long cp;
+
+	while (i < n) {
+		unsigned char c = s[i];
+
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf) {
+			need = 1;
+			cp = c & 0x1f;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			need = 2;
+			cp = c & 0x0f;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			need = 3;
+			cp = c & 0x07;
+		} else {
+			return 0;
+		}
+		if (i + need >= n)
+			return 0;
+		for (k = 1; k <= need; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return 0;
+			cp = (cp << 6) | (s[i + k] & 0x3f);
+		}
+		if ((need == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+		    (need == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+			return 0;
+		i += need + 1;
+	}
+	return 1;
+}
+
+/* Is s[0..n) a JSON number as written? */
+static int json_number_form(const char *s, size_t n)
+{
+	size_t i = 0;
+
+	if (i < n && s[i] == '-')
+		i++;
+	if (i >= n || !isdigit((unsigned char)s[i]))
+		return 0;
+	if (s[i] == '0' && i + 1 < n && isdigit((unsigned char)s[i + 1]))
+		return 0;
+	while (i < n && isdigit((unsigned char)s[i]))
+		i++;
+	if (i < n && s[i] == '.') {
+		if (++i >= n || !isdigit((unsigned char)s[i]))
+			return 0;
+		while (i < n && isdigit((unsigned char)s[i]))
+			i++;
+	}
+	if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+		i++;
+		if (i < n && (s[i] == '+' || s[i] == '-'))
+			i++;
+		if (i >= n || !isdigit((unsigned char)s[i]))
+			return 0;
+		while (i < n && isdigit((unsigned char)s[i]))
+			i++;
+	}
+	return i == n;
+}
+
+/*
+ * A decimal number ([+-] digits [. digits] [e[+-]digits], a dot for
+ * decimals) into b as JSON. 0, or -1 with why.
+ */
+static int add_number(struct ig_sb *b, const char *col, const char *s,
+		      size_t n, int integer, char *why, size_t len)
+{
+	char tmp[64], *end;
+	size_t i = 0, digits = 0;
+	int ok = n > 0 && n < sizeof(tmp);
+
+	if (ok && (s[0] == '+' || s[0] == '-'))
+		i++;
+	for (; ok && i < n && isdigit((unsigned char)s[i]); i++)
+		digits++;
+	if (ok && !integer && i < n && s[i] == '.')
+		for (i++; i < n && isdigit((unsigned char)s[i]); i++)
+			digits++;
+	if (ok && !integer && digits && i < n && (s[i] == 'e' || s[i] == 'E')) {
+		size_t e = 0;
+
+		i++;
+		if (i < n && (s[i] == '+' || s[i] == '-'))
+			i++;
+		for (; i < n && isdigit((unsigned char)s[i]); i++)
+			e++;
+		ok = e > 0;
+	}
+	if (!ok || !digits || i != n) {
+		snprintf(why, len, "%s \"%.*s\" is not %s%s", col,
+			 (int)(n > 40 ? 40 : n), s,
+			 integer ? "an integer" : "a number",
+			 !integer && memchr(s, ',', n) ? " (use a dot for decimals)"
+						       : "");
+		return -1;
+	}
+	memcpy(tmp, s, n);
+	tmp[n] = '\0';
+	errno = 0;
+	if (integer) {
+		long long v = strtoll(tmp, &end, 10);
+
+		if (errno || *end) {
+			snprintf(why, len, "%s \"%s\" is out of range", col, tmp);
+			return -1;
+		}
+		snprintf(tmp, sizeof(tmp), "%lld", v);
+		ig_sb_adds(b, tmp);
+		return 0;
+	}
+	{
+		double d = strtod(tmp, &end);
+
+		if (*end || !isfinite(d) || errno == ERANGE) {
+			snprintf(why, len, "%s \"%s\" is out of range", col, tmp);
+			return -1;
+		}
+		if (json_number_form(tmp, n)) {
+			ig_sb_add(b, tmp, n);
+		} else {
+			snprintf(tmp, sizeof(tmp), "%.17g", d);
+			ig_sb_adds(b, tmp);
+		}
+	}
+	return 0;
+}
+
+/* --------------------------------------------------------------- rows */
+
+static int reject(struct m2w_ingest_row *r, const char *column,
+		  const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 3, 4)))
+#endif
+	;
+
+static int reject(struct m2w_ingest_row *r, const char *column,
+		  const char *fmt, ...)
+{
+	va_list ap;
+
+	free(r->payload);
+	r->payload = NULL;
+	r->payload_len = 0;
+	snprintf(r->column, sizeof(r->column), "%s", column ? column : "");
+	va_start(ap, fmt);
+	vsnprintf(r->reason, sizeof(r->reason), fmt, ap);
+	va_end(ap);
+	return M2W_EINVAL;
+}
+
+void m2w_ingest_row_release(struct m2w_ingest_row *r)
+{
+	if (!r)
+		return;
+	free(r->payload);
+	r->payload = NULL;
+	r->payload_len = 0;
+}
+
+/* The first "quoted" name in a check() reason, without an "items[i]."
+ * prefix: the payload key the reason is about, or "". */
+static void reason_key(const char *why, char *key, size_t size)
+{
+	const char *a = strchr(why, '"'), *b, *dot;
+	size_t n;
+
+	key[0] = '\0';
+	if (!a || !(b = strchr(a + 1, '"')))
+		return;
+	a++;
+	dot = memchr(a, '.', (size_t)(b - a));
+	if (dot && strncmp(a, "items[", 6) == 0)
+		a = dot + 1;
+	n = (size_t)(b - a);
+	if (n >= size)
+		n = size - 1;
+	memcpy(key, a, n);
+	key[n] = '\0';
+}
+
+int ig_finish(const struct m2w_job *job, const char *type, const char *fp,
+	      const char *keyval, uint64_t line, char *payload, size_t len,
+	      struct m2w_ingest_row *r)
+{
+	char why[M2W_INGEST_REASON_MAX];
+	int n;
+
+	r->payload = payload;
+	r->payload_len = len;
+	r->idem[0] = r->group[0] = '\0';
+	r->supersede = 0;
+	if (len > M2W_PAYLOAD_MAX)
+		return reject(r, NULL, "payload is larger than %u bytes",
+			      (unsigned)M2W_PAYLOAD_MAX);
+	why[0] = '\0';
+	if (job->check(payload, why, sizeof(why))) {
+		char key[M2W_INGEST_COLUMN_MAX + 1];
+
+		reason_key(why, key, sizeof(key));
+		return reject(r, key, "%s", why[0] ? why : "refused by the job");
+	}
+	if (job->keys(payload, r->idem, r->group, &r->supersede))
+		return reject(r, NULL, "its keys are longer than %d bytes",
+			      M2W_KEY_MAX);
+	if (keyval) {
+		n = snprintf(r->idem, sizeof(r->idem), "%s:%s", type, keyval);
+		if (n < 0 || n > M2W_KEY_MAX)
+			return reject(r, NULL, "idempotency key is longer than "
+				      "%d bytes", M2W_KEY_MAX);
+	} else if (!r->idem[0] && fp && *fp) {
+		n = snprintf(r->idem, sizeof(r->idem), "%s:%s:%llu", type, fp,
+			     (unsigned long long)line);
+		if (n < 0 || n > M2W_KEY_MAX)
+			return reject(r, NULL, "fingerprint key is longer than "
+				      "%d bytes", M2W_KEY_MAX);
+	}
+	return M2W_OK;
+}
+
+/* ---------------------------------------------------------------- map */
+
+static const struct {
+	const char *what;        /* in errors: "header has no <what> column" */
+	const char *key;         /* payload key */
+	const char *alias[5];
+} fld[IG_NFLD] = {
+	{ "order", "order", { "order_number", "order_id", "increment_id",
+			      "order", NULL } },
+	{ "tracking number", "track", { "tracking_number", "tracking", "awb",
+					"track", NULL } },
+	{ "carrier", "carrier", { "carrier_code", "carrier", NULL } },
+	{ "title", "title", { "title", "carrier_title", NULL } },
+	{ "sku", "sku", { "sku", NULL } },
+	{ "qty", "qty", { "qty", "quantity", NULL } },
+	{ "source", "source", { "source_code", "source", NULL } },
+	{ "status", "status", { "status", NULL } },
+	{ "price", "price", { "price", NULL } },
+	{ "store", "store_id", { "store_id", NULL } },
+	{ "key", NULL, { NULL } },
+};
+
+int ig_kind(const char *type)
+{
+	if (!type)
+		return -1;
+	if (strcmp(type, "tracking") == 0)
+		return IK_TRACKING;
+	if (strcmp(type, "stock") == 0)
+		return IK_STOCK;
+	if (strcmp(type, "price") == 0)
+		return IK_PRICE;
+	if (strcmp(type, "rest") == 0)
+		return IK_REST;
+	return -1;
+}
+
+/* The fields a kind reads from CSV. */
+static int uses(int kind, int f)
+{
+	switch (kind) {
+	case IK_TRACKING:
+		return f == IG_ORDER || f == IG_TRACK || f == IG_CARRIER ||
+		       f == IG_TITLE || f == IG_SKU || f == IG_QTY;
+	case IK_STOCK:
+		return f == IG_SKU || f == IG_QTY || f == IG_SOURCE ||
+		       f == IG_STATUS;
+	case IK_PRICE:
+		return f == IG_SKU || f == IG_PRICE || f == IG_STORE;
+	default:
+		return 0;
+	}
+}
+
+void ig_name_norm(const char *s, size_t n, char *out, size_t size)
+{
+	size_t o = 0;
+
+	while (n >= 3 && memcmp(s, "\xef\xbb\xbf", 3) == 0) {
+		s += 3;
+		n -= 3;
+	}
+	ig_trim(&s, &n);
+	for (; n && o + 1 < size; s++, n--) {
+		char c = (char)tolower((unsigned char)*s);
+
+		if (c == ' ' || c == '-' || c == '\t')
+			c = '_';
+		if (c == '_' && o && out[o - 1] == '_')
+			continue;
+		out[o++] = c;
+	}
+	out[o] = '\0';
+}
+
+static void alias_list(int f, char *out, size_t size)
+{
+	size_t i, o = 0;
+
+	out[0] = '\0';
+	for (i = 0; fld[f].alias[i] && o < size; i++)
+		o += (size_t)snprintf(out + o, size - o, "%s%s", i ? ", " : "",
+				      fld[f].alias[i]);
+}
+
+int m2w_ingest_map_new(const struct m2w_ingest_opts *o,
+		       const char *const *names, size_t n,
+		       struct m2w_ingest_map **out, char *errbuf)
+{
+	struct m2w_ingest_map *m;
+	char name[M2W_INGEST_COLUMN_MAX + 1], key[M2W_INGEST_COLUMN_MAX + 1];
+	char list[160];
+	size_t i, a;
+	int f, kind;
+
+	*out = NULL;
+	if (!o || !o->type || !m2w_job_find(o->type))
+		return m2w_fail(errbuf, M2W_EINVAL, "unknown job type \"%s\"",
+				o && o->type ? o->type : "(none)");
+	kind = ig_kind(o->type);
+	if (kind == IK_REST || kind < 0)
+		return m2w_fail(errbuf, M2W_EINVAL, "type %s takes NDJSON, "
+				"not CSV", o->type);
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return m2w_fail(errbuf, M2W_ENOMEM, "out of memory");
+	m->job = m2w_job_find(o->type);
+	m->kind = kind;
+	snprintf(m->type, sizeof(m->type), "%s", o->type);
+	m->ncols = n;
+	for (f = 0; f < IG_NFLD; f++)
+		m->col[f] = -1;
+	key[0] = '\0';
+	if (o->key_field && *o->key_field)
+		ig_name_norm(o->key_field, strlen(o->key_field), key,
+			     sizeof(key));
+	for (i = 0; i < n; i++) {
+		ig_name_norm(names[i], strlen(names[i]), name, sizeof(name));
+		if (key[0] && strcmp(name, key) == 0 && m->col[IG_KEY] < 0) {
+			m->col[IG_KEY] = (int)i;
+			snprintf(m->name[IG_KEY], sizeof(m->name[IG_KEY]), "%s",
+				 name);
+		}
+		for (f = 0; f < IG_KEY; f++) {
+			if (!uses(kind, f))
+				continue;
+			for (a = 0; fld[f].alias[a]; a++)
+				if (strcmp(name, fld[f].alias[a]) == 0)
+					break;
+			if (!fld[f].alias[a])
+				continue;
+			if (m->col[f] >= 0) {
+				m2w_fail(errbuf, M2W_EINVAL, "header has two %s "
+					 "columns: %s (column %d) and %s "
+					 "(column %zu)", fld[f].what,
+					 m->name[f], m->col[f] + 1, name, i + 1);
+				free(m);
+				return M2W_EINVAL;
+			}
+			m->col[f] = (int)i;
+			snprintf(m->name[f], sizeof(m->name[f]), "%s", name);
+		}
+	}
+	/* required columns */
+	for (f = 0; f < IG_KEY; f++) {
+		int need = 0;
+
+		if (kind == IK_TRACKING)
+			need = f == IG_ORDER || f == IG_TRACK;
+		else if (kind == IK_STOCK)
+			need = f == IG_SKU || f == IG_QTY;
+		else if (kind == IK_PRICE)
+			need = f == IG_SKU || f == IG_PRICE;
+		if (need && m->col[f] < 0) {
+			alias_list(f, list, sizeof(list));
+			m2w_fail(errbuf, M2W_EINVAL, "header has no %s column: "
+				 "expected one of %s", fld[f].what, list);
+			free(m);
+			return M2W_EINVAL;
+		}
+	}
+	if (kind == IK_TRACKING && m->col[IG_CARRIER] < 0 &&
+	    m->col[IG_TITLE] < 0) {
+		m2w_fail(errbuf, M2W_EINVAL, "header has no carrier column: "
+			 "expected one of carrier_code, carrier, title, "
+			 "carrier_title");
+		free(m);
+		return M2W_EINVAL;
+	}
+	if (kind == IK_TRACKING && (m->col[IG_SKU] < 0) != (m->col[IG_QTY] < 0)) {
+		m2w_fail(errbuf, M2W_EINVAL, "header has %s but no %s column: "
+			 "items need both", m->col[IG_SKU] < 0 ? "qty" : "sku",
+			 m->col[IG_SKU] < 0 ? "sku" : "qty");
+		free(m);
+		return M2W_EINVAL;
+	}
+	if (key[0] && m->col[IG_KEY] < 0) {
+		m2w_fail(errbuf, M2W_EINVAL, "header has no %s column (the "
+			 "key field)", key);
+		free(m);
+		return M2W_EINVAL;
+	}
+	if ((o->fingerprint && !(m->fingerprint = strdup(o->fingerprint))) ||
+	    (key[0] && !(m->key_field = strdup(key)))) {
+		m2w_ingest_map_free(m);
+		return m2w_fail(errbuf, M2W_ENOMEM, "out of memory");
+	}
+	*out = m;
+	return M2W_OK;
+}
+
+void m2w_ingest_map_free(struct m2w_ingest_map *m)
+{
+	if (!m)
+		return;
+	free(m->fingerprint);
+	free(m->key_field);
+	free(m);
+}
+
+void ig_mrow_release(struct ig_mrow *w)
+{
+	ig_sb_release(&w->head);
+	ig_sb_release(&w->items);
+	memset(w, 0, sizeof(*w));
+}
+
+/* The trimmed value of field f in the record: 1, or 0 (empty or no
+ * column). */
+static int val(const struct m2w_ingest_map *m, const char *const *fields,
+	       const size_t *lens, int f, const char **s, size_t *n)
+{
+	*s = "";
+	*n = 0;
+	if (m->col[f] < 0)
+		return 0;
+	*s = fields[m->col[f]] ? fields[m->col[f]] : "";
+	*n = fields[m->col[f]] ? lens[m->col[f]] : 0;
+	ig_trim(s, n);
+	return *n > 0;
+}
+
+/* Appends `"key":"value"` for field f (must be given, UTF-8). */
+static int add_str(const struct m2w_ingest_map *m, struct ig_sb *b, int f,
+		   const char *s, size_t n, int first, struct m2w_ingest_row *r)
+{
+	if (!utf8_ok((const unsigned char *)s, n))
+		return reject(r, m->name[f], "%s is not valid UTF-8 (save the "
+			      "file as UTF-8)", m->name[f]);
+	if (!first)
+		ig_sb_addc(b, ',');
+	ig_sb_addc(b, '"');
+	ig_sb_adds(b, fld[f].key);
+	ig_sb_adds(b, "\":");
+	sb_json_str(b, s, n);
+	return 0;
+}
+
+static int add_num(const struct m2w_ingest_map *m, struct ig_sb *b, int f,
+		   const char *s, size_t n, int integer,
+		   struct m2w_ingest_row *r)
+{
+	char why[M2W_INGEST_REASON_MAX];
+
+	ig_sb_adds(b, ",\"");
+	ig_sb_adds(b, fld[f].key);
+	ig_sb_adds(b, "\":");
+	if (add_number(b, m->name[f], s, n, integer, why, sizeof(why)))
+		return reject(r, m->name[f], "%s", why);
+	return 0;
+}
+
+/* A required field: its value, or the row is rejected. */
+#define NEED(f, s, n)                                                        \
+	do {                                                                 \
+		if (!val(m, fields, lens, f, &s, &n))                        \
+			return reject(r, m->name[f], "%s is empty",          \
+				      m->name[f]);                           \
+	} while (0)
+
+int ig_map_record(const struct m2w_ingest_map *m, const char *const *fields,
+		  const size_t *lens, size_t n, struct ig_mrow *w,
+		  struct m2w_ingest_row *r)
+{
+	const char *s, *t;
+	size_t sn, tn, i;
+
+	memset(r, 0, sizeof(*r));
+	ig_mrow_release(w);
+	if (n < m->ncols)
+		return reject(r, NULL, "row has %zu field%s, the header %zu", n,
+			      n == 1 ? "" : "s", m->ncols);
+	for (i = m->ncols; i < n; i++) {
+		s = fields[i] ? fields[i] : "";
+		sn = fields[i] ? lens[i] : 0;
+		ig_trim(&s, &sn);
+		if (sn)
+			return reject(r, NULL, "row has %zu fields, the header "
+				      "%zu", n, m->ncols);
+	}
+	ig_sb_addc(&w->head, '{');
+	switch (m->kind) {
+	case IK_TRACKING:
+		NEED(IG_ORDER, s, sn);
+		if (add_str(m, &w->head, IG_ORDER, s, sn, 1, r))
+			return M2W_EINVAL;
+		NEED(IG_TRACK, s, sn);
+		if (add_str(m, &w->head, IG_TRACK, s, sn, 0, r))
+			return M2W_EINVAL;
+		val(m, fields, lens, IG_CARRIER, &s, &sn);
+		val(m, fields, lens, IG_TITLE, &t, &tn);
+		if (!sn && !tn)
+			return reject(r, m->name[m->col[IG_CARRIER] >= 0
+						 ? IG_CARRIER : IG_TITLE],
+				      "%s is empty",
+				      m->name[m->col[IG_CARRIER] >= 0
+					      ? IG_CARRIER : IG_TITLE]);
+		if (sn) {
+			if (add_str(m, &w->head, IG_CARRIER, s, sn, 0, r))
+				return M2W_EINVAL;
+		} else {
+			/* a title alone names the carrier (the job maps it) */
+			if (!utf8_ok((const unsigned char *)t, tn))
+				return reject(r, m->name[IG_TITLE], "%s is not "
+					      "valid UTF-8 (save the file as "
+					      "UTF-8)", m->name[IG_TITLE]);
+			ig_sb_adds(&w->head, ",\"carrier\":");
+			sb_json_str(&w->head, t, tn);
+		}
+		if (tn && add_str(m, &w->head, IG_TITLE, t, tn, 0, r))
+			return M2W_EINVAL;
+		if (m->col[IG_SKU] >= 0) {
+			int hs = val(m, fields, lens, IG_SKU, &s, &sn);
+			int hq = val(m, fields, lens, IG_QTY, &t, &tn);
+
+			if (hs && !hq)
+				return reject(r, m->name[IG_QTY], "%s is empty "
+					      "but %s is given", m->name[IG_QTY],
+					      m->name[IG_SKU]);
+			if (hq && !hs)
+				return reject(r, m->name[IG_SKU], "%s is empty "
+					      "but %s is given", m->name[IG_SKU],
+					      m->name[IG_QTY]);
+			if (hs) {
+				if (add_str(m, &w->items, IG_SKU, s, sn, 1, r) ||
+				    add_num(m, &w->items, IG_QTY, t, tn, 0, r))
+					return M2W_EINVAL;
+				ig_sb_insert_brace(&w->items);
+				w->nitems = 1;
+			}
+		}
+		break;
+	case IK_STOCK:
+		NEED(IG_SKU, s, sn);
+		if (add_str(m, &w->head, IG_SKU, s, sn, 1, r))
+			return M2W_EINVAL;
+		NEED(IG_QTY, s, sn);
+		if (add_num(m, &w->head, IG_QTY, s, sn, 0, r))
+			return M2W_EINVAL;
+		if (val(m, fields, lens, IG_SOURCE, &s, &sn) &&
+		    add_str(m, &w->head, IG_SOURCE, s, sn, 0, r))
+			return M2W_EINVAL;
+		if (val(m, fields, lens, IG_STATUS, &s, &sn) &&
+		    add_num(m, &w->head, IG_STATUS, s, sn, 1, r))
+			return M2W_EINVAL;
+		break;
+	case IK_PRICE:
+		NEED(IG_SKU, s, sn);
+		if (add_str(m, &w->head, IG_SKU, s, sn, 1, r))
+			return M2W_EINVAL;
+		NEED(IG_PRICE, s, sn);
+		if (add_num(m, &w->head, IG_PRICE, s, sn, 0, r))
+			return M2W_EINVAL;
+		if (val(m, fields, lens, IG_STORE, &s, &sn) &&
+		    add_num(m, &w->head, IG_STORE, s, sn, 1, r))
+			return M2W_EINVAL;
+		break;
+	default:
+		return reject(r, NULL, "type %s takes NDJSON, not CSV",
+			      m->type);
+	}
+	if (m->col[IG_KEY] >= 0) {
+		NEED(IG_KEY, s, sn);
+		if (!utf8_ok((const unsigned char *)s, sn))
+			return reject(r, m->name[IG_KEY], "%s is not valid "
+				      "UTF-8", m->name[IG_KEY]);
+		if (sn + strlen(m->type) + 1 > M2W_KEY_MAX)
+			return reject(r, m->name[IG_KEY], "%s is longer than "
+				      "%zu bytes", m->name[IG_KEY],
+				      M2W_KEY_MAX - strlen(m->type) - 1);
+		memcpy(w->key, s, sn);
+		w->key[sn] = '\0';
+		w->has_key = 1;
+	}
+	if (w->head.oom || w->items.oom)
+		return M2W_ENOMEM;
+	return M2W_OK;
+}
+
+/* `{"sku":..,"qty":..` -> `{"sku":..,"qty":..}`: items hold one object
+ * each, the opening brace is added by add_str's caller. */
+void ig_sb_insert_brace(struct ig_sb *b)
+{
+	if (ig_sb_grow(b, 2))
+		return;
+	memmove(b->s + 1, b->s, b->n + 1);
+	b->s[0] = '{';
+	b->n++;
+	ig_sb_addc(b, '}');
+}
+
+int ig_mrow_finish(const struct m2w_ingest_map *m, const struct ig_mrow *w,
+		   uint64_t line, struct m2w_ingest_row *r)
+{
+	struct ig_sb p;
+	int rc;
+
+	memset(&p, 0, sizeof(p));
+	ig_sb_add(&p, w->head.s, w->head.n);
+	if (w->nitems) {
+		ig_sb_adds(&p, ",\"items\":[");
+		ig_sb_add(&p, w->items.s, w->items.n);
+		ig_sb_addc(&p, ']');
+	}
+	ig_sb_addc(&p, '}');
+	if (p.oom) {
+		ig_sb_release(&p);
+		return M2W_ENOMEM;
+	}
+	rc = ig_finish(m->job, m->type, m->fingerprint,
+		       w->has_key ? w->key : NULL, line, p.s, p.n, r);
+	if (rc == M2W_EINVAL && r->column[0]) {
+		/* the payload key named by check() -> the header's column */
+		int f;
+
+		for (f = 0; f < IG_KEY; f++)
+			if (fld[f].key && strcmp(r->column, fld[f].key) == 0)
+				break;
+		if (f == IG_CARRIER && m->col[IG_CARRIER] < 0)
+			f = IG_TITLE;
+		if (strcmp(r->column, "items") == 0)
+			f = IG_SKU;
+		if (f < IG_KEY && m->col[f] >= 0)
+			snprintf(r->column, sizeof(r->column), "%s", m->name[f]);
+	}
+	return rc;
+}
+
+int m2w_ingest_csv_row(const struct m2w_ingest_map *m,
+		       const char *const *fields, const size_t *lens, size_t n,
+		       uint64_t line, struct m2w_ingest_row *r)
+{
+	struct ig_mrow w;
+	size_t i;
+	int rc;
+
+	memset(&w, 0, sizeof(w));
+	memset(r, 0, sizeof(*r));
+	for (i = 0; i < n; i++) {
+		const char *s = fields[i] ? fields[i] : "";
+		size_t sn = fields[i] ? lens[i] : 0;
+
+		ig_trim(&s, &sn);
+		if (sn)
+			break;
+	}
+	if (i == n)
+		return M2W_OK;
+	rc = ig_map_record(m, fields, lens, n, &w, r);
+	if (rc == M2W_OK)
+		rc = ig_mrow_finish(m, &w, line, r);
+	ig_mrow_release(&w);
+	return rc;
+}
+
+/* --------------------------------------------------------------- JSON */
+
+/* Strict JSON text into an object, or NULL with why. */
+static json_object *parse_object(const char *s, size_t n, char *why,
+				 size_t len)
+{
+	struct json_tokener *tok = json_tokener_new();
+	enum json_tokener_error err;
+	json_object *o;
+	size_t end;
+
+	if (!tok) {
+		snprintf(why, len, "out of memory");
+		return NULL;
+	}
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+	o = json_tokener_parse_ex(tok, s, (int)n);
+	err = json_tokener_get_error(tok);
+	end = (size_t)tok->char_offset;
+	json_tokener_free(tok);
+	if (!o) {
+		snprintf(why, len, "not valid JSON: %s",
+			 err == json_tokener_continue ||
+					 err == json_tokener_success
+				 ? "it ends early"
+				 : json_tokener_error_desc(err));
+		return NULL;
+	}
+	while (end < n && is_ws(s[end]))
+		end++;
+	if (end < n) {
+		json_object_put(o);
+		snprintf(why, len, "not valid JSON: extra data at byte %zu",
+			 end + 1);
+		return NULL;
+	}
+	if (!json_object_is_type(o, json_type_object)) {
+		json_object_put(o);
+		snprintf(why, len, "a row must be a JSON object");
+		return NULL;
+	}
+	return o;
+}
+
+/* A trimmed copy of string value v, or NULL when it needs no trim. */
+static json_object *trimmed(json_object *v)
+{
+	const char *s, *t;
+	size_t n, tn;
+
+	if (!json_object_is_type(v, json_type_string))
+		return NULL;
+	s = json_object_get_string(v);
+	n = (size_t)json_object_get_string_len(v);
+	t = s;
+	tn = n;
+	ig_trim(&t, &tn);
+	if (tn == n)
+		return NULL;
+	return json_object_new_string_len(t, (int)tn);
+}
+
+static void trim_array(json_object *a, int deep);
+
+/* Trims the string values of object o (and, when deep, of the objects
+ * and strings in its arrays, one level). */
+static void trim_object(json_object *o, int deep)
+{
+	struct json_object_iterator it = json_object_iter_begin(o),
+				    end = json_object_iter_end(o);
+	char *keys[64];
+	json_object *vals[64];
+	size_t n = 0, i;
+
+	for (; !json_object_iter_equal(&it, &end) && n < 64;
+	     json_object_iter_next(&it)) {
+		json_object *v = json_object_iter_peek_value(&it), *t;
+
+		if (deep && json_object_is_type(v, json_type_array)) {
+			trim_array(v, 0);
+			continue;
+		}
+		if (!(t = trimmed(v)))
+			continue;
+		keys[n] = strdup(json_object_iter_peek_name(&it));
+		if (!keys[n]) {
+			json_object_put(t);
+			break;
+		}
+		vals[n++] = t;
+	}
+	for (i = 0; i < n; i++) {
+		json_object_object_add(o, keys[i], vals[i]);
+		free(keys[i]);
+	}
+}
+
+static void trim_array(json_object *a, int deep)
+{
+	size_t i, n = json_object_array_length(a);
+
+	for (i = 0; i < n; i++) {
+		json_object *v = json_object_array_get_idx(a, i), *t;
+
+		if (json_object_is_type(v, json_type_object))
+			trim_object(v, deep);
+		else if ((t = trimmed(v)))
+			json_object_array_put_idx(a, i, t);
+	}
+}
+
+static char *to_text(json_object *o, size_t *len)
+{
+	int flags = JSON_C_TO_STRING_PLAIN;
+	const char *s;
+	char *d;
+
+#ifdef JSON_C_TO_STRING_NOSLASHESCAPE
+	flags |= JSON_C_TO_STRING_NOSLASHESCAPE;
+#endif
+	s = json_object_to_json_string_ext(o, flags);
+	if (!s || !(d = strdup(s)))
+		return NULL;
+	*len = strlen(d);
+	return d;
+}
+
+int m2w_ingest_json_row(const struct m2w_ingest_opts *opts, const char *json,
+			size_t len, uint64_t line, struct m2w_ingest_row *r)
+{
+	const struct m2w_job *job;
+	const char *kf, *t = json;
+	char why[M2W_INGEST_REASON_MAX], keyval[M2W_KEY_MAX + 1];
+	char why1[M2W_INGEST_REASON_MAX], col1[M2W_INGEST_COLUMN_MAX + 1];
+	json_object *o, *kv = NULL;
+	size_t n = len, plen;
+	char *payload;
+	int rc, kind;
+
+	memset(r, 0, sizeof(*r));
+	if (!opts || !(job = m2w_job_find(opts->type)))
+		return reject(r, NULL, "unknown job type \"%s\"",
+			      opts && opts->type ? opts->type : "(none)");
+	kind = ig_kind(opts->type);
+	ig_trim(&t, &n);
+	if (!n)
+		return M2W_OK;
+	if (memchr(t, '\0', n))
+		return reject(r, NULL, "not valid JSON: a NUL byte");
+	if (!(o = parse_object(t, n, why, sizeof(why))))
+		return reject(r, NULL, "%s", why);
+	trim_object(o, kind != IK_REST);
+	kf = opts->key_field && *opts->key_field ? opts->key_field : NULL;
+	if (kf) {
+		if (!json_object_object_get_ex(o, kf, &kv) || !kv) {
+			json_object_put(o);
+			return reject(r, kf, "missing \"%s\" (the idempotency "
+				      "key)", kf);
+		}
+		if (json_object_is_type(kv, json_type_int)) {
+			snprintf(keyval, sizeof(keyval), "%lld",
+				 (long long)json_object_get_int64(kv));
+		} else if (json_object_is_type(kv, json_type_string) &&
+			   json_object_get_string_len(kv) > 0) {
+			snprintf(keyval, sizeof(keyval), "%s",
+				 json_object_get_string(kv));
+			if (strlen(keyval) + strlen(opts->type) + 1 >
+			    M2W_KEY_MAX) {
+				json_object_put(o);
+				return reject(r, kf, "\"%s\" is too long for a "
+					      "key", kf);
+			}
+		} else {
+			json_object_put(o);
+			return reject(r, kf, "\"%s\" must be a string or an "
+				      "integer (the idempotency key)", kf);
+		}
+	}
+	if (!(payload = to_text(o, &plen))) {
+		json_object_put(o);
+		return M2W_ENOMEM;
+	}
+	rc = ig_finish(job, opts->type, opts->fingerprint, kf ? keyval : NULL,
+		       line, payload, plen, r);
+	if (rc == M2W_EINVAL && kf) {
+		/* the key field may be no payload key: try without it */
+		snprintf(why1, sizeof(why1), "%s", r->reason);
+		snprintf(col1, sizeof(col1), "%s", r->column);
+		json_object_object_del(o, kf);
+		if (!(payload = to_text(o, &plen))) {
+			json_object_put(o);
+			return M2W_ENOMEM;
+		}
+		rc = ig_finish(job, opts->type, opts->fingerprint, keyval,
+			       line, payload, plen, r);
+		snprintf(why, sizeof(why), "missing \"%s\"", kf);
+		if (rc == M2W_EINVAL && strcmp(r->reason, why) == 0) {
+			snprintf(r->reason, sizeof(r->reason), "%s", why1);
+			snprintf(r->column, sizeof(r->column), "%s", col1);
+		}
+	}
+	json_object_put(o);
+	return rc;
+}
+
+/* ------------------------------------------------------------ batches */
+
+void m2w_ingest_opts_init(struct m2w_ingest_opts *o, const char *type)
+{
+	memset(o, 0, sizeof(*o));
+	o->type = type;
+	o->format = M2W_INGEST_CSV;
+	o->batch = M2W_INGEST_BATCH;
+}
+
+int ig_init(struct ig *g, struct m2w_queue *q, const struct m2w_ingest_opts *o,
+	    struct m2w_ingest_result *res, m2w_ingest_error_fn on_error,
+	    void *arg, char *errbuf)
+{
+	memset(g, 0, sizeof(*g));
+	memset(res, 0, sizeof(*res));
+	g->q = q;
+	g->o = o;
+	g->res = res;
+	g->on_error = on_error;
+	g->arg = arg;
+	g->errbuf = errbuf;
+	g->source = o->source && *o->source ? o->source : "stdin";
+	g->batch = o->batch ? o->batch : M2W_INGEST_BATCH;
+	if (g->batch > 100000)
+		g->batch = 100000;
+	if (!q)
+		return m2w_fail(errbuf, M2W_EINVAL, "no store");
+	if (!o->type || !(g->job = m2w_job_find(o->type)))
+		return m2w_fail(errbuf, M2W_EINVAL, "unknown job type \"%s\"",
+				o->type ? o->type : "(none)");
+	g->kind = ig_kind(o->type);
+	g->t = calloc(g->batch, sizeof(*g->t));
+	g->nt = calloc(g->batch, sizeof(*g->nt));
+	if (!g->t || !g->nt)
+		return m2w_fail(errbuf, M2W_ENOMEM, "out of memory");
+	return M2W_OK;
+}
+
+static void task_free(struct ig_task *t)
+{
+	free(t->payload);
+	free(t->idem);
+	free(t->group);
+	free(t->source);
+	memset(t, 0, sizeof(*t));
+}
+
+void ig_release(struct ig *g)
+{
+	size_t i;
+
+	for (i = 0; g->t && i < g->n; i++)
+		task_free(&g->t[i]);
+	free(g->t);
+	free(g->nt);
+	ig_mrow_release(&g->pend);
+	g->t = NULL;
+	g->nt = NULL;
+	g->n = 0;
+}
+
+void ig_reject(struct ig *g, uint64_t line, const char *column,
+	       const char *reason, const char *row)
+{
+	g->res->rejected++;
+	if (g->on_error)
+		g->on_error(g->arg, line, column && *column ? column : NULL,
+			    reason, row ? row : "");
+}
+
+/*
+ * Commits the tasks held, then records that `settled` rows (ending at
+ * `line`) are settled. A store error stops the stream (g->rc).
+ */
+int ig_commit(struct ig *g, uint64_t settled, uint64_t line)
+{
+	size_t i;
+	int rc;
+
+	if (g->rc)
+		return g->rc;
+	for (i = 0; i < g->n; i++) {
+		struct m2w_new_task *nt = &g->nt[i];
+
+		memset(nt, 0, sizeof(*nt));
+		nt->type = g->o->type;
+		nt->payload = g->t[i].payload;
+		nt->payload_len = g->t[i].len;
+		nt->source = g->t[i].source;
+		nt->idem_key = g->t[i].idem;
+		nt->group_key = g->t[i].group;
+		nt->supersede = g->t[i].supersede;
+	}
+	if (g->n) {
+		char eb[M2W_ERRBUF_SIZE] = "";
+
+		rc = m2w_queue_enqueue(g->q, g->nt, g->n, eb);
+		if (rc != M2W_OK) {
+			m2w_fail(g->errbuf, rc, "%s: lines %llu-%llu not "
+				 "enqueued: %s", g->source,
+				 (unsigned long long)g->t[0].line,
+				 (unsigned long long)g->t[g->n - 1].line,
+				 eb[0] ? eb : m2w_strerror(rc));
+			for (i = 0; i < g->n; i++)
+				task_free(&g->t[i]);
+			g->n = 0;
+			return g->rc = rc;
+		}
+	}
+	for (i = 0; i < g->n; i++) {
+		if (g->nt[i].duplicate) {
+			g->res->duplicates += g->t[i].nrows;
+		} else {
+			g->res->accepted += g->t[i].nrows;
+			g->res->tasks++;
+		}
+		if (g->o->on_task)
+			g->o->on_task(g->arg, g->t[i].line, g->nt[i].id,
+				      g->nt[i].duplicate);
+		task_free(&g->t[i]);
+	}
+	g->n = 0;
+	if (settled > g->res->committed_rows) {
+		g->res->committed_rows = settled;
+		g->res->committed_line = line;
+	}
+	return M2W_OK;
+}
+
+int ig_push(struct ig *g, struct m2w_ingest_row *r, uint64_t line,
+	    uint64_t nrows, uint64_t settled, uint64_t settled_line)
+{
+	struct ig_task *t = &g->t[g->n];
+	char label[SOURCE_LABEL_MAX + 32];
+
+	snprintf(label, sizeof(label), "%.*s:%llu", SOURCE_LABEL_MAX,
+		 g->source, (unsigned long long)line);
+	memset(t, 0, sizeof(*t));
+	t->payload = r->payload;
+	t->len = r->payload_len;
+	r->payload = NULL;
+	t->idem = r->idem[0] ? strdup(r->idem) : NULL;
+	t->group = r->group[0] ? strdup(r->group) : NULL;
+	t->supersede = r->supersede;
+	t->source = strdup(label);
+	t->line = line;
+	t->nrows = nrows;
+	if ((r->idem[0] && !t->idem) || (r->group[0] && !t->group) ||
+	    !t->source) {
+		task_free(t);
+		return g->rc = m2w_fail(g->errbuf, M2W_ENOMEM, "out of memory");
+	}
+	g->n++;
+	if (g->n >= g->batch)
+		return ig_commit(g, settled, settled_line);
+	return M2W_OK;
+}
+
+/* Moves the open parcel (merged tracking rows) into the batch. */
+int ig_flush_pend(struct ig *g, const struct m2w_ingest_map *m,
+		  uint64_t settled, uint64_t line)
+{
+	struct m2w_ingest_row r;
+	int rc;
+
+	if (!g->has_pend)
+		return M2W_OK;
+	g->has_pend = 0;
+	rc = ig_mrow_finish(m, &g->pend, g->pend_line, &r);
+	if (rc == M2W_OK)
+		rc = ig_push(g, &r, g->pend_line, g->pend_rows, settled, line);
+	else if (rc == M2W_EINVAL) {
+		/* cannot be, each row checked alone: but never lose it */
+		uint64_t k;
+
+		for (k = 0; k < g->pend_rows; k++)
+			ig_reject(g, g->pend_line, r.column, r.reason, "");
+		rc = M2W_OK;
+	} else {
+		g->rc = m2w_fail(g->errbuf, rc, "out of memory");
+	}
+	m2w_ingest_row_release(&r);
+	ig_mrow_release(&g->pend);
+	return rc;
+}
+
+/* ------------------------------------------------------------- NDJSON */
+
+static void ndjson_line(struct ig *g, const char *s, size_t n, int toolong,
+			uint64_t line)
+{
+	struct m2w_ingest_row r;
+	const char *t = s;
+	size_t tn = n;
+	int rc;
+
+	if (line == 1 && tn >= 3 && memcmp(t, "\xef\xbb\xbf", 3) == 0) {
+		t += 3;
+		tn -= 3;
+	}
+	ig_trim(&t, &tn);
+	if (!tn && !toolong)
+		return;
+	g->res->rows++;
+	g->last_line = line;
+	if (g->res->rows <= g->o->skip_rows) {
+		g->res->skipped++;
+		return;
+	}
+	if (toolong) {
+		char why[80];
+
+		snprintf(why, sizeof(why), "line is longer than %u bytes",
+			 (unsigned)M2W_INGEST_RECORD_MAX);
+		ig_reject(g, line, NULL, why, "");
+		return;
+	}
+	rc = m2w_ingest_json_row(g->o, t, tn, line, &r);
+	if (rc == M2W_OK && r.payload) {
+		ig_push(g, &r, line, 1, g->res->rows, line);
+	} else if (rc == M2W_EINVAL) {
+		struct ig_sb row;
+
+		memset(&row, 0, sizeof(row));
+		ig_sb_add(&row, t, tn);
+		ig_reject(g, line, r.column, r.reason, row.s ? row.s : "");
+		ig_sb_release(&row);
+	} else if (rc != M2W_OK) {
+		g->rc = m2w_fail(g->errbuf, rc, "out of memory");
+	}
+	m2w_ingest_row_release(&r);
+}
+
+static int ndjson_run(struct ig *g, FILE *in)
+{
+	char *buf = malloc(M2W_INGEST_CHUNK);
+	struct ig_sb line;
+	uint64_t lineno = 1;
+	size_t n, i, start;
+	int toolong = 0;
+
+	if (!buf)
+		return g->rc = m2w_fail(g->errbuf, M2W_ENOMEM, "out of memory");
+	memset(&line, 0, sizeof(line));
+	while (!g->rc && (n = fread(buf, 1, M2W_INGEST_CHUNK, in)) > 0) {
+		for (start = i = 0; i <= n && !g->rc; i++) {
+			if (i < n && buf[i] != '\n')
+				continue;
+			if (!toolong) {
+				if (line.n + (i - start) > M2W_INGEST_RECORD_MAX) {
+					toolong = 1;
+					ig_sb_clear(&line);
+				} else {
+					ig_sb_add(&line, buf + start, i - start);
+				}
+			}
+			start = i + 1;
+			if (i == n)
+				break;
+			ndjson_line(g, line.s ? line.s : "", line.n, toolong,
+				    lineno++);
+			ig_sb_clear(&line);
+			toolong = 0;
+		}
+		if (line.oom && !g->rc)
+			g->rc = m2w_fail(g->errbuf, M2W_ENOMEM, "out of memory");
+	}
+	if (!g->rc && ferror(in))
+		g->rc = m2w_fail(g->errbuf, M2W_EIO, "%s: read error at line "
+				 "%llu: %s", g->source,
+				 (unsigned long long)lineno, strerror(errno));
+	if (!g->rc && (line.n || toolong))
+		ndjson_line(g, line.s ? line.s : "", line.n, toolong, lineno);
+	ig_sb_release(&line);
+	free(buf);
+	if (!g->rc)
+		ig_commit(g, g->res->rows, g->last_line);
+	return g->rc;
+}
+
+int m2w_ingest_stream(struct m2w_queue *q, FILE *in,
+		      const struct m2w_ingest_opts *opts,
+		      struct m2w_ingest_result *result,
+		      m2w_ingest_error_fn on_error, void *arg, char *errbuf)
+{
+	struct m2w_ingest_result dummy;
+	struct ig g;
+	int rc;
+
+	if (!result)
+		result = &dummy;
+	if (!opts || !in) {
+		memset(result, 0, sizeof(*result));
+		return m2w_fail(errbuf, M2W_EINVAL, "no input or options");
+	}
+	rc = ig_init(&g, q, opts, result, on_error, arg, errbuf);
+	if (rc == M2W_OK) {
+		if (opts->format == M2W_INGEST_NDJSON)
+			rc = ndjson_run(&g, in);
+		else if (opts->format == M2W_INGEST_CSV)
+			rc = ig_csv_run(&g, in);
+		else
+			rc = m2w_fail(errbuf, M2W_EINVAL, "unknown format %d",
+				      opts->format);
+	}
+	ig_release(&g);
+	return rc;
+}
+
+/* -------------------------------------------------------- fingerprint */
+
+int m2w_ingest_fingerprint(FILE *f, char *hex, char *errbuf)
+{
+	static const char digits[] = "0123456789abcdef";
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0, i;
+	EVP_MD_CTX *ctx;
+	char *buf;
+	long pos;
+	size_t n;
+	int rc = M2W_OK;
+
+	hex[0] = '\0';
+	if ((pos = ftell(f)) < 0)
+		return m2w_fail(errbuf, M2W_EINVAL, "input is not a file "
+				"(cannot seek): %s", strerror(errno));
+	if (!(buf = malloc(M2W_INGEST_CHUNK)))
+		return m2w_fail(errbuf, M2W_ENOMEM, "out of memory");
+	ctx = EVP_MD_CTX_create();
+	if (!ctx || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL)) {
+		rc = m2w_fail(errbuf, M2W_ENOMEM, "cannot start SHA-256");
+		goto out;
+	}
+	while ((n = fread(buf, 1, M2W_INGEST_CHUNK, f)) > 0)
+		EVP_DigestUpdate(ctx, buf, n);
+	if (ferror(f)) {
+		rc = m2w_fail(errbuf, M2W_EIO, "read error: %s",
+			      strerror(errno));
+		goto out;
+	}
+	EVP_DigestFinal_ex(ctx, md, &mdlen);
+	for (i = 0; i < mdlen && i * 2 < M2W_FINGERPRINT_HEX; i++) {
+		hex[2 * i] = digits[md[i] >> 4];
+		hex[2 * i + 1] = digits[md[i] & 15];
+	}
+	hex[2 * i] = '\0';
+	clearerr(f);
+	if (fseek(f, pos, SEEK_SET) != 0)
+		rc = m2w_fail(errbuf, M2W_EIO, "cannot seek back: %s",
+			      strerror(errno));
+out:
+	if (ctx)
+		EVP_MD_CTX_destroy(ctx);
+	free(buf);
+	return rc;
+}
