@@ -78,6 +78,8 @@ max_attempts = 25
 backoff_base = 100ms
 backoff_cap = 400ms
 batch = 10
+# shorter than a slow call below: the keeper must extend it
+lease = 1s
 [price]
 backoff_base = 100ms
 backoff_cap = 400ms
@@ -220,10 +222,14 @@ stop
 faults '{"latency_ms":1500}'
 seq 1 30 | awk '{ printf "{\"sku\":\"SKU-%d\",\"qty\":%d}\n", $1, 100 + $1 }' >"$T/s7.ndjson"
 enq stock "$T/s7.ndjson"
+from=$(($(wc -l <"$T/m2w.log") + 1))
 start
 sleep 1
 stop
+tail -n +"$from" "$T/m2w.log" >"$T/stage7.log"
 is "$(total leased)" 0 "leased after SIGTERM"
+grep -q 'lease.extend' "$T/stage7.log" || fail "no lease was extended during 1.5 s calls with a 1 s lease"
+! grep -q 'lease.reaped\|settle_refused' "$T/stage7.log" || fail "a lease ran out while its call was running: $(grep 'lease.reaped\|settle_refused' "$T/stage7.log" | head -3)"
 q check >/dev/null || fail "store check after SIGTERM"
 faults '{"latency_ms":0}'
 start
@@ -233,6 +239,25 @@ state >"$T/state.json"
 is "$(jq -r '.stock["SKU-30"].default.quantity' "$T/state.json")" 130 "stock after SIGTERM and restart"
 is "$(q stats --json | jq -r '.totals.done')" "$(( $(q stats --json | jq -r '[.totals[]] | add') - $(total dead) - $(total superseded) ))" "everything not dead is done"
 grep -q '"pool.stop"\|pool.stop' "$T/m2w.log" || fail "no pool.stop line"
+
+# --- 8. grace over: calls aborted, tasks released without counting
+say "SIGTERM past the grace period"
+sed 's/^shutdown_grace = .*/shutdown_grace = 300ms/' "$T/m2w.conf" >"$T/short.conf"
+faults '{"latency_ms":3000}'
+seq 31 40 | awk '{ printf "{\"sku\":\"SKU-%d\",\"qty\":%d}\n", $1, 100 + $1 }' >"$T/s8.ndjson"
+enq stock "$T/s8.ndjson"
+"$M2W" -c "$T/short.conf" & DPID=$!
+sleep 1
+stop
+grep -q 'pool.abort' "$T/m2w.log" || fail "no pool.abort after the grace period"
+grep -q 'task.released' "$T/m2w.log" || fail "no task released after the grace period"
+is "$(total leased)" 0 "leased after an aborted stop"
+is "$(q list --state ready --type stock --json | jq '[.tasks[] | select(.attempts != 0)] | length')" 0 "released tasks keep their attempt uncounted"
+faults '{"latency_ms":0}'
+start
+wait_drained 30
+stop
+is "$(state | jq -r '.stock["SKU-40"].default.quantity')" 140 "stock after the aborted stop and a restart"
 
 echo "daemon.sh: $fails failed"
 [ "$fails" -eq 0 ]
