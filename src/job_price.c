@@ -45,13 +45,9 @@ struct row {
 static int check(const char *payload, char *why, size_t len)
 {
 	struct json_object *o;
-	char buf[256];
 
-	if (jf_load(payload, fields, &o, buf, sizeof(buf))) {
-		if (why && len)
-			snprintf(why, len, "%s", buf);
+	if (jf_load(payload, fields, &o, why, len))
 		return -1;
-	}
 	/* struct m2_price holds an int */
 	if (jf_int(o, "store_id", 0) > INT32_MAX) {
 		if (why && len)

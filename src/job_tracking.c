@@ -148,13 +148,9 @@ static int load(const char *payload, struct json_object **out, char *why,
 static int check(const char *payload, char *why, size_t len)
 {
 	struct json_object *o;
-	char buf[256];
 
-	if (load(payload, &o, buf, sizeof(buf))) {
-		if (why && len)
-			snprintf(why, len, "%s", buf);
+	if (load(payload, &o, why, len))
 		return -1;
-	}
 	json_object_put(o);
 	return 0;
 }
