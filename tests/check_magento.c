@@ -1314,6 +1314,29 @@ END_TEST
 
 /* -------------------------------------------------------------- suite */
 
+/* The client's rate limit spaces requests 1/rate apart: 11 calls at 20/s
+ * take at least 500 ms (a lower bound only: a slow machine is slower). */
+START_TEST(test_rate_limit)
+{
+	struct m2_client_opts o;
+	struct m2_order *ord = NULL;
+	int64_t t0, ms;
+	int i;
+
+	fake_start(&F, "--orders", "3", "--products", "3", FAKE_AUTH_ARGS);
+	opts_init(&o, F.url, M2_AUTH_TOKEN);
+	o.rate_limit = 20;
+	use_client(&o);
+	t0 = fake_mono_ms();
+	for (i = 0; i < 11; i++) {
+		CK_M2OK(m2_order_find(K, "1000000001", &ord, &R));
+		m2_order_free(ord);
+	}
+	ms = fake_mono_ms() - t0;
+	ck_assert_msg(ms >= 480, "11 calls at 20/s took %lld ms", (long long)ms);
+}
+END_TEST
+
 static TCase *tcase(Suite *s, const char *name)
 {
 	TCase *tc = tcase_create(name);
@@ -1376,6 +1399,7 @@ static Suite *magento_suite(void)
 
 	tc = tcase(s, "paging");
 	tcase_add_test(tc, test_search_paging);
+	tcase_add_test(tc, test_rate_limit);
 	return s;
 }
 
