@@ -119,7 +119,69 @@ static int check_new(struct m2w_new_task *t, char *why, size_t whylen)
 struct enq_arg {
 	struct m2w_new_task *t;
 	size_t n;
+	const struct m2w_file_info *file;
 };
+
+#define FILE_REC_FIXED 48
+
+static int put_file(struct wctx *c, const struct m2w_file_info *f)
+{
+	unsigned char v[FILE_REC_FIXED + sizeof(f->name)];
+	size_t klen = strnlen(f->fingerprint, sizeof(f->fingerprint));
+	size_t nlen = strnlen(f->name, sizeof(f->name) - 1);
+
+	put_be64(v, f->rows);
+	put_be64(v + 8, f->accepted);
+	put_be64(v + 16, f->duplicates);
+	put_be64(v + 24, f->rejected);
+	put_be64(v + 32, (uint64_t)f->first_ms);
+	put_be64(v + 40, (uint64_t)f->finished_ms);
+	memcpy(v + FILE_REC_FIXED, f->name, nlen);
+	return ctx_put(c, DB_FILES, f->fingerprint, klen, v,
+		       FILE_REC_FIXED + nlen, 0);
+}
+
+int m2w_queue_file_get(struct m2w_queue *q, const char *fingerprint,
+		       struct m2w_file_info *out, char *errbuf)
+{
+	MDB_txn *txn;
+	MDB_val k, v;
+	const unsigned char *p;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (!fingerprint || !*fingerprint ||
+	    strlen(fingerprint) >= sizeof(out->fingerprint))
+		return m2w_fail(errbuf, M2W_EINVAL, "bad file fingerprint");
+	if ((rc = store_read_begin(q, &txn, errbuf)))
+		return rc;
+	k.mv_size = strlen(fingerprint);
+	k.mv_data = (void *)fingerprint;
+	rc = mdb_get(txn, q->db[DB_FILES], &k, &v);
+	if (rc == 0 && (v.mv_size < FILE_REC_FIXED ||
+			v.mv_size >= FILE_REC_FIXED + sizeof(out->name)))
+		rc = m2w_fail(errbuf, M2W_ECORRUPT, "file %s: bad record",
+			      fingerprint);
+	else if (rc == MDB_NOTFOUND)
+		rc = m2w_fail(errbuf, M2W_ENOTFOUND, "file %s never seen",
+			      fingerprint);
+	else if (rc)
+		rc = store_mdb_err(errbuf, rc, "files");
+	else {
+		p = v.mv_data;
+		snprintf(out->fingerprint, sizeof(out->fingerprint), "%s",
+			 fingerprint);
+		out->rows = get_be64(p);
+		out->accepted = get_be64(p + 8);
+		out->duplicates = get_be64(p + 16);
+		out->rejected = get_be64(p + 24);
+		out->first_ms = (int64_t)get_be64(p + 32);
+		out->finished_ms = (int64_t)get_be64(p + 40);
+		memcpy(out->name, p + FILE_REC_FIXED, v.mv_size - FILE_REC_FIXED);
+	}
+	store_read_end(q, txn);
+	return rc;
+}
 
 static int load_next_id(struct wctx *c)
 {
@@ -204,13 +266,20 @@ static int enq_apply(struct wctx *c, void *arg)
 	for (i = 0; i < a->n; i++)
 		if ((rc = enq_one(c, &a->t[i])) != M2W_OK)
 			return rc;
-	return M2W_OK;
+	return a->file ? put_file(c, a->file) : M2W_OK;
 }
 
 int m2w_queue_enqueue(struct m2w_queue *q, struct m2w_new_task *tasks,
 		      size_t n, char *errbuf)
 {
-	struct enq_arg a = { tasks, n };
+	return m2w_queue_enqueue_file(q, tasks, n, NULL, errbuf);
+}
+
+int m2w_queue_enqueue_file(struct m2w_queue *q, struct m2w_new_task *tasks,
+			   size_t n, const struct m2w_file_info *file,
+			   char *errbuf)
+{
+	struct enq_arg a = { tasks, n, file };
 	struct op op = { enq_apply, &a, 1, errbuf, 0, 0, NULL };
 	char why[M2W_ERRBUF_SIZE - 32];
 	size_t i, bad = 0;
@@ -224,9 +293,13 @@ int m2w_queue_enqueue(struct m2w_queue *q, struct m2w_new_task *tasks,
 					 i + 1, why);
 		}
 	}
+	if (file && (!file->fingerprint[0] ||
+		     strnlen(file->fingerprint, sizeof(file->fingerprint)) ==
+			     sizeof(file->fingerprint)))
+		return m2w_fail(errbuf, M2W_EINVAL, "bad file fingerprint");
 	if (bad)
 		return M2W_EINVAL;
-	if (!n)
+	if (!n && !file)
 		return M2W_OK;
 	return commit_run(q, &op);
 }

@@ -2601,6 +2601,45 @@ static void child_enqueue(const char *path, int child, int count)
 	_exit(0);
 }
 
+/* A batch and its file's progress are one transaction; progress alone too. */
+START_TEST(test_file_progress)
+{
+	struct m2w_new_task t[2];
+	struct m2w_file_info f, got;
+
+	memset(&f, 0, sizeof(f));
+	strcpy(f.fingerprint, "ab12");
+	strcpy(f.name, "20250326_120000.csv");
+	f.rows = 2;
+	f.accepted = 2;
+	f.first_ms = 1000;
+	t[0] = tu_task("tracking", "{\"a\":1}");
+	t[1] = tu_task("tracking", "{\"a\":2}");
+	CK_RC(M2W_ENOTFOUND, m2w_queue_file_get(Q, "ab12", &got, EB));
+	CK_OK(m2w_queue_enqueue_file(Q, t, 2, &f, EB));
+	CK_OK(m2w_queue_file_get(Q, "ab12", &got, EB));
+	ck_assert_str_eq(got.name, "20250326_120000.csv");
+	ck_assert_uint_eq(got.rows, 2);
+	ck_assert_uint_eq(got.accepted, 2);
+	ck_assert(got.first_ms == 1000 && got.finished_ms == 0);
+	ck_assert_uint_eq(tu_count(Q, M2W_READY), 2);
+	/* a bad batch writes neither tasks nor progress */
+	f.rows = 3;
+	t[0] = tu_task("tracking", "{not json");
+	CK_RC(M2W_EINVAL, m2w_queue_enqueue_file(Q, t, 1, &f, EB));
+	CK_OK(m2w_queue_file_get(Q, "ab12", &got, EB));
+	ck_assert_uint_eq(got.rows, 2);
+	/* the end of the file: progress alone */
+	f.rejected = 1;
+	f.finished_ms = 2000;
+	CK_OK(m2w_queue_enqueue_file(Q, NULL, 0, &f, EB));
+	CK_OK(m2w_queue_file_get(Q, "ab12", &got, EB));
+	ck_assert(got.rows == 3 && got.rejected == 1 && got.finished_ms == 2000);
+	ck_assert_uint_eq(tu_count(Q, M2W_READY), 2);
+	ck_assert_store_ok(Q);
+}
+END_TEST
+
 START_TEST(test_two_processes_enqueue)
 {
 	pid_t pid[2];
@@ -3058,6 +3097,7 @@ static Suite *queue_suite(void)
 
 	tc = tcase(s, "concurrency", 120);
 	tcase_add_test(tc, test_two_processes_enqueue);
+	tcase_add_test(tc, test_file_progress);
 	tcase_add_test(tc, test_threads_enqueue_lease_ack);
 
 	tc = tcase(s, "damage", 30);

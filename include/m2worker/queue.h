@@ -158,6 +158,34 @@ struct m2w_new_task {
 int m2w_queue_enqueue(struct m2w_queue *q, struct m2w_new_task *tasks,
 		      size_t n, char *errbuf);
 
+/*
+ * Ingested files (the CSV directory watcher): what the store knows of a
+ * file, by the fingerprint of its content. Written in the same transaction
+ * as the batch of tasks it accounts for, so after a crash `rows` says
+ * exactly where to resume, and a file dropped again is recognised.
+ */
+struct m2w_file_info {
+	char fingerprint[65];     /* hex SHA-256 of the content */
+	char name[256];           /* the file name when first seen */
+	uint64_t rows;            /* data rows consumed, committed */
+	uint64_t accepted, duplicates, rejected;
+	int64_t first_ms;         /* when first seen */
+	int64_t finished_ms;      /* 0 while in progress */
+};
+
+/* The record of a fingerprint; M2W_ENOTFOUND for a file never seen. */
+int m2w_queue_file_get(struct m2w_queue *q, const char *fingerprint,
+		       struct m2w_file_info *out, char *errbuf);
+
+/*
+ * m2w_queue_enqueue, and `file` (may be NULL) stored under its fingerprint
+ * in the same transaction. n may be 0 (a file that ends, or has only
+ * rejected rows).
+ */
+int m2w_queue_enqueue_file(struct m2w_queue *q, struct m2w_new_task *tasks,
+			   size_t n, const struct m2w_file_info *file,
+			   char *errbuf);
+
 /* ----------------------------------------------------------------- tasks */
 
 /* A task as read from the store: one allocation, free with m2w_task_free. */
