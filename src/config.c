@@ -236,6 +236,13 @@ void m2w_config_defaults(struct m2w_config *cfg)
 		t->lease_ms = 60 * MS_S;
 	}
 	cfg->ntypes = NTYPES;
+
+	cfg->http = 0;
+	cfg->http_listen = strdup("127.0.0.1");
+	cfg->http_port = 8480;
+	cfg->http_body_max = (size_t)16 << 20;
+	cfg->http_connections = 64;
+	cfg->http_timeout_ms = 10 * MS_S;
 }
 
 void m2w_config_release(struct m2w_config *cfg)
@@ -266,6 +273,20 @@ void m2w_config_release(struct m2w_config *cfg)
 		free(cfg->carriers[i].code);
 	}
 	free(cfg->carriers);
+	free(cfg->http_listen);
+	free(cfg->http_tokens);
+	for (i = 0; i < cfg->nwatches; i++) {
+		struct m2w_watch_cfg *w = &cfg->watches[i];
+
+		free(w->name);
+		free(w->path);
+		free(w->processed);
+		free(w->failed);
+		free(w->pattern);
+		free(w->columns);
+		free(w->key_field);
+	}
+	free(cfg->watches);
 	memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -326,8 +347,13 @@ enum kind {
 	K_AUTH,     /* magento.auth */
 	K_LEVEL,    /* log_level */
 	K_MODE,     /* stock_legacy */
+	K_JOBTYPE,  /* char[M2W_TYPE_MAX + 1]: a configured job type */
+	K_DELIM,    /* char: auto , ; tab */
+	K_WATCHMODE,/* int poll: inotify | poll */
 	K_REFUSE    /* a key that is known but not allowed here: `note` says why */
 };
+
+#define ON_WATCH 2  /* key_def.on_type: the current [watch] entry */
 
 struct key_def {
 	const char *name;
@@ -517,7 +543,9 @@ static int set_key(struct parser *p, const struct key_def *k, const char *v)
 	int b;
 	size_t i;
 
-	if (k->on_type)
+	if (k->on_type == ON_WATCH)
+		base = (char *)&p->cfg->watches[p->cfg->nwatches - 1];
+	else if (k->on_type)
 		base = (char *)&p->cfg->types[p->sec->type];
 	else
 		base = (char *)p->cfg;
@@ -676,6 +704,38 @@ static int set_key(struct parser *p, const struct key_def *k, const char *v)
 		}
 		*(int *)(base + k->off) = strcmp(v, "legacy") == 0;
 		return 0;
+	case K_JOBTYPE:
+		if (!m2w_config_type(p->cfg, v)) {
+			mistake(p, p->line, "%s: %s is not a job type (tracking, "
+				"stock, price)", k->name,
+				shown(buf, sizeof(buf), v));
+			return -1;
+		}
+		snprintf(base + k->off, M2W_TYPE_MAX + 1, "%s", v);
+		return 0;
+	case K_DELIM:
+		if (strcmp(v, "auto") == 0)
+			*(base + k->off) = 0;
+		else if (strcmp(v, ",") == 0 || strcmp(v, "comma") == 0)
+			*(base + k->off) = ',';
+		else if (strcmp(v, ";") == 0 || strcmp(v, "semicolon") == 0)
+			*(base + k->off) = ';';
+		else if (strcmp(v, "tab") == 0 || strcmp(v, "\t") == 0)
+			*(base + k->off) = '\t';
+		else {
+			mistake(p, p->line, "%s: %s is not auto, \",\", \";\" "
+				"or tab", k->name, shown(buf, sizeof(buf), v));
+			return -1;
+		}
+		return 0;
+	case K_WATCHMODE:
+		if (strcmp(v, "inotify") != 0 && strcmp(v, "poll") != 0) {
+			mistake(p, p->line, "%s: %s is not inotify or poll",
+				k->name, shown(buf, sizeof(buf), v));
+			return -1;
+		}
+		*(int *)(base + k->off) = strcmp(v, "poll") == 0;
+		return 0;
 	case K_REFUSE:
 		mistake(p, p->line, "%s is not allowed in [%s]: %s", k->name,
 			p->sec->name, k->note);
@@ -823,6 +883,67 @@ static const struct key_def rest_keys[] = {
 	{ NULL, K_STR, 0, 0, 0, 0, 0, NULL }
 };
 
+static const struct key_def http_keys[] = {
+	{ "enabled", K_BOOL, CFG(http), 0, 0, 0, 0, NULL },
+	{ "listen", K_STR, CFG(http_listen), 0, 0, 0, 1, NULL },
+	{ "port", K_UINT, CFG(http_port), 0, 1, 65535, 0, NULL },
+	{ "tokens", K_SECRET, CFG(http_tokens), 0, 0, 0, 0, NULL },
+	{ "body_max", K_SIZE, CFG(http_body_max), 0, 0, 0, 0, NULL },
+	{ "connections", K_UINT, CFG(http_connections), 0, 1, 10000, 0, NULL },
+	{ "timeout", K_MS, CFG(http_timeout_ms), 0, MS_S, 0, 0, NULL },
+	{ NULL, K_STR, 0, 0, 0, 0, 0, NULL }
+};
+
+#define WAT(f) offsetof(struct m2w_watch_cfg, f)
+
+static const struct key_def watch_keys[] = {
+	{ "path", K_STR, WAT(path), ON_WATCH, 0, 0, 1, NULL },
+	{ "type", K_JOBTYPE, WAT(type), ON_WATCH, 0, 0, 0, NULL },
+	{ "processed", K_STR, WAT(processed), ON_WATCH, 0, 0, 1, NULL },
+	{ "failed", K_STR, WAT(failed), ON_WATCH, 0, 0, 1, NULL },
+	{ "pattern", K_STR, WAT(pattern), ON_WATCH, 0, 0, 1, NULL },
+	{ "delimiter", K_DELIM, WAT(delimiter), ON_WATCH, 0, 0, 0, NULL },
+	{ "mode", K_WATCHMODE, WAT(poll), ON_WATCH, 0, 0, 0, NULL },
+	{ "poll_interval", K_MS, WAT(poll_interval_ms), ON_WATCH, 10, 0, 0,
+	  NULL },
+	{ "settle", K_MS, WAT(settle_ms), ON_WATCH, 0, 0, 0, NULL },
+	{ "columns", K_STR, WAT(columns), ON_WATCH, 0, 0, 0, NULL },
+	{ "key_field", K_STR, WAT(key_field), ON_WATCH, 0, 0, 0, NULL },
+	{ NULL, K_STR, 0, 0, 0, 0, 0, NULL }
+};
+
+/* [watch "NAME"]: a new directory entry with its defaults. */
+static int watch_begin(struct parser *p, const char *name)
+{
+	struct m2w_config *cfg = p->cfg;
+	struct m2w_watch_cfg *w;
+	size_t i;
+
+	for (i = 0; i < cfg->nwatches; i++)
+		if (strcmp(cfg->watches[i].name, name) == 0) {
+			mistake(p, p->line, "[watch \"%s\"] is already "
+				"defined above", name);
+			return -1;
+		}
+	w = realloc(cfg->watches, (cfg->nwatches + 1) * sizeof(*w));
+	if (!w) {
+		mistake(p, p->line, "out of memory");
+		return -1;
+	}
+	cfg->watches = w;
+	w += cfg->nwatches;
+	memset(w, 0, sizeof(*w));
+	if (!(w->name = dup_or_oom(p, name)) ||
+	    !(w->pattern = dup_or_oom(p, "*.csv"))) {
+		free(w->name);
+		return -1;
+	}
+	w->poll_interval_ms = 2 * MS_S;
+	w->settle_ms = 2 * MS_S;
+	cfg->nwatches++;
+	return 0;
+}
+
 /* The sections. A later one (`[watch "3pl"]` of the ingest) is one entry:
  * named = 1, a `begin` that makes the entry the name refers to, and a
  * `key` callback (or a key table) that fills it. */
@@ -837,6 +958,8 @@ static const struct section_def sections[] = {
 	{ "price", 0, price_keys, 2, NULL, NULL },
 	{ "rest", 0, rest_keys, 3, NULL, NULL },
 	{ "carriers", 0, NULL, -1, carrier_key, NULL },
+	{ "http", 0, http_keys, -1, NULL, NULL },
+	{ "watch", 1, watch_keys, -1, NULL, watch_begin },
 };
 
 /* --------------------------------------------------------------- the lines */
@@ -1074,6 +1197,25 @@ static void check_all(struct parser *p)
 		mistake(p, l, "[%s] backoff_cap (%" PRId64 "ms) is below "
 			"backoff_base (%" PRId64 "ms)", cfg->types[i].name,
 			pol->backoff_cap_ms, pol->backoff_base_ms);
+	}
+
+	if (cfg->http && !cfg->http_tokens && !seen_bad(p, "http", "tokens"))
+		mistake(p, seen_line(p, "http", "enabled"), "[http] enabled "
+			"needs tokens (clients send them as Bearer tokens)");
+	for (i = 0; i < cfg->nwatches; i++) {
+		const struct m2w_watch_cfg *w = &cfg->watches[i];
+		size_t j;
+
+		if (!w->path && !seen_bad(p, "watch", "path"))
+			mistake(p, 0, "[watch \"%s\"] needs path", w->name);
+		if (!w->type[0] && !seen_bad(p, "watch", "type"))
+			mistake(p, 0, "[watch \"%s\"] needs type", w->name);
+		for (j = 0; j < i && w->path; j++)
+			if (cfg->watches[j].path &&
+			    strcmp(cfg->watches[j].path, w->path) == 0)
+				mistake(p, 0, "[watch \"%s\"] and [watch \"%s\"] "
+					"watch the same path", cfg->watches[j].name,
+					w->name);
 	}
 
 	if (cfg->map_initial > cfg->map_max) {

@@ -505,9 +505,8 @@ START_TEST(test_unknown_section)
 	/* one mistake for the header; its keys are not reported again */
 	CK_ONE(OK_HEAD "[wokers]\nthreads = 4\nfoo = bar\n", 3,
 	       "unknown section [wokers]");
-	/* named sections are parsed, but none is known yet */
-	CK_ONE(OK_HEAD "[watch \"3pl\"]\ndirectory = /x\n", 3,
-	       "unknown section [watch \"3pl\"]");
+	CK_ONE(OK_HEAD "[wotch \"3pl\"]\npath = /x\n", 3,
+	       "unknown section [wotch \"3pl\"]");
 	CK_ONE(OK_HEAD "[store \"x\"]\npath = /x\n", 3,
 	       "section [store] takes no name");
 	CK_ONE(OK_HEAD "[store\n", 3, "bad section header");
@@ -930,6 +929,51 @@ START_TEST(test_release_twice)
 }
 END_TEST
 
+START_TEST(test_http_and_watch)
+{
+	struct m2w_config c;
+
+	ck_assert_int_eq(load_text(OK_HEAD "[http]\nenabled = yes\n"
+				   "tokens = t1,t2\nport = 9000\n"
+				   "body_max = 1MiB\n"
+				   "[watch \"3pl\"]\npath = /in\ntype = tracking\n"
+				   "pattern = ^\\d{8}_\\d{6}\\.csv$\n"
+				   "delimiter = ;\nmode = poll\nsettle = 500ms\n"
+				   "[watch \"stock\"]\npath = /stock\n"
+				   "type = stock\n", &c), 0);
+	ck_assert_int_eq(c.http, 1);
+	ck_assert_str_eq(c.http_tokens, "t1,t2");
+	ck_assert_uint_eq(c.http_port, 9000);
+	ck_assert_uint_eq(c.http_body_max, 1 << 20);
+	ck_assert_str_eq(c.http_listen, "127.0.0.1");
+	ck_assert_uint_eq(c.nwatches, 2);
+	ck_assert_str_eq(c.watches[0].name, "3pl");
+	ck_assert_str_eq(c.watches[0].path, "/in");
+	ck_assert_str_eq(c.watches[0].type, "tracking");
+	ck_assert_str_eq(c.watches[0].pattern, "^\\d{8}_\\d{6}\\.csv$");
+	ck_assert_int_eq(c.watches[0].delimiter, ';');
+	ck_assert_int_eq(c.watches[0].poll, 1);
+	ck_assert_int_eq(c.watches[0].settle_ms, 500);
+	ck_assert_str_eq(c.watches[1].pattern, "*.csv");
+	ck_assert_int_eq(c.watches[1].delimiter, 0);
+	ck_assert_int_eq(c.watches[1].poll, 0);
+	ck_assert_int_eq(c.watches[1].settle_ms, 2000);
+	m2w_config_release(&c);
+
+	CK_ONE(OK_HEAD "[http]\nenabled = yes\n", 4, "needs tokens");
+	CK_ONE(OK_HEAD "[watch \"a\"]\npath = /in\ntype = nope\n", 5,
+	       "not a job type");
+	CK_ONE(OK_HEAD "[watch \"a\"]\npath = /in\ntype = stock\n"
+	       "delimiter = |\n", 6, "not auto");
+	CK_ONE(OK_HEAD "[watch \"a\"]\ntype = stock\n", 0, "needs path");
+	CK_ONE(OK_HEAD "[watch \"a\"]\npath = /in\ntype = stock\n"
+	       "[watch \"a\"]\n", 6, "already defined");
+	CK_ONE(OK_HEAD "[watch \"a\"]\npath = /in\ntype = stock\n"
+	       "[watch \"b\"]\npath = /in\ntype = price\n", 0,
+	       "watch the same path");
+}
+END_TEST
+
 static Suite *config_suite(void)
 {
 	Suite *s = suite_create("config");
@@ -948,6 +992,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_value_kept_default);
 	tcase_add_test(tc, test_bom_crlf_quotes_comments);
 	tcase_add_test(tc, test_sample);
+	tcase_add_test(tc, test_http_and_watch);
 	tcase_add_test(tc, test_carrier);
 	tcase_add_test(tc, test_layered);
 	tcase_add_test(tc, test_release_twice);

@@ -50,6 +50,28 @@ struct m2w_carrier {
 	char *code;
 };
 
+/* [watch "NAME"]: a directory of CSV files for one job type. */
+struct m2w_watch_cfg {
+	char *name;                /* the section's name */
+	char *path;                /* path = (required) the incoming directory */
+	char type[M2W_TYPE_MAX + 1]; /* type = (required) tracking|stock|price */
+	char *processed;           /* processed = PATH/../processed */
+	char *failed;              /* failed = PATH/../failed */
+	char *pattern;             /* pattern = *.csv (a glob; ^...$ is an
+				    * extended regex, as tracking-updater's
+				    * file_pattern) */
+	char delimiter;            /* delimiter = auto | , | ; | tab (0 = auto) */
+	int poll;                  /* mode = inotify | poll (network file
+				    * systems) */
+	int64_t poll_interval_ms;  /* poll_interval = 2s */
+	int64_t settle_ms;         /* settle = 2s: a file unchanged this long
+				    * is complete */
+	char *columns;             /* columns = (extra aliases) e.g.
+				    * "order=Order No, track=AWB" */
+	char *key_field;           /* key_field = (a column whose value is the
+				    * idempotency key; default: per type) */
+};
+
 struct m2w_config {
 	char *path;                /* the file it came from */
 
@@ -96,6 +118,20 @@ struct m2w_config {
 
 	struct m2w_carrier *carriers;
 	size_t ncarriers;
+
+	/* [http]: HTTP push, /healthz and /metrics (libmicrohttpd) */
+	int http;                  /* enabled = no */
+	char *http_listen;         /* listen = 127.0.0.1 */
+	unsigned http_port;        /* port = 8480 */
+	char *http_tokens;         /* tokens = (secret: one token, or several
+				    * separated by commas; required when
+				    * enabled) */
+	size_t http_body_max;      /* body_max = 16MiB */
+	unsigned http_connections; /* connections = 64 */
+	int64_t http_timeout_ms;   /* timeout = 10s (a slow client is cut) */
+
+	struct m2w_watch_cfg *watches;
+	size_t nwatches;
 };
 
 /* The defaults above (no file read). */
