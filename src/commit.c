@@ -43,9 +43,12 @@ void commit_destroy(struct m2w_queue *q)
 	pthread_mutex_destroy(&q->mu);
 }
 
-static int semantic(int rc)
+/* An error that leaves the transaction usable (when the op wrote nothing):
+ * a refusal, not an LMDB failure. EFULL counts when it was our policy
+ * (room_for_new_work), not LMDB's MAP_FULL. */
+static int semantic(int rc, const struct wctx *c)
 {
-	return rc == M2W_EINVAL || rc == M2W_ENOTFOUND ||
+	return (rc == M2W_EFULL && !c->mapfull) || rc == M2W_EINVAL || rc == M2W_ENOTFOUND ||
 	       rc == M2W_ESTALE || rc == M2W_ESTATE;
 }
 
@@ -69,7 +72,8 @@ static void run_round(struct m2w_queue *q, struct op **ops, size_t n,
 
 			c->errbuf = ops[i]->errbuf;
 			ops[i]->rc = ops[i]->apply(c, ops[i]->arg);
-			if (ops[i]->rc && (!semantic(ops[i]->rc) || c->writes != w0))
+			if (ops[i]->rc &&
+			    (!semantic(ops[i]->rc, c) || c->writes != w0))
 				break;
 		}
 		if (i < n) {

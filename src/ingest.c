@@ -457,6 +457,66 @@ void ig_name_norm(const char *s, size_t n, char *out, size_t size)
 	out[o] = '\0';
 }
 
+/*
+ * Whether the normalised header `name` is an alias of field f in
+ * `columns` ("FIELD=Header, ..."). An entry whose FIELD names no field:
+ * -1 with errbuf set.
+ */
+static int extra_alias(const char *columns, int f, const char *name,
+		       char *errbuf)
+{
+	char lhs[M2W_INGEST_COLUMN_MAX + 1], rhs[M2W_INGEST_COLUMN_MAX + 1];
+	const char *p = columns, *e, *eq;
+	size_t a;
+	int g, hit = 0;
+
+	while (p && *p) {
+		e = strchr(p, ',');
+		if (!e)
+			e = p + strlen(p);
+		eq = memchr(p, '=', (size_t)(e - p));
+		if (!eq) {
+			ig_name_norm(p, (size_t)(e - p), lhs, sizeof(lhs));
+			if (lhs[0]) {
+				m2w_fail(errbuf, M2W_EINVAL, "columns: \"%s\" "
+					 "is not FIELD=Header Name", lhs);
+				return -1;
+			}
+		} else {
+			ig_name_norm(p, (size_t)(eq - p), lhs, sizeof(lhs));
+			ig_name_norm(eq + 1, (size_t)(e - eq - 1), rhs,
+				     sizeof(rhs));
+			for (g = 0; g < IG_KEY; g++) {
+				if (strcmp(lhs, fld[g].key) == 0)
+					break;
+				for (a = 0; fld[g].alias[a]; a++)
+					if (strcmp(lhs, fld[g].alias[a]) == 0)
+						break;
+				if (fld[g].alias[a])
+					break;
+			}
+			if (g == IG_KEY || !rhs[0]) {
+				m2w_fail(errbuf, M2W_EINVAL, "columns: %s%s%s",
+					 g == IG_KEY ? "unknown field " : "no "
+					 "header name for ", lhs[0] ? lhs : "?",
+					 g == IG_KEY ? " (order, track, carrier, "
+					 "title, sku, qty, source, status, "
+					 "price, store_id)" : "");
+				return -1;
+			}
+			if (g == f && strcmp(rhs, name) == 0)
+				hit = 1;
+		}
+		p = *e ? e + 1 : e;
+	}
+	return hit;
+}
+
+int m2w_ingest_columns_check(const char *columns, char *errbuf)
+{
+	return extra_alias(columns, -1, "", errbuf) < 0 ? M2W_EINVAL : M2W_OK;
+}
+
 static void alias_list(int f, char *out, size_t size)
 {
 	size_t i, o = 0;
@@ -494,6 +554,10 @@ int m2w_ingest_map_new(const struct m2w_ingest_opts *o,
 	m->ncols = n;
 	for (f = 0; f < IG_NFLD; f++)
 		m->col[f] = -1;
+	if (m2w_ingest_columns_check(o->columns, errbuf) != M2W_OK) {
+		free(m);
+		return M2W_EINVAL;
+	}
 	key[0] = '\0';
 	if (o->key_field && *o->key_field)
 		ig_name_norm(o->key_field, strlen(o->key_field), key,
@@ -511,8 +575,16 @@ int m2w_ingest_map_new(const struct m2w_ingest_opts *o,
 			for (a = 0; fld[f].alias[a]; a++)
 				if (strcmp(name, fld[f].alias[a]) == 0)
 					break;
-			if (!fld[f].alias[a])
-				continue;
+			if (!fld[f].alias[a]) {
+				int x = extra_alias(o->columns, f, name, errbuf);
+
+				if (x < 0) {
+					free(m);
+					return M2W_EINVAL;
+				}
+				if (!x)
+					continue;
+			}
 			if (m->col[f] >= 0) {
 				m2w_fail(errbuf, M2W_EINVAL, "header has two %s "
 					 "columns: %s (column %d) and %s "
@@ -1074,6 +1146,8 @@ int ig_init(struct ig *g, struct m2w_queue *q, const struct m2w_ingest_opts *o,
 		return m2w_fail(errbuf, M2W_EINVAL, "unknown job type \"%s\"",
 				o->type ? o->type : "(none)");
 	g->kind = ig_kind(o->type);
+	if (o->progress)
+		g->base = *o->progress;
 	g->t = calloc(g->batch, sizeof(*g->t));
 	g->nt = calloc(g->batch, sizeof(*g->nt));
 	if (!g->t || !g->nt)
@@ -1113,6 +1187,17 @@ void ig_reject(struct ig *g, uint64_t line, const char *column,
 			    reason, row ? row : "");
 }
 
+/* The progress record after `settled` rows: the start's counters plus
+ * this stream's. */
+static void progress_set(const struct ig *g, struct m2w_file_info *f,
+			 uint64_t settled)
+{
+	f->rows = settled > g->base.rows ? settled : g->base.rows;
+	f->accepted = g->base.accepted + g->res->accepted;
+	f->duplicates = g->base.duplicates + g->res->duplicates;
+	f->rejected = g->base.rejected + g->res->rejected;
+}
+
 /*
  * Commits the tasks held, then records that `settled` rows (ending at
  * `line`) are settled. A store error stops the stream (g->rc).
@@ -1139,7 +1224,18 @@ int ig_commit(struct ig *g, uint64_t settled, uint64_t line)
 	if (g->n) {
 		char eb[M2W_ERRBUF_SIZE] = "";
 
-		rc = m2w_queue_enqueue(g->q, g->nt, g->n, eb);
+		if (g->o->progress) {
+			struct m2w_file_info f = *g->o->progress;
+			uint64_t rows = 0;
+
+			for (i = 0; i < g->n; i++)
+				rows += g->t[i].nrows;
+			progress_set(g, &f, settled);
+			f.accepted += rows; /* until the commit tells */
+			rc = m2w_queue_enqueue_file(g->q, g->nt, g->n, &f, eb);
+		} else {
+			rc = m2w_queue_enqueue(g->q, g->nt, g->n, eb);
+		}
 		if (rc != M2W_OK) {
 			m2w_fail(g->errbuf, rc, "%s: lines %llu-%llu not "
 				 "enqueued: %s", g->source,
@@ -1169,6 +1265,8 @@ int ig_commit(struct ig *g, uint64_t settled, uint64_t line)
 		g->res->committed_rows = settled;
 		g->res->committed_line = line;
 	}
+	if (g->o->progress)
+		progress_set(g, g->o->progress, g->res->committed_rows);
 	return M2W_OK;
 }
 

@@ -112,6 +112,7 @@ struct ig {
 	struct ig_mrow pend;
 	int has_pend;
 	uint64_t pend_line, pend_rows;
+	struct m2w_file_info base; /* o->progress as it was at the start */
 };
 
 int ig_init(struct ig *g, struct m2w_queue *q, const struct m2w_ingest_opts *o,

@@ -21,9 +21,13 @@
 #include <string.h>
 
 #include "m2worker/config.h"
+#ifdef HAVE_MHD
+#include "m2worker/http.h"
+#endif
 #include "m2worker/log.h"
 #include "m2worker/magento.h"
 #include "m2worker/queue.h"
+#include "m2worker/watch.h"
 #include "m2worker/worker.h"
 
 #define REPORT_MAX 16384
@@ -76,6 +80,10 @@ static int run(const struct m2w_config *cfg)
 	struct m2w_queue *q = NULL;
 	struct m2_client *client = NULL;
 	struct m2w_pool *pool = NULL;
+#ifdef HAVE_MHD
+	struct m2w_http *http = NULL;
+#endif
+	struct m2w_watcher *watcher = NULL;
 	char errbuf[M2W_ERRBUF_SIZE] = "";
 	sigset_t sigs;
 	int sig, rc;
@@ -109,6 +117,37 @@ static int run(const struct m2w_config *cfg)
 			m2w_log_quote(errbuf, sizeof(errbuf), errbuf));
 		goto out;
 	}
+#ifdef HAVE_MHD
+	if (cfg->http) {
+		struct m2w_http_opts ho = { q, cfg, pool };
+		char addr[256];
+
+		if ((rc = m2w_http_start(&ho, &http, errbuf))) {
+			m2w_log(M2W_LOG_ERROR, "start", "error=%s",
+				m2w_log_quote(errbuf, sizeof(errbuf), errbuf));
+			m2w_pool_stop(pool, cfg->grace_ms);
+			goto out;
+		}
+		m2w_log(M2W_LOG_INFO, "http.listen", "addr=%s port=%u",
+			m2w_log_quote(addr, sizeof(addr), cfg->http_listen),
+			cfg->http_port);
+	}
+#else
+	if (cfg->http) {
+		m2w_log(M2W_LOG_ERROR, "start", "error=\"HTTP push is not built "
+			"in: configure found no libmicrohttpd\"");
+		rc = M2W_EINVAL;
+		m2w_pool_stop(pool, cfg->grace_ms);
+		goto out;
+	}
+#endif
+	if (cfg->nwatches &&
+	    (rc = m2w_watch_start(q, cfg, &watcher, errbuf))) {
+		m2w_log(M2W_LOG_ERROR, "start", "error=%s",
+			m2w_log_quote(errbuf, sizeof(errbuf), errbuf));
+		m2w_pool_stop(pool, cfg->grace_ms);
+		goto out;
+	}
 	for (;;) {
 		if (sigwait(&sigs, &sig) != 0)
 			continue;
@@ -124,8 +163,15 @@ static int run(const struct m2w_config *cfg)
 			(long long)cfg->grace_ms);
 		break;
 	}
+#ifdef HAVE_MHD
+	m2w_http_draining(http);
+#endif
+	m2w_watch_stop(watcher);
 	m2w_pool_stop(pool, cfg->grace_ms);
 out:
+#ifdef HAVE_MHD
+	m2w_http_stop(http); /* before the pool and the store go */
+#endif
 	m2w_pool_free(pool);
 	m2_client_free(client);
 	m2w_queue_close(q);

@@ -253,11 +253,56 @@ static int enq_one(struct wctx *c, struct m2w_new_task *t)
 	return M2W_OK;
 }
 
+/* Free pages of the environment: the sum of the freelist's page lists. */
+static size_t free_pages(struct wctx *c)
+{
+	MDB_cursor *cur;
+	MDB_val k, v;
+	size_t n = 0;
+	int rc;
+
+	if (mdb_cursor_open(c->txn, 0 /* FREE_DBI */, &cur))
+		return 0;
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+		if (v.mv_size >= sizeof(size_t))
+			n += *(const size_t *)v.mv_data; /* an IDL: count first */
+	mdb_cursor_close(cur);
+	return n;
+}
+
+/*
+ * New work may fill the store to map_soft only. Below it, MAP_FULL tells
+ * (commit.c grows the map no further for enqueues). Once draining grew the
+ * map past it, count what is in use: high-water mark less free pages.
+ */
+static int room_for_new_work(struct wctx *c)
+{
+	MDB_envinfo info;
+	MDB_stat st;
+	size_t used;
+
+	mdb_env_info(c->q->env, &info);
+	if (info.me_mapsize <= c->q->map_soft)
+		return M2W_OK;
+	mdb_env_stat(c->q->env, &st);
+	used = (info.me_last_pgno + 1 - free_pages(c)) * st.ms_psize;
+	if (used < c->q->map_soft)
+		return M2W_OK;
+	return m2w_fail(c->errbuf, M2W_EFULL, "store full: %zu KiB in use; "
+			"new tasks may use %zu KiB (the rest is kept for "
+			"finishing the tasks already stored)", used >> 10,
+			c->q->map_soft >> 10);
+}
+
 static int enq_apply(struct wctx *c, void *arg)
 {
 	struct enq_arg *a = arg;
 	size_t i;
 	int rc;
+
+	if ((rc = room_for_new_work(c)))
+		return rc;
 
 	for (i = 0; i < a->n; i++) {
 		a->t[i].id = 0;

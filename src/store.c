@@ -541,8 +541,8 @@ int store_grow(struct m2w_queue *q, size_t limit, char *errbuf)
 		return store_mdb_err(errbuf, rc, "growing the map");
 	if (next <= info.me_mapsize)
 		return m2w_fail(errbuf, M2W_EFULL,
-				"store full: map is %zu MiB of at most %zu MiB",
-				info.me_mapsize >> 20, limit >> 20);
+				"store full: map is %zu KiB of at most %zu KiB",
+				info.me_mapsize >> 10, limit >> 10);
 	return M2W_OK;
 }
 

@@ -65,7 +65,8 @@
  *     of a SKU wins.
  * Each task's source is "<source>:<line>", the line where its row starts.
  *
- * Batches: good rows are enqueued with m2w_queue_enqueue, `batch` tasks per
+ * Batches: good rows are enqueued with m2w_queue_enqueue (with
+ * opts.progress: m2w_queue_enqueue_file and the file's record), `batch` tasks per
  * committed (fsync'd) transaction, in input order. A batch is all or none;
  * rows were checked first, so a batch fails only when the store does (full
  * store or disk): the stream then stops with that error, and
@@ -126,6 +127,21 @@ struct m2w_ingest_opts {
 	/* Optional: called after each commit for each task of it, in input
 	 * order, with the stream's `arg`. A duplicate gets the existing id. */
 	void (*on_task)(void *arg, uint64_t line, uint64_t id, int duplicate);
+	/* CSV: extra header aliases, "FIELD=Header Name, FIELD=Other", FIELD
+	 * one of the fields or aliases of the table above (order, track,
+	 * carrier, title, sku, qty, source, status, price, store_id). Names
+	 * are normalised like the header's. NULL = the table only. */
+	const char *columns;
+	/* Optional: the input's progress record (m2w_queue_file_get, or a new
+	 * one with fingerprint, name and first_ms set). Each batch is then
+	 * committed with m2w_queue_enqueue_file together with the record:
+	 * rows = the rows settled by that commit, counters = what the record
+	 * held at the start plus this stream's. Which rows of a batch are
+	 * duplicates is known only after its commit, so the stored record
+	 * counts them as accepted until the next commit corrects it; *progress
+	 * itself is exact after every commit. finished_ms is left alone (the
+	 * caller writes the last record). Borrowed; updated in place. */
+	struct m2w_file_info *progress;
 };
 
 /* Sets the defaults: CSV, detect the delimiter, batch 1000, rest 0. */
@@ -212,6 +228,9 @@ int m2w_ingest_map_new(const struct m2w_ingest_opts *opts,
 		       const char *const *names, size_t n,
 		       struct m2w_ingest_map **out, char *errbuf);
 void m2w_ingest_map_free(struct m2w_ingest_map *m);
+
+/* Checks an opts.columns text: M2W_OK, or M2W_EINVAL naming the entry. */
+int m2w_ingest_columns_check(const char *columns, char *errbuf);
 
 /*
  * A CSV record (`fields[i]` of `lens[i]` bytes, not NUL-terminated) into a

@@ -3,11 +3,15 @@
 # fake Magento with a fixed latency per API call.
 #
 # Usage: tools/bench/e2e.sh [-n TASKS] [-w "5 32 64"] [-l LATENCY_MS]
-#                           [-s SAMPLE] [-d DIR] [-q]
+#                           [-o ORDERS] [-s SAMPLE] [-d DIR] [-q]
 #
 #   -n TASKS       tracking tasks per run (default 100000; quick 3000)
 #   -w "W ..."     worker counts, one run each (default "5 32 64"; quick "4 16")
 #   -l MS          latency the fake adds to every API call (default 20)
+#   -o ORDERS      orders in the fake (default TASKS: one task per order);
+#                  fewer spreads the tasks round-robin over ORDERS orders
+#                  (the fake searches its orders and shipments linearly,
+#                  so fewer orders make it cheaper; see the README)
 #   -s SAMPLE      tasks whose attempt duration is read (default 200)
 #   -d DIR         temporary directory under DIR (default ${TMPDIR:-/tmp});
 #                  the store lives there, so pick the disk you care about
@@ -17,11 +21,14 @@
 # only when it cannot run (missing binary, the fake or the daemon not
 # starting). Everything listens on 127.0.0.1 only. The processes it starts
 # are stopped by their PIDs and the temporary directory is removed on exit,
-# also on Ctrl-C.
+# also on Ctrl-C. The per-W line also gives both processes' CPU seconds,
+# which tells whether the daemon or the fake is the limit.
 #
 # Each worker count W gets a fresh store and a fresh fake Magento with one
 # order per task (tracking tasks are serialised per order by their ordering
-# key, so one task per order lets all W workers run at once). The tasks are
+# key, so one task per order lets all W workers run at once; -o spreads them
+# over fewer orders, round-robin, so a later task adds its track to the
+# order's shipment instead of creating one: still 3 calls). The tasks are
 # enqueued before the daemon starts (timed separately: the durable ingest
 # rate), then the daemon is started and timed until `qctl stats` shows
 # nothing ready, scheduled, leased or waiting (polled every 200 ms; the
@@ -39,23 +46,28 @@
 #                 queueing before the attempt is not included (every task
 #                 was queued before the start, so enqueue->done would only
 #                 measure the backlog)
-#   RSS           the daemon's peak resident size (VmHWM)
+#   RSS MiB       the daemon's peak resident size (VmHWM); it includes the
+#                 pages of the LMDB store file the daemon has touched, which
+#                 grow with the number of tasks in the store
+#   anon MiB      the largest RssAnon seen at a poll: the daemon's own
+#                 memory (heap, thread stacks), without the store's pages
 #   once          every tracking number is in the fake exactly once and no
 #                 order has more than one shipment
 # shellcheck disable=SC2046 # set -- $(...) splits on purpose
 set -u
 
 usage() {
-	echo "usage: $0 [-n TASKS] [-w \"5 32 64\"] [-l LATENCY_MS] [-s SAMPLE] [-d DIR] [-q]" >&2
+	echo "usage: $0 [-n TASKS] [-w \"5 32 64\"] [-l LATENCY_MS] [-o ORDERS] [-s SAMPLE] [-d DIR] [-q]" >&2
 	exit 2
 }
 
-TASKS='' WORKERS='' LAT=20 SAMPLE=200 BASE=${TMPDIR:-/tmp} QUICK=''
-while getopts n:w:l:s:d:qh opt; do
+TASKS='' WORKERS='' ORDERS='' LAT=20 SAMPLE=200 BASE=${TMPDIR:-/tmp} QUICK=''
+while getopts n:w:l:o:s:d:qh opt; do
 	case $opt in
 	n) TASKS=$OPTARG ;;
 	w) WORKERS=$OPTARG ;;
 	l) LAT=$OPTARG ;;
+	o) ORDERS=$OPTARG ;;
 	s) SAMPLE=$OPTARG ;;
 	d) BASE=$OPTARG ;;
 	q) QUICK=1 ;;
@@ -77,6 +89,9 @@ for w in $WORKERS; do
 	{ isnum "$w" && [ "$w" -ge 1 ] && [ "$w" -le 256 ]; } || { echo "-w: worker counts 1..256" >&2; exit 2; }
 done
 [ -n "$WORKERS" ] || usage
+: "${ORDERS:=$TASKS}"
+{ isnum "$ORDERS" && [ "$ORDERS" -ge 1 ] && [ "$ORDERS" -le "$TASKS" ]; } ||
+	{ echo "-o: 1..TASKS orders" >&2; exit 2; }
 
 here=$(cd "$(dirname "$0")" && pwd)
 top=${top_builddir:-$here/../..}
@@ -116,17 +131,24 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 now_ms() { date +%s%3N; }
+# cputime PID: user + system CPU seconds the process has used so far
+cputime() {
+	awk -v hz="$HZ" '{ sub(/^.*\) /, ""); printf "%.1f", ($12 + $13) / hz }' "/proc/$1/stat" 2>/dev/null || echo "?"
+}
+HZ=$(getconf CLK_TCK 2>/dev/null || echo 100)
 say() { echo "$*" >&2; }
 # calc EXPR [FORMAT]: awk arithmetic, printed with FORMAT (default %.1f)
 calc() { awk "BEGIN { printf \"${2:-%.1f}\", $1 }"; }
 
-# --- the tasks, one per order, generated once for every run
-seq 1 "$TASKS" | awk '{ printf "{\"order\":\"%d\",\"track\":\"BENCH%d\",\"carrier\":\"ups\"}\n", 1000000000 + $1, $1 }' >"$T/tasks.ndjson"
+# --- the tasks, generated once for every run: task k on order
+# ((k-1) mod ORDERS) + 1, so neighbours in the queue are on different orders
+seq 1 "$TASKS" | awk -v n="$ORDERS" '{ printf "{\"order\":\"%d\",\"track\":\"BENCH%d\",\"carrier\":\"ups\"}\n", 1000000000 + ($1 - 1) % n + 1, $1 }' >"$T/tasks.ndjson"
 
 fstype=$(stat -f -c %T "$T" 2>/dev/null || echo "?")
 echo "m2worker end-to-end benchmark ($(date -u +%Y-%m-%dT%H:%M:%SZ))"
 echo "machine: $(uname -srm), $(nproc) CPUs; store on $fstype ($BASE)"
-echo "tracking tasks: $TASKS, one per order; fake latency: $LAT ms per API call; workers: $WORKERS"
+if [ "$ORDERS" -eq "$TASKS" ]; then per="one per order"; else per="over $ORDERS orders"; fi
+echo "tracking tasks: $TASKS, $per; fake latency: $LAT ms per API call; workers: $WORKERS"
 echo
 
 # run_one W: one run; prints its numbers and appends a table row to $T/rows
@@ -136,7 +158,7 @@ run_one() {
 	mkdir "$R" || return 1
 
 	# the fake Magento: one order per task
-	"$FAKE" --port 0 --port-file "$R/port" --orders "$TASKS" --products 100 \
+	"$FAKE" --port 0 --port-file "$R/port" --orders "$ORDERS" --products 100 \
 		--token "$TOKEN" --latency-ms "$LAT" >"$R/fake.log" 2>&1 &
 	FAKE_PID=$!
 	t=$(now_ms)
@@ -144,7 +166,7 @@ run_one() {
 	while [ ! -s "$R/port" ] && [ $i -lt 300 ]; do sleep 0.05; i=$((i + 1)); done
 	[ -s "$R/port" ] || { say "fake did not start:"; cat "$R/fake.log" >&2; return 1; }
 	F="http://127.0.0.1:$(cat "$R/port")"
-	say "[W=$W] fake with $TASKS orders up in $(($(now_ms) - t)) ms"
+	say "[W=$W] fake with $ORDERS orders up in $(($(now_ms) - t)) ms"
 
 	cat >"$R/m2w.conf" <<EOF
 [store]
@@ -175,14 +197,15 @@ EOF
 	t0=$(now_ms)
 	"$M2W" -c "$R/m2w.conf" >"$R/m2w.out" 2>&1 &
 	DPID=$!
-	maxrss=0 lastdone=-1 lastchange=$t0 status=ok
+	maxrss=0 maxanon=0 lastdone=-1 lastchange=$t0 status=ok
 	while :; do
 		sleep 0.2
 		if ! kill -0 "$DPID" 2>/dev/null; then
 			status="daemon exited"; break
 		fi
-		rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$DPID/status" 2>/dev/null)
-		[ -n "$rss" ] && [ "$rss" -gt "$maxrss" ] && maxrss=$rss
+		set -- $(awk '/^(VmRSS|RssAnon):/ { printf "%s ", $2 }' "/proc/$DPID/status" 2>/dev/null)
+		[ $# -eq 2 ] && [ "$1" -gt "$maxrss" ] && maxrss=$1
+		[ $# -eq 2 ] && [ "$2" -gt "$maxanon" ] && maxanon=$2
 		"$QCTL" -d "$R/store" stats --json >"$R/stats.json" 2>/dev/null || continue
 		set -- $(jq -r '.totals | "\(.ready + .scheduled + .leased + .waiting) \(.done) \(.dead)"' "$R/stats.json")
 		pend=$1 ndone=$2
@@ -198,6 +221,8 @@ EOF
 	secs=$(calc "($t1 - $t0) / 1000" %.2f)
 	hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$DPID/status" 2>/dev/null)
 	: "${hwm:=$maxrss}"
+	rssfile=$(awk '/^RssFile:/ { print $2 }' "/proc/$DPID/status" 2>/dev/null)
+	dcpu=$(cputime "$DPID") fcpu=$(cputime "$FAKE_PID")
 	if kill -0 "$DPID" 2>/dev/null; then
 		kill -TERM "$DPID"
 		wait "$DPID"
@@ -252,9 +277,11 @@ EOF
 	pct=$(calc "100 * ($TASKS / $secs) / ($W / (($calls / $TASKS) * $LAT / 1000))" %.1f)
 	rssm=$(calc "$hwm / 1024" %.1f)
 	maxm=$(calc "$maxrss / 1024" %.1f)
-	printf '%7s %7s %8s %8s %10s %8s %9s %7s %7s %8s %6s\n' \
-		"$W" "$TASKS" "$secs" "$tps" "$cpt" "$ceil" "$pct" "$p50" "$p99" "$rssm" "$once" >>"$T/rows"
-	echo "W=$W drained in $secs s: $tps tasks/s, $cpt calls/task, $pct% of the ceiling $ceil; p50 $p50 ms, p99 $p99 ms ($nsampled sampled); RSS peak $rssm MiB (polled max $maxm); done $ndone, dead $ndead, non-2xx answers $not2xx; exactly once: $once"
+	anonm=$(calc "$maxanon / 1024" %.1f)
+	filem=$(calc "${rssfile:-0} / 1024" %.1f)
+	printf '%7s %7s %8s %8s %10s %8s %9s %7s %7s %8s %9s %6s\n' \
+		"$W" "$TASKS" "$secs" "$tps" "$cpt" "$ceil" "$pct" "$p50" "$p99" "$rssm" "$anonm" "$once" >>"$T/rows"
+	echo "W=$W drained in $secs s: $tps tasks/s, $cpt calls/task, $pct% of the ceiling $ceil; p50 $p50 ms, p99 $p99 ms ($nsampled sampled); RSS peak $rssm MiB (polled max $maxm, anonymous at most $anonm, file-backed at the end $filem); CPU: daemon $dcpu s, fake $fcpu s; done $ndone, dead $ndead, non-2xx answers $not2xx; exactly once: $once"
 	[ "$status" = ok ] || echo "W=$W NOTE: $status"
 	[ -n "${M2W_BENCH_KEEP:-}" ] && cp -r "$R" "${M2W_BENCH_KEEP}-w$W"
 	rm -rf "$R"
@@ -266,13 +293,13 @@ for w in $WORKERS; do
 done
 
 echo
-printf '%7s %7s %8s %8s %10s %8s %9s %7s %7s %8s %6s\n' \
-	workers tasks seconds tasks/s calls/task ceiling "%ceiling" "p50 ms" "p99 ms" "RSS MiB" once
+printf '%7s %7s %8s %8s %10s %8s %9s %7s %7s %8s %9s %6s\n' \
+	workers tasks seconds tasks/s calls/task ceiling "%ceiling" "p50 ms" "p99 ms" "RSS MiB" "anon MiB" once
 cat "$T/rows"
 echo
 # targets at the largest worker count measured
-set -- $(sort -n "$T/rows" | tail -n 1 | awk '{ print $1, $7, $10 }')
-W=$1 pct=$2 rssm=$3
+set -- $(sort -n "$T/rows" | tail -n 1 | awk '{ print $1, $7, $10, $11 }')
+W=$1 pct=$2 rssm=$3 anonm=$4
 echo "targets at the largest worker count ($W):"
 echo "  >= 85% of the ceiling: $pct% $(awk -v p="$pct" 'BEGIN { print (p >= 85 ? "ok" : "below") }')"
-echo "  RSS <= 20 MiB: $rssm MiB $(awk -v r="$rssm" 'BEGIN { print (r <= 20 ? "ok" : "above") }')"
+echo "  RSS <= 20 MiB: $rssm MiB $(awk -v r="$rssm" 'BEGIN { print (r <= 20 ? "ok" : "above") }') (anonymous $anonm MiB; the rest is the store's mapped pages)"
