@@ -81,6 +81,7 @@ struct fk_order {
 	char status[24];
 	struct fk_item items[2];
 	size_t nitems;
+	int64_t last_ship;          /* its newest shipment's id, 0: none */
 };
 
 struct fk_track {
@@ -106,6 +107,7 @@ struct fk_shipment {
 	size_t ntracks, captracks;
 	char *source_code;          /* from arguments.extension_attributes */
 	time_t created;
+	int64_t prev_of_order;      /* the order's shipment before this one */
 };
 
 struct fk_product {

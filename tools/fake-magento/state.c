@@ -190,6 +190,7 @@ struct fk_shipment *fk_ship_by_id(struct fk_server *srv, int64_t id)
 struct fk_shipment *fk_ship_new(struct fk_server *srv, int64_t order_id)
 {
 	struct fk_shipment *s;
+	struct fk_order *o;
 
 	if (srv->nships == srv->capships) {
 		srv->capships = srv->capships ? 2 * srv->capships : 64;
@@ -200,6 +201,11 @@ struct fk_shipment *fk_ship_new(struct fk_server *srv, int64_t order_id)
 	memset(s, 0, sizeof *s);
 	s->id = (int64_t)srv->nships;
 	s->order_id = order_id;
+	o = fk_order_by_entity(srv, order_id);
+	if (o) { /* a per-order chain, so searches by order are not scans */
+		s->prev_of_order = o->last_ship;
+		o->last_ship = s->id;
+	}
 	s->created = time(NULL);
 	return s;
 }
