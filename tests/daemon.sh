@@ -196,6 +196,32 @@ grep -q 'breaker state=closed' "$T/m2w.log" || fail "the breaker did not close a
 once_each 120
 stop
 
+# --- 5b. qctl beside a running daemon: pause, requeue, inspect
+say "qctl while the daemon works"
+start
+q pause tracking >/dev/null
+sleep 0.3
+tracks_json 521 530 330 >"$T/t5b.ndjson"
+enq tracking "$T/t5b.ndjson"
+sleep 1.2
+is "$(q stats --json | jq '.totals.ready')" 10 "a pause stops leasing within a second"
+q resume tracking >/dev/null
+wait_drained 10
+echo '{"order":"999999998","track":"TRK-LATER","carrier":"ups"}' >"$T/t5c.ndjson"
+enq tracking "$T/t5c.ndjson"
+wait_drained 10
+id=$(q list --state dead --type tracking --grep "999999998" --json | jq '.tasks[0].id')
+q requeue "$id" >/dev/null || fail "requeue beside the daemon"
+sleep 1.5
+is "$(q show "$id" --json | jq -r '.state')" dead "a requeued task is run again within a second or so"
+is "$(q show "$id" --json | jq '.history | length')" 2 "the requeued task ran a second time"
+q list --state done --limit 5 >/dev/null || fail "list beside the daemon"
+q check >/dev/null || fail "check beside the daemon: $(q check 2>&1)"
+q backup "$T/bk" >/dev/null || fail "backup beside the daemon"
+"$QCTL" -d "$T/bk" check >/dev/null || fail "the backup does not check"
+dead_before=$(total dead)
+stop
+
 # --- 6. SIGKILL at random moments: exactly once, no double shipment
 say "SIGKILL x $KILLS"
 faults '{"latency_ms":15}'
@@ -214,7 +240,7 @@ start
 wait_drained 90
 faults '{"latency_ms":0}'
 is "$(total dead)" "$dead_before" "tasks dead after the kills"
-once_each 520
+once_each 530
 
 # --- 7. SIGTERM in the middle of a batch: nothing lost, nothing counted
 say "SIGTERM mid-batch"
