@@ -160,5 +160,21 @@ run 0 "$QCTL" -d "$T/bk" check
 cmp -s "$T/a" "$T/b" || fail "backup differs: $(diff "$T/a" "$T/b")"
 [ ! -e "$T/bk.tmp-"* ] 2>/dev/null || fail "temporary backup left behind"
 
+# --- damage: a corrupt record and another schema version get a clear
+# message and exit 1, never a crash (mdb_load from lmdb-utils writes them)
+if command -v mdb_load >/dev/null; then
+	"$MKSTORE" "$T/bad" && "$MKSTORE" "$T/old" || fail "mkstore"
+	printf '\\00\\00\\00\\00\\00\\00\\00\\05\ngarbage\n' |
+		mdb_load -T -s tasks "$T/bad"
+	run 1 "$QCTL" -d "$T/bad" show 5;    errhas "task 5: record of 7 bytes"
+	run 1 "$QCTL" -d "$T/bad" check;     errhas "cannot be decoded"
+	run 0 "$QCTL" -d "$T/bad" list --state ready --json
+	is "$(jq -r '[.tasks[].id]|map(tostring)|join(",")' "$T/out")" "7,9" "list skips the corrupt record"
+	printf 'schema\n\\00\\00\\00\\63\n' | mdb_load -T -s meta "$T/old"
+	run 1 "$QCTL" -d "$T/old" stats;     errhas "schema version 99, this build reads version 1"
+else
+	echo "mdb_load missing (lmdb-utils): damage cases skipped"
+fi
+
 echo "qctl.sh: $n commands run, $fails failed"
 [ "$fails" -eq 0 ]

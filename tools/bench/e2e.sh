@@ -257,13 +257,19 @@ EOF
 	n=$SAMPLE
 	[ "$n" -gt "$TASKS" ] && n=$TASKS
 	: >"$R/durations"
+	: >"$R/unsampled"
 	i=0
 	while [ $i -lt "$n" ]; do
 		if [ "$n" -eq 1 ]; then id=1; else id=$((1 + i * (TASKS - 1) / (n - 1))); fi
-		"$QCTL" -d "$R/store" show "$id" --json 2>/dev/null |
-			jq -r 'select(.state == "done") | [.history[] | select(.outcome == "ok")][-1].duration_ms // empty' >>"$R/durations"
+		if "$QCTL" -d "$R/store" show "$id" --json >"$R/show.json" 2>"$R/show.err" &&
+			d=$(jq -e 'select(.state == "done") | [.history[] | select(.outcome == "ok")][-1].duration_ms' "$R/show.json" 2>/dev/null); then
+			echo "$d" >>"$R/durations"
+		else
+			echo "task $id: $(cat "$R/show.err") $(jq -c '{state, attempts, history}' "$R/show.json" 2>/dev/null)" >>"$R/unsampled"
+		fi
 		i=$((i + 1))
 	done
+	[ -s "$R/unsampled" ] && say "[W=$W] not sampled ($(wc -l <"$R/unsampled")): $(head -n 3 "$R/unsampled")"
 	set -- $(sort -n "$R/durations" | awk '{ v[NR] = $1 } END {
 		if (NR == 0) { print "- - 0"; exit }
 		i50 = int(NR * 0.50); if (i50 < NR * 0.50) i50++
