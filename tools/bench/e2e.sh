@@ -10,8 +10,7 @@
 #   -l MS          latency the fake adds to every API call (default 20)
 #   -o ORDERS      orders in the fake (default TASKS: one task per order);
 #                  fewer spreads the tasks round-robin over ORDERS orders
-#                  (the fake searches its orders and shipments linearly,
-#                  so fewer orders make it cheaper; see the README)
+#                  (a check whether the fake's size matters; see the README)
 #   -s SAMPLE      tasks whose attempt duration is read (default 200)
 #   -d DIR         temporary directory under DIR (default ${TMPDIR:-/tmp});
 #                  the store lives there, so pick the disk you care about
