@@ -66,7 +66,9 @@ extern "C" {
 #endif
 
 #define M2W_HTTP_ROWS_MAX 100000  /* rows (items) in one push at most */
-#define M2W_HTTP_THREADS 4        /* polling threads */
+#define M2W_HTTP_THREADS 32       /* polling threads: a push holds one
+				    * until its commit is durable, so this
+				    * many pushes can share one commit */
 
 struct m2w_http;
 
