@@ -6,48 +6,15 @@
 # (503 while draining) and a full store (507, the daemon keeps running).
 set -u
 
-top_builddir=${top_builddir:-.}
-M2W="$top_builddir/src/m2worker"
-QCTL="$top_builddir/tools/qctl/qctl"
-FAKE="$top_builddir/tools/fake-magento/fake-magento"
-[ -x "$FAKE" ] || { echo "fake-magento not built: skipped"; exit 77; }
-command -v jq >/dev/null || { echo "jq missing: skipped"; exit 77; }
-command -v curl >/dev/null || { echo "curl missing: skipped"; exit 77; }
+. "${top_srcdir:-.}/tests/daemon-lib.sh"
+lib_setup http
 curl -V | grep -qi telnet || { echo "curl without telnet: skipped"; exit 77; }
 
-T=$(mktemp -d "${TMPDIR:-/tmp}/m2w-http.XXXXXX") || exit 99
-S="$T/store"
 TOKEN=push-secret-one
 TOKEN2=push-secret-two
-FAKE_PID=
-DPID=
-fails=0
-
-cleanup() {
-	[ -n "$DPID" ] && kill -9 "$DPID" 2>/dev/null
-	[ -n "$FAKE_PID" ] && kill "$FAKE_PID" 2>/dev/null
-	wait 2>/dev/null
-	if [ "$fails" -ne 0 ] || [ -n "${M2W_TEST_KEEP:-}" ]; then
-		echo "--- daemon log (tail) ---"; tail -n 40 "$T/m2w.log" 2>/dev/null
-		[ -n "${M2W_TEST_KEEP:-}" ] && { echo "kept $T"; return; }
-	fi
-	rm -rf "$T"
-}
-trap cleanup EXIT INT TERM
-
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-is() { [ "$1" = "$2" ] || fail "$3: got '$1', wanted '$2'"; }
-say() { echo "== $*"; }
 
 # --- the fake Magento
-"$FAKE" --port 0 --port-file "$T/port" --orders 1000 --products 50 \
-	--token test-token >"$T/fake.log" 2>&1 &
-FAKE_PID=$!
-i=0
-while [ ! -s "$T/port" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
-[ -s "$T/port" ] || { echo "fake did not start"; cat "$T/fake.log"; exit 99; }
-F="http://127.0.0.1:$(cat "$T/port")"
-state() { curl -s "$F/_fake/state"; }
+lib_fake --orders 1000 --products 50
 
 # config STORE MAP_LINES: the daemon's configuration, HTTP on $HP
 config() {

@@ -9,48 +9,13 @@
 # in the middle of another (resumed at the next start).
 set -u
 
-top_builddir=${top_builddir:-.}
-top_srcdir=${top_srcdir:-.}
-M2W="$top_builddir/src/m2worker"
-QCTL="$top_builddir/tools/qctl/qctl"
-FAKE="$top_builddir/tools/fake-magento/fake-magento"
+. "${top_srcdir:-.}/tests/daemon-lib.sh"
 D="$top_srcdir/tests/data"
 SAMPLES="$top_srcdir/contrib/samples"
-[ -x "$FAKE" ] || { echo "fake-magento not built: skipped"; exit 77; }
-command -v jq >/dev/null || { echo "jq missing: skipped"; exit 77; }
-command -v curl >/dev/null || { echo "curl missing: skipped"; exit 77; }
-
-T=$(mktemp -d "${TMPDIR:-/tmp}/m2w-watch.XXXXXX") || exit 99
-S="$T/store"
-FAKE_PID=
-DPID=
-fails=0
-
-cleanup() {
-	[ -n "$DPID" ] && kill -9 "$DPID" 2>/dev/null
-	[ -n "$FAKE_PID" ] && kill "$FAKE_PID" 2>/dev/null
-	wait 2>/dev/null
-	if [ "$fails" -ne 0 ] || [ -n "${M2W_TEST_KEEP:-}" ]; then
-		echo "--- daemon log (tail) ---"; tail -n 40 "$T/m2w.log" 2>/dev/null
-		[ -n "${M2W_TEST_KEEP:-}" ] && { echo "kept $T"; return; }
-	fi
-	rm -rf "$T"
-}
-trap cleanup EXIT INT TERM
-
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-is() { [ "$1" = "$2" ] || fail "$3: got '$1', wanted '$2'"; }
-say() { echo "== $*"; }
+lib_setup watch
 
 # --- the fake Magento
-"$FAKE" --port 0 --port-file "$T/port" --orders 400 --products 50 \
-	--token test-token >"$T/fake.log" 2>&1 &
-FAKE_PID=$!
-i=0
-while [ ! -s "$T/port" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
-[ -s "$T/port" ] || { echo "fake did not start"; cat "$T/fake.log"; exit 99; }
-F="http://127.0.0.1:$(cat "$T/port")"
-state() { curl -s "$F/_fake/state"; }
+lib_fake --orders 400 --products 50
 
 # --- configuration: settle 1 s, quick scans
 mkdir -p "$T/3pl/incoming" "$T/stock/incoming"
