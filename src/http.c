@@ -52,6 +52,7 @@
 #include <openssl/evp.h>
 
 #include "m2worker/http.h"
+#include "m2worker/report.h"
 #include "m2worker/ingest.h"
 #include "m2worker/jobs.h"
 #include "m2worker/log.h"
@@ -1306,72 +1307,22 @@ out:
 
 /* ------------------------------------------------------------- the GETs */
 
-static const int state_cols[] = { M2W_READY, M2W_SCHEDULED, M2W_LEASED,
-				  M2W_WAITING, M2W_DONE, M2W_DEAD,
-				  M2W_SUPERSEDED };
-
-static json_object *counts_json(const uint64_t *count)
-{
-	json_object *o = json_object_new_object();
-	size_t i;
-
-	for (i = 0; i < sizeof(state_cols) / sizeof(state_cols[0]); i++)
-		json_object_object_add(o, m2w_state_name(state_cols[i]),
-				       json_object_new_int64(
-					       (int64_t)count[state_cols[i]]));
-	return o;
-}
-
 /* The shape of `qctl stats --json`. */
 static void get_stats(struct m2w_http *h, struct reply *out)
 {
 	char eb[M2W_ERRBUF_SIZE] = "";
 	int64_t now = m2w_queue_now(h->q);
-	json_object *o, *types;
+	json_object *o;
 	struct m2w_stats st;
-	size_t i;
 	int rc;
 
 	if ((rc = m2w_queue_stats(h->q, &st, eb))) {
 		set_error(out, 500, "%s", eb[0] ? eb : m2w_strerror(rc));
 		return;
 	}
-	o = json_object_new_object();
-	types = json_object_new_array();
-	for (i = 0; i < st.ntypes; i++) {
-		json_object *t = json_object_new_object();
-		const struct m2w_type_stats *ts = &st.types[i];
-
-		json_object_object_add(t, "type", json_object_new_string(ts->type));
-		json_object_object_add(t, "paused",
-				       json_object_new_boolean(ts->paused));
-		json_object_object_add(t, "counts", counts_json(ts->count));
-		json_object_object_add(t, "oldest_ready_age_ms",
-				       ts->oldest_ready_ms
-				       ? json_object_new_int64(now - ts->oldest_ready_ms)
-				       : NULL);
-		json_object_array_add(types, t);
-	}
-	json_object_object_add(o, "types", types);
-	json_object_object_add(o, "totals", counts_json(st.count));
-	json_object_object_add(o, "paused_all",
-			       json_object_new_boolean(st.paused_all));
-	json_object_object_add(o, "oldest_ready_age_ms", st.oldest_ready_ms
-			       ? json_object_new_int64(now - st.oldest_ready_ms)
-			       : NULL);
-	json_object_object_add(o, "map_size",
-			       json_object_new_int64((int64_t)st.map_size));
-	json_object_object_add(o, "map_used",
-			       json_object_new_int64((int64_t)st.map_used));
-	json_object_object_add(o, "map_max",
-			       json_object_new_int64((int64_t)st.map_max));
+	o = m2w_stats_json(&st, now);
 	m2w_stats_free(&st);
 	set_json(out, 200, o);
-}
-
-static void put_str(json_object *o, const char *k, const char *v)
-{
-	json_object_object_add(o, k, v ? json_object_new_string(v) : NULL);
 }
 
 /* As `qctl show --json`, without the history. */
@@ -1380,7 +1331,7 @@ static void get_task(struct m2w_http *h, const char *id, struct reply *out)
 	char eb[M2W_ERRBUF_SIZE] = "", *end;
 	struct m2w_task *t;
 	unsigned long long v;
-	json_object *o, *p;
+	json_object *o;
 	int rc;
 
 	errno = 0;
@@ -1398,30 +1349,7 @@ static void get_task(struct m2w_http *h, const char *id, struct reply *out)
 		set_error(out, 500, "%s", eb[0] ? eb : m2w_strerror(rc));
 		return;
 	}
-	o = json_object_new_object();
-	json_object_object_add(o, "id", json_object_new_int64((int64_t)t->id));
-	put_str(o, "type", t->type);
-	put_str(o, "state", m2w_state_name(t->state));
-	json_object_object_add(o, "attempts", json_object_new_int((int)t->attempts));
-	json_object_object_add(o, "max_attempts",
-			       json_object_new_int((int)t->max_attempts));
-	json_object_object_add(o, "created_ms", json_object_new_int64(t->created_ms));
-	json_object_object_add(o, "updated_ms", json_object_new_int64(t->updated_ms));
-	json_object_object_add(o, "next_run_ms",
-			       json_object_new_int64(t->next_run_ms));
-	json_object_object_add(o, "lease_expiry_ms", t->state == M2W_LEASED
-			       ? json_object_new_int64(t->lease_expiry_ms) : NULL);
-	put_str(o, "source", t->source);
-	put_str(o, "idempotency_key", t->idem_key);
-	put_str(o, "ordering_key", t->group_key);
-	json_object_object_add(o, "supersede",
-			       json_object_new_boolean(t->supersede));
-	json_object_object_add(o, "last_status", t->last_status
-			       ? json_object_new_int(t->last_status) : NULL);
-	put_str(o, "last_error", t->last_error);
-	p = json_tokener_parse(t->payload);
-	json_object_object_add(o, "payload",
-			       p ? p : json_object_new_string(t->payload));
+	o = m2w_task_json(t, 1);
 	m2w_task_free(t);
 	set_json(out, 200, o);
 }

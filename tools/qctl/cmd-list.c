@@ -115,7 +115,7 @@ static int list_exec(struct qctl *c, int argc, char **argv)
 		json_object *arr = json_object_new_array();
 
 		for (i = 0; i < kept; i++)
-			json_object_array_add(arr, qctl_task_json(keep[i], 0));
+			json_object_array_add(arr, m2w_task_json(keep[i], 0));
 		json_object_object_add(o, "tasks", arr);
 		json_object_object_add(o, "next", *next ? json_object_new_string(next)
 							: NULL);

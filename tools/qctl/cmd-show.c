@@ -114,7 +114,7 @@ static void print_task(struct qctl *c, const struct m2w_task *t,
 static json_object *task_json(const struct m2w_task *t,
 			      const struct m2w_attempt *h, size_t nh)
 {
-	json_object *o = qctl_task_json(t, 1), *arr = json_object_new_array();
+	json_object *o = m2w_task_json(t, 1), *arr = json_object_new_array();
 	size_t i;
 
 	for (i = 0; i < nh; i++) {

@@ -171,45 +171,6 @@ int64_t qctl_task_when(const struct m2w_task *t)
 	}
 }
 
-static void put_str(json_object *o, const char *k, const char *v)
-{
-	json_object_object_add(o, k, v ? json_object_new_string(v) : NULL);
-}
-
-json_object *qctl_task_json(const struct m2w_task *t, int payload)
-{
-	json_object *o = json_object_new_object();
-
-	json_object_object_add(o, "id", json_object_new_int64((int64_t)t->id));
-	put_str(o, "type", t->type);
-	put_str(o, "state", m2w_state_name(t->state));
-	json_object_object_add(o, "attempts", json_object_new_int((int)t->attempts));
-	json_object_object_add(o, "max_attempts",
-			       json_object_new_int((int)t->max_attempts));
-	json_object_object_add(o, "created_ms", json_object_new_int64(t->created_ms));
-	json_object_object_add(o, "updated_ms", json_object_new_int64(t->updated_ms));
-	json_object_object_add(o, "next_run_ms", json_object_new_int64(t->next_run_ms));
-	json_object_object_add(o, "lease_expiry_ms",
-			       t->state == M2W_LEASED
-				       ? json_object_new_int64(t->lease_expiry_ms)
-				       : NULL);
-	put_str(o, "source", t->source);
-	put_str(o, "idempotency_key", t->idem_key);
-	put_str(o, "ordering_key", t->group_key);
-	json_object_object_add(o, "supersede", json_object_new_boolean(t->supersede));
-	json_object_object_add(o, "last_status",
-			       t->last_status ? json_object_new_int(t->last_status)
-					      : NULL);
-	put_str(o, "last_error", t->last_error);
-	if (payload) {
-		json_object *p = json_tokener_parse(t->payload);
-
-		json_object_object_add(o, "payload",
-				       p ? p : json_object_new_string(t->payload));
-	}
-	return o;
-}
-
 void qctl_print_json(json_object *o)
 {
 	puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
@@ -255,7 +216,8 @@ static int version_exec(struct qctl *c, int argc, char **argv)
 	if (c->json) {
 		json_object *o = json_object_new_object();
 
-		put_str(o, "version", PACKAGE_VERSION);
+		json_object_object_add(o, "version",
+				       json_object_new_string(PACKAGE_VERSION));
 		json_object_object_add(o, "schema",
 				       json_object_new_int(M2W_SCHEMA_VERSION));
 		qctl_print_json(o);

@@ -17,6 +17,7 @@
 #include <json-c/json.h>
 
 #include "m2worker/queue.h"
+#include "m2worker/report.h"
 
 #define EXIT_OK 0
 #define EXIT_PROBLEM 1
@@ -66,8 +67,6 @@ void qctl_ago(char *out, size_t len, int64_t ms, int64_t now);
 /* Copies s into out, cut to `width` display bytes with "..", one line. */
 void qctl_cut(char *out, size_t len, const char *s, size_t width);
 
-/* JSON of a task (without the payload unless `payload`). */
-json_object *qctl_task_json(const struct m2w_task *t, int payload);
 /* Prints a JSON value to stdout, pretty, with a newline; drops it. */
 void qctl_print_json(json_object *o);
 /* The time a listing shows for a task: next run, expiry, or end. */

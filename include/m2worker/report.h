@@ -1,0 +1,28 @@
+/*
+ * report.h - the JSON shapes operators see: `qctl --json` and the HTTP
+ * API (/v1/stats, /v1/tasks/{id}) print the same objects, documented in
+ * qctl(8). The caller owns the returned json-c object (json_object_put).
+ */
+#ifndef M2WORKER_REPORT_H
+#define M2WORKER_REPORT_H
+
+#include <stdint.h>
+
+#include <json-c/json.h>
+
+#include "m2worker/queue.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* A task; with its payload (parsed JSON) when `payload`. */
+json_object *m2w_task_json(const struct m2w_task *t, int payload);
+
+/* Counts per type and state, ages relative to `now` (ms), map use. */
+json_object *m2w_stats_json(const struct m2w_stats *st, int64_t now);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
