@@ -978,32 +978,6 @@ static int parser_start(struct csvp *s)
 	return 0;
 }
 
-/* The most frequent of , ; tab outside quotes in the first line: ',' on
- * a tie or when there is none (as files). */
-static unsigned char detect(const char *p, size_t n)
-{
-	size_t i, comma = 0, semi = 0, tab = 0;
-	int q = 0;
-
-	for (i = 0; i < n; i++) {
-		if (p[i] == '"')
-			q = !q;
-		else if (!q && (p[i] == '\n' || p[i] == '\r'))
-			break;
-		else if (!q && p[i] == ',')
-			comma++;
-		else if (!q && p[i] == ';')
-			semi++;
-		else if (!q && p[i] == '\t')
-			tab++;
-	}
-	if (semi > comma && semi >= tab)
-		return ';';
-	if (tab > comma && tab > semi)
-		return '\t';
-	return ',';
-}
-
 static int has_content(const char *p, size_t n, unsigned char delim)
 {
 	size_t i;
@@ -1032,7 +1006,7 @@ static void parse_csv_body(struct batch *b, const struct m2w_ingest_opts *o,
 		s += 3;
 		n -= 3;
 	}
-	c.delim = (unsigned char)(o->delimiter ? o->delimiter : (char)detect(s, n));
+	c.delim = (unsigned char)(o->delimiter ? o->delimiter : m2w_ingest_detect_delimiter(s, n));
 	if (parser_start(&c)) {
 		b->oom = 1;
 		return;

@@ -383,7 +383,7 @@ static int header_complete(const char *p, size_t n)
 
 /* The most frequent of , ; tab outside quotes in the first line: ',' on
  * a tie or when there is none. */
-static unsigned char detect(const char *p, size_t n)
+char m2w_ingest_detect_delimiter(const char *p, size_t n)
 {
 	size_t i, comma = 0, semi = 0, tab = 0;
 	int q = 0;
@@ -445,7 +445,7 @@ int ig_csv_run(struct ig *g, FILE *in)
 	}
 	if (pre.n >= 3 && memcmp(pre.s, "\xef\xbb\xbf", 3) == 0)
 		off = 3;
-	s.delim = (unsigned char)(d ? d : (char)detect(pre.s + off, pre.n - off));
+	s.delim = (unsigned char)(d ? d : m2w_ingest_detect_delimiter(pre.s + off, pre.n - off));
 	g->res->delimiter = (char)s.delim;
 	if (parser_start(&s)) {
 		g->rc = m2w_fail(g->errbuf, M2W_ENOMEM, "out of memory");

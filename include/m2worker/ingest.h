@@ -248,6 +248,10 @@ int m2w_ingest_csv_row(const struct m2w_ingest_map *m,
  */
 int m2w_ingest_fingerprint(FILE *f, char *hex, char *errbuf);
 
+/* The delimiter of a CSV text from its first line: the most frequent of
+ * , ; tab outside quotes; ',' on a tie or when there is none. Pure. */
+char m2w_ingest_detect_delimiter(const char *p, size_t n);
+
 #ifdef __cplusplus
 }
 #endif
