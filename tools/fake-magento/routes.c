@@ -873,29 +873,41 @@ static json_object *errors_entry(const char *msg, json_object *params)
 	return e;
 }
 
+/* The array under `key` of a body whose only key is `key` (source items,
+ * prices); NULL after answering Magento's 400 for anything else. */
+static json_object *body_rows(json_object *body, const char *key,
+			      struct fk_resp *resp)
+{
+	const char *const allowed[] = { key, NULL };
+	const char *bad = fk_unknown_key(body, allowed);
+	json_object *rows;
+
+	if (bad) {
+		fk_resp_unknown_field(resp, bad);
+		return NULL;
+	}
+	if (!json_object_object_get_ex(body, key, &rows) || !rows) {
+		resp_required(resp, key);
+		return NULL;
+	}
+	if (!json_object_is_type(rows, json_type_array)) {
+		fk_resp_error(resp, 400, "Decoding error: \nSyntax error", NULL);
+		return NULL;
+	}
+	return rows;
+}
+
 static void h_source_items(struct fk_server *srv, json_object *body,
 			   struct fk_resp *resp)
 {
-	static const char *const allowed[] = { "sourceItems", NULL };
 	static const char *const row_keys[] = { "sku", "source_code",
 		"quantity", "status", "extension_attributes", NULL };
 	json_object *rows, *errs;
 	const char *bad;
 	size_t i, n;
 
-	bad = fk_unknown_key(body, allowed);
-	if (bad) {
-		fk_resp_unknown_field(resp, bad);
+	if (!(rows = body_rows(body, "sourceItems", resp)))
 		return;
-	}
-	if (!json_object_object_get_ex(body, "sourceItems", &rows) || !rows) {
-		resp_required(resp, "sourceItems");
-		return;
-	}
-	if (!json_object_is_type(rows, json_type_array)) {
-		fk_resp_error(resp, 400, "Decoding error: \nSyntax error", NULL);
-		return;
-	}
 	n = json_object_array_length(rows);
 	if (n == 0) {
 		fk_resp_error(resp, 400, "Input data is empty", NULL);
@@ -1045,26 +1057,14 @@ static void h_stock_item(struct fk_server *srv, const struct route *r,
 static void h_base_prices(struct fk_server *srv, json_object *body,
 			  struct fk_resp *resp)
 {
-	static const char *const allowed[] = { "prices", NULL };
 	static const char *const row_keys[] = { "price", "store_id", "sku",
 		"extension_attributes", NULL };
 	json_object *rows, *out;
 	const char *bad;
 	size_t i, n;
 
-	bad = fk_unknown_key(body, allowed);
-	if (bad) {
-		fk_resp_unknown_field(resp, bad);
+	if (!(rows = body_rows(body, "prices", resp)))
 		return;
-	}
-	if (!json_object_object_get_ex(body, "prices", &rows) || !rows) {
-		resp_required(resp, "prices");
-		return;
-	}
-	if (!json_object_is_type(rows, json_type_array)) {
-		fk_resp_error(resp, 400, "Decoding error: \nSyntax error", NULL);
-		return;
-	}
 	n = json_object_array_length(rows);
 	for (i = 0; i < n; i++) {
 		json_object *row = json_object_array_get_idx(rows, i);
