@@ -496,7 +496,7 @@ int m2w_queue_delete(struct m2w_queue *q, uint64_t id, int force,
 		     char *errbuf)
 {
 	struct one_arg a = { id, force };
-	struct op op = { delete_apply, &a, 0, errbuf, 0, 0, NULL };
+	struct op op = { .apply = delete_apply, .arg = &a, .errbuf = errbuf };
 
 	return commit_run(q, &op);
 }
@@ -528,7 +528,7 @@ static int retry_now_apply(struct wctx *c, void *arg)
 int m2w_queue_retry_now(struct m2w_queue *q, uint64_t id, char *errbuf)
 {
 	struct one_arg a = { id, 0 };
-	struct op op = { retry_now_apply, &a, 0, errbuf, 0, 0, NULL };
+	struct op op = { .apply = retry_now_apply, .arg = &a, .errbuf = errbuf };
 
 	return commit_run(q, &op);
 }
@@ -699,7 +699,7 @@ int m2w_queue_requeue(struct m2w_queue *q, const struct m2w_requeue_opts *o,
 		      size_t *count, uint64_t **ids_out, char *errbuf)
 {
 	struct requeue_arg a;
-	struct op op = { requeue_apply, &a, 0, errbuf, 0, 0, NULL };
+	struct op op = { .apply = requeue_apply, .arg = &a, .errbuf = errbuf };
 	MDB_txn *txn;
 	int rc = M2W_OK;
 
@@ -782,7 +782,7 @@ int m2w_queue_purge(struct m2w_queue *q, int state, int64_t before_ms,
 		    size_t *count, char *errbuf)
 {
 	struct purge_arg a;
-	struct op op = { purge_apply, &a, 0, errbuf, 0, 0, NULL };
+	struct op op = { .apply = purge_apply, .arg = &a, .errbuf = errbuf };
 	int rc = M2W_OK;
 
 	*count = 0;
@@ -878,7 +878,7 @@ int m2w_queue_pause(struct m2w_queue *q, const char *type, int paused,
 		    char *errbuf)
 {
 	struct pause_arg a = { type, paused ? 1 : 0 };
-	struct op op = { pause_apply, &a, 0, errbuf, 0, 0, NULL };
+	struct op op = { .apply = pause_apply, .arg = &a, .errbuf = errbuf };
 
 	if (type && !valid_type_name(type))
 		return m2w_fail(errbuf, M2W_EINVAL, "bad type name \"%.40s\"",

@@ -21,6 +21,7 @@
 #include "config.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "internal.h"
 
@@ -28,18 +29,11 @@
 
 int commit_init(struct m2w_queue *q)
 {
-	if (pthread_mutex_init(&q->mu, NULL) != 0)
-		return M2W_EIO;
-	if (pthread_cond_init(&q->cv, NULL) != 0) {
-		pthread_mutex_destroy(&q->mu);
-		return M2W_EIO;
-	}
-	return M2W_OK;
+	return pthread_mutex_init(&q->mu, NULL) ? M2W_EIO : M2W_OK;
 }
 
 void commit_destroy(struct m2w_queue *q)
 {
-	pthread_cond_destroy(&q->cv);
 	pthread_mutex_destroy(&q->mu);
 }
 
@@ -114,12 +108,13 @@ int commit_run(struct m2w_queue *q, struct op *op)
 
 	op->done = 0;
 	op->next = NULL;
+	pthread_cond_init(&op->cv, NULL);
 	pthread_mutex_lock(&q->mu);
 	*q->pending_tail = op;
 	q->pending_tail = &op->next;
 	while (!op->done) {
 		if (q->leading) {
-			pthread_cond_wait(&q->cv, &q->mu);
+			pthread_cond_wait(&op->cv, &q->mu);
 			continue;
 		}
 		q->leading = 1;
@@ -136,11 +131,17 @@ int commit_run(struct m2w_queue *q, struct op *op)
 		free(c.buf);
 
 		pthread_mutex_lock(&q->mu);
-		for (i = 0; i < n; i++)
-			batch[i]->done = 1;
 		q->leading = 0;
-		pthread_cond_broadcast(&q->cv);
+		for (i = 0; i < n; i++) {
+			batch[i]->done = 1;
+			if (batch[i] != op)
+				pthread_cond_signal(&batch[i]->cv);
+		}
+		/* the next round's leader: the oldest op still waiting */
+		if (q->pending)
+			pthread_cond_signal(&q->pending->cv);
 	}
 	pthread_mutex_unlock(&q->mu);
+	pthread_cond_destroy(&op->cv);
 	return op->rc;
 }

@@ -889,7 +889,7 @@ static const struct key_def http_keys[] = {
 	{ "port", K_UINT, CFG(http_port), 0, 1, 65535, 0, NULL },
 	{ "tokens", K_SECRET, CFG(http_tokens), 0, 0, 0, 0, NULL },
 	{ "body_max", K_SIZE, CFG(http_body_max), 0, 0, 0, 0, NULL },
-	{ "connections", K_UINT, CFG(http_connections), 0, 1, 10000, 0, NULL },
+	{ "connections", K_UINT, CFG(http_connections), 0, 1, 1024, 0, NULL },
 	{ "timeout", K_MS, CFG(http_timeout_ms), 0, MS_S, 0, 0, NULL },
 	{ NULL, K_STR, 0, 0, 0, 0, 0, NULL }
 };

@@ -1,6 +1,6 @@
 /*
  * http.c - the daemon's HTTP endpoint (see http.h): libmicrohttpd with a
- * small pool of internal polling threads.
+ * thread per connection.
  *
  * A request: the first call of the access handler sees only the headers.
  * Routing, the token, the content type, draining and Content-Length are
@@ -26,7 +26,7 @@
  * compared with every digest by CRYPTO_memcmp, all of them each time.
  *
  * State: everything lives in struct m2w_http; counters are bumped with
- * atomic adds from the polling threads.
+ * atomic adds from the connection threads.
  */
 #include "config.h"
 
@@ -1725,7 +1725,7 @@ int m2w_http_start(const struct m2w_http_opts *o, struct m2w_http **out,
 			      gai_strerror(rc));
 		goto fail;
 	}
-	flags = HTTP_MHD_INTERNAL;
+	flags = HTTP_MHD_INTERNAL | MHD_USE_THREAD_PER_CONNECTION;
 #if MHD_VERSION >= 0x00095400
 	flags |= MHD_USE_AUTO;
 #else
@@ -1736,8 +1736,6 @@ int m2w_http_start(const struct m2w_http_opts *o, struct m2w_http **out,
 		flags |= MHD_USE_IPv6;
 	secs = (unsigned int)((h->timeout_ms + 999) / 1000);
 	limit = cfg->http_connections ? cfg->http_connections : 64;
-	if (limit < M2W_HTTP_THREADS)
-		limit = M2W_HTTP_THREADS;
 	if (pthread_create(&h->sweeper, NULL, sweep, h) != 0) {
 		rc = m2w_fail(errbuf, M2W_EIO, "http: cannot start a thread");
 		goto fail;
@@ -1746,8 +1744,6 @@ int m2w_http_start(const struct m2w_http_opts *o, struct m2w_http **out,
 	errno = 0;
 	h->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h,
 				MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-				MHD_OPTION_THREAD_POOL_SIZE,
-				(unsigned int)M2W_HTTP_THREADS,
 				MHD_OPTION_CONNECTION_LIMIT, limit,
 				MHD_OPTION_CONNECTION_TIMEOUT, secs,
 				MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,

@@ -150,7 +150,6 @@ struct m2w_queue {
 
 	/* group commit (commit.c) */
 	pthread_mutex_t mu;
-	pthread_cond_t cv;
 	struct op *pending, **pending_tail;
 	int leading;
 
@@ -266,6 +265,7 @@ struct op {
 	int rc;
 	int done;
 	struct op *next;
+	pthread_cond_t cv;   /* commit.c: wakes this op's thread alone */
 };
 
 int commit_run(struct m2w_queue *q, struct op *op);

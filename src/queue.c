@@ -325,7 +325,8 @@ int m2w_queue_enqueue_file(struct m2w_queue *q, struct m2w_new_task *tasks,
 			   char *errbuf)
 {
 	struct enq_arg a = { tasks, n, file };
-	struct op op = { enq_apply, &a, 1, errbuf, 0, 0, NULL };
+	struct op op = { .apply = enq_apply, .arg = &a, .new_work = 1,
+			  .errbuf = errbuf };
 	char why[M2W_ERRBUF_SIZE - 32];
 	size_t i, bad = 0;
 
@@ -476,7 +477,7 @@ static int reap_apply(struct wctx *c, void *arg)
 int m2w_queue_reap(struct m2w_queue *q, size_t *reaped, char *errbuf)
 {
 	struct reap_arg a = { 0 };
-	struct op op = { reap_apply, &a, 0, errbuf, 0, 0, NULL };
+	struct op op = { .apply = reap_apply, .arg = &a, .errbuf = errbuf };
 	int rc = commit_run(q, &op);
 
 	if (reaped)
@@ -670,7 +671,7 @@ int m2w_queue_lease(struct m2w_queue *q, const struct m2w_lease_opts *opts,
 		    struct m2w_task ***out, size_t *n, char *errbuf)
 {
 	struct lease_arg a = { opts, NULL, 0 };
-	struct op op = { lease_apply, &a, 0, errbuf, 0, 0, NULL };
+	struct op op = { .apply = lease_apply, .arg = &a, .errbuf = errbuf };
 	int rc;
 
 	*out = NULL;
@@ -800,7 +801,7 @@ int m2w_queue_settle(struct m2w_queue *q, struct m2w_settle *s, size_t n,
 		     char *errbuf)
 {
 	struct settle_arg a = { s, n };
-	struct op op = { settle_apply, &a, 0, errbuf, 0, 0, NULL };
+	struct op op = { .apply = settle_apply, .arg = &a, .errbuf = errbuf };
 
 	if (!n)
 		return M2W_OK;

@@ -45,9 +45,11 @@
  * Content-Length (or, chunked, the bytes received) says so, never
  * buffered past the limit; at most [http] connections at once; a request
  * must arrive whole (headers and body) within [http] timeout, and an idle
- * connection is closed after it. A few polling threads serve every
- * connection (a slow client holds a connection slot, never a thread); a
- * push blocks its thread only for its own commit.
+ * connection is closed after it. Each connection has its own thread
+ * (so [http] connections also bounds the threads): a push blocks only its
+ * own thread while its commit becomes durable, and the pushes of all
+ * connections share group commits. A slow client holds its thread until
+ * the timeout cuts it.
  *
  * Threads: start, draining and stop from one thread (main); requests are
  * served on the server's own threads. The queue and pool must outlive the
@@ -66,9 +68,6 @@ extern "C" {
 #endif
 
 #define M2W_HTTP_ROWS_MAX 100000  /* rows (items) in one push at most */
-#define M2W_HTTP_THREADS 32       /* polling threads: a push holds one
-				    * until its commit is durable, so this
-				    * many pushes can share one commit */
 
 struct m2w_http;
 

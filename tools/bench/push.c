@@ -2,10 +2,13 @@
  * push.c - load generator for tools/bench/ingest.sh: C threads, one
  * keep-alive TCP connection each, on 127.0.0.1.
  *
- *   push http -p PORT -t TOKEN -c CLIENTS -n TASKS -b BATCH [-o ORDERS] [-s N]
+ *   push http [-r] -p PORT -t TOKEN -c CLIENTS -n TASKS -b BATCH [-o ORDERS]
+ *        [-s N]
  *        POST /v1/tasks with a JSON array of BATCH tracking items
  *        ({"type":"tracking","payload":{"order":..,"track":"PUSH<k>",
- *        "carrier":"ups"}}, k = 1..TASKS (plus N), order k mod ORDERS), each client
+ *        "carrier":"ups"}}, k = 1..TASKS (plus N), order k mod ORDERS), or
+ *        with -r of ~200-byte rest items (a PUT of /V1/bench/<k>: no
+ *        idempotency key, no ordering group), each client
  *        sending its share of the requests one after another, waiting for
  *        each answer (HTTP/1.1 keep-alive). Every answer must be 202 with
  *        as many accepted ids as items sent (no duplicates).
@@ -43,6 +46,8 @@ enum mode { M_HTTP, M_BEANSTALKD };
 static enum mode g_mode;
 static int g_port;
 static const char *g_token = "";
+static int g_plain;             /* -r: rest tasks, no key, no group */
+static char g_pad[121];         /* -r: the padding of a rest item */
 static long g_clients = 1, g_total, g_batch = 1, g_orders, g_size = 200;
 static long g_first;                 /* -s: added to every track number */
 static long g_requests;              /* total requests (batches or puts) */
@@ -177,7 +182,7 @@ static int http_answer(struct conn *c, long want)
 static void http_client(long t)
 {
 	struct conn *c = calloc(1, sizeof *c);
-	size_t cap = 256 + (size_t)g_batch * 128, n;
+	size_t cap = 256 + (size_t)g_batch * 256, n;
 	char *req = malloc(cap), *body = malloc(cap), *p;
 	long r, k, first, last;
 
@@ -195,7 +200,14 @@ static void http_client(long t)
 		p = body;
 		*p++ = '[';
 		for (k = first; k <= last; k++)
-			p += sprintf(p, "%s{\"type\":\"tracking\",\"payload\":"
+			if (g_plain)
+				p += sprintf(p, "%s{\"type\":\"rest\",\"payload\":"
+					     "{\"method\":\"PUT\",\"path\":"
+					     "\"/V1/bench/%ld\",\"body\":{\"pad\":"
+					     "\"%.*s\"}}}", k > first ? "," : "",
+					     g_first + k, (int)sizeof g_pad - 1, g_pad);
+			else
+				p += sprintf(p, "%s{\"type\":\"tracking\",\"payload\":"
 				     "{\"order\":\"%ld\",\"track\":\"PUSH%ld\","
 				     "\"carrier\":\"ups\"}}", k > first ? "," : "",
 				     1000000000L + (k - 1) % g_orders + 1,
@@ -313,7 +325,7 @@ static long num(const char *opt, const char *s)
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: push http -p PORT -t TOKEN -c CLIENTS -n TASKS -b BATCH [-o ORDERS] [-s FIRST]\n"
+		"usage: push http [-r] -p PORT -t TOKEN -c CLIENTS -n TASKS -b BATCH [-o ORDERS] [-s FIRST]\n"
 		"       push beanstalkd -p PORT -c CLIENTS -n JOBS [-z SIZE]\n"
 		"       push freeport\n");
 	exit(2);
@@ -340,7 +352,7 @@ int main(int argc, char **argv)
 	else
 		usage();
 	optind = 2;
-	while ((opt = getopt(argc, argv, "p:t:c:n:b:o:s:z:")) != -1) {
+	while ((opt = getopt(argc, argv, "p:t:c:n:b:o:s:z:r")) != -1) {
 		switch (opt) {
 		case 'p': g_port = (int)num("-p", optarg); break;
 		case 't': g_token = optarg; break;
@@ -350,6 +362,7 @@ int main(int argc, char **argv)
 		case 'o': g_orders = num("-o", optarg); break;
 		case 's': g_first = num("-s", optarg); break;
 		case 'z': g_size = num("-z", optarg); break;
+		case 'r': g_plain = 1; break;
 		default: usage();
 		}
 	}
@@ -357,6 +370,7 @@ int main(int argc, char **argv)
 		usage();
 	if (g_mode == M_BEANSTALKD)
 		g_batch = 1;
+	memset(g_pad, 'x', sizeof g_pad - 1);
 	if (!g_orders)
 		g_orders = g_total;
 	if (g_batch > 10000 || g_clients > 1000)
