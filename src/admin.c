@@ -918,6 +918,9 @@ int m2w_queue_backup(struct m2w_queue *q, const char *dir, char *errbuf)
 	rc = mdb_env_copy2(q->env, tmp, MDB_CP_COMPACT);
 	pthread_rwlock_unlock(&q->resize);
 	snprintf(file, sizeof(file), "%s/data.mdb", tmp);
+	/* LMDB creates the copy 0644; it holds what the store holds */
+	if (rc == 0 && chmod(file, 0640) != 0)
+		rc = errno;
 	if (rc == 0 && sync_path(file) != 0)
 		rc = errno;
 	if (rc == 0 && rename(tmp, dir) != 0)

@@ -131,6 +131,11 @@ is "$(jq -r .paused_all "$T/out")" true "pause all"
 run 0 "$QCTL" -d "$S" resume;                  has "resumed every type"
 run 0 "$QCTL" -d "$S" stats --json
 is "$(jq -r '[.paused_all, (.types[]|select(.type=="tracking")|.paused)]|map(tostring)|join(",")' "$T/out")" "false,false" "resume all"
+run 0 "$QCTL" -d "$S" pause --help;      has "usage: qctl pause"
+run 0 "$QCTL" -d "$S" backup -h;          has "usage: qctl backup"
+[ -e ./--help ] || [ -e ./-h ] && fail "--help taken for a backup path"
+run 0 "$QCTL" -d "$S" stats --json
+is "$(jq -r '[.types[].type]|map(select(startswith("-")))|length' "$T/out")" 0 "--help never taken for a type"
 run 2 "$QCTL" -d "$S" pause "Bad Type"
 
 # --- delete and purge
@@ -154,6 +159,7 @@ run 0 "$QCTL" -d "$S" check --json
 is "$(jq -r .ok "$T/out")" true "check --json"
 run 0 "$QCTL" -d "$S" backup "$T/bk";          has "written to"
 run 1 "$QCTL" -d "$S" backup "$T/bk";          errhas "exists"
+is "$(stat -c %a "$T/bk/data.mdb")" 640 "the backup is not readable by others"
 run 0 "$QCTL" -d "$T/bk" check
 "$QCTL" -d "$S" stats --json | jq -S .totals >"$T/a"
 "$QCTL" -d "$T/bk" stats --json | jq -S .totals >"$T/b"

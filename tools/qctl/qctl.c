@@ -316,6 +316,14 @@ int main(int argc, char **argv)
 		qctl_error("no command \"%s\" (qctl help lists them)", argv[0]);
 		return EXIT_USAGE;
 	}
+	/* "qctl COMMAND --help" explains COMMAND; it must never reach the
+	 * command, which would take "--help" for a type or a path */
+	for (ch = 1; ch < argc; ch++)
+		if (strcmp(argv[ch], "--help") == 0 || strcmp(argv[ch], "-h") == 0) {
+			char *hv[] = { (char *)"help", argv[0], NULL };
+
+			return help_exec(&c, 2, hv);
+		}
 	if ((*cmd)->needs_store) {
 		if (!c.dir)
 			c.dir = getenv("M2WORKER_STORE");
