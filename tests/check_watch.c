@@ -185,11 +185,17 @@ START_TEST(test_pattern)
 	ck_assert(exists(w.in, ".20250326_120001.csv"));
 	ck_assert_int_eq(tu_total(w.e.q), 1);
 
-	/* a glob; dot files and .tmp still ignored with "*" */
+	/* a glob; dot files, .tmp, .part, .swp and ~ still ignored with "*" */
 	w.wc.pattern = (char *)"*";
 	put(w.in, "x.tmp", "order_number,tracking_number,carrier_code\n");
+	put(w.in, "x.csv.part", csv);   /* downloads, editors' files */
+	put(w.in, "x.csv.swp", csv);
+	put(w.in, "x.csv~", csv);
 	CK_OK(m2w_watch_run_once(w.e.q, NULL, &w.wc, EB));
 	ck_assert(exists(w.in, "x.tmp"));
+	ck_assert(exists(w.in, "x.csv.part"));
+	ck_assert(exists(w.in, "x.csv.swp"));
+	ck_assert(exists(w.in, "x.csv~"));
 	ck_assert(exists(w.in, ".20250326_120001.csv"));
 	ck_assert(exists(w.done, "notes.csv"));   /* same content: seen */
 	ck_assert_int_eq(tu_total(w.e.q), 1);
