@@ -212,6 +212,13 @@ static int run(const struct m2w_config *cfg)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL); /* inherited by every thread */
 	signal(SIGPIPE, SIG_IGN);
 
+	if (http_missing(cfg)) { /* before anything is opened */
+		snprintf(errbuf, sizeof(errbuf), "%s", HTTP_MISSING_TEXT);
+		m2w_log(M2W_LOG_ERROR, "start", "error=\"%s\"",
+			HTTP_MISSING_TEXT);
+		rc = M2W_EINVAL;
+		goto out;
+	}
 	memset(&qo, 0, sizeof(qo));
 	qo.path = cfg->store_path;
 	qo.map_initial = cfg->map_initial;
@@ -249,15 +256,6 @@ static int run(const struct m2w_config *cfg)
 		m2w_log(M2W_LOG_INFO, "http.listen", "addr=%s port=%u",
 			m2w_log_quote(addr, sizeof(addr), cfg->http_listen),
 			cfg->http_port);
-	}
-#else
-	if (http_missing(cfg)) {
-		snprintf(errbuf, sizeof(errbuf), "%s", HTTP_MISSING_TEXT);
-		m2w_log(M2W_LOG_ERROR, "start", "error=\"%s\"",
-			HTTP_MISSING_TEXT);
-		rc = M2W_EINVAL;
-		m2w_pool_stop(pool, cfg->grace_ms);
-		goto out;
 	}
 #endif
 	if (cfg->nwatches &&
