@@ -287,7 +287,9 @@ static int run(const struct m2w_config *cfg)
 		} else if (sigwait(&sigs, &sig) != 0)
 			continue;
 		if (sig == SIGHUP) {
-			m2w_notify("RELOADING=1");
+			/* MONOTONIC_USEC: systemd >= 253 wants it with RELOADING */
+			m2w_notifyf("RELOADING=1\nMONOTONIC_USEC=%llu",
+				    (unsigned long long)mono_ms() * 1000ULL);
 			m2w_log_reopen();
 			m2_client_reset_auth(client);
 			m2w_log(M2W_LOG_INFO, "reload", "log reopened, "
