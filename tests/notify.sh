@@ -130,10 +130,12 @@ first=$(grep -n -m1 -E '^(READY|WATCHDOG)=1$' "$T/states" | cut -d: -f2)
 # --- the watchdog: every 200 ms (half of 400 ms), from the main loop
 say "watchdog"
 n0=$(count 'WATCHDOG=1')
-sleep 1.2
+sleep 2
 n1=$(count 'WATCHDOG=1')
-[ $((n1 - n0)) -ge 3 ] && [ $((n1 - n0)) -le 8 ] ||
-	fail "watchdog pings in 1.2 s: $((n1 - n0)), wanted 3..8"
+# 10 expected; each waits for a store commit (an fsync), so a slow disk
+# under load may make fewer, but never more than one per 200 ms
+[ $((n1 - n0)) -ge 3 ] && [ $((n1 - n0)) -le 12 ] ||
+	fail "watchdog pings in 2 s: $((n1 - n0)), wanted 3..12"
 grep -q 'watchdog interval_ms=400 ping_ms=200' "$T/m2w.log" ||
 	fail "no watchdog line in the log"
 
