@@ -12,7 +12,7 @@ DEBIAN_PACKAGES=(
     build-essential pkg-config autoconf automake libtool autoconf-archive
     liblmdb-dev lmdb-utils
     libcurl4-openssl-dev libjson-c-dev libcsv-dev
-    check libmicrohttpd-dev libssl-dev
+    check libmicrohttpd-dev libssl-dev libsystemd-dev
     beanstalkd curl jq ca-certificates
 )
 
@@ -22,7 +22,7 @@ RHEL_PACKAGES=(
     gcc make pkgconf-pkg-config autoconf automake libtool autoconf-archive
     lmdb-devel lmdb
     libcurl-devel json-c-devel libcsv-devel
-    check-devel libmicrohttpd-devel openssl-devel
+    check-devel libmicrohttpd-devel openssl-devel systemd-devel
     beanstalkd curl jq ca-certificates
 )
 

@@ -915,7 +915,11 @@ int m2w_queue_backup(struct m2w_queue *q, const char *dir, char *errbuf)
 		return m2w_fail(errbuf, M2W_EIO, "%s: %s", tmp, strerror(errno));
 	/* a read transaction inside LMDB: writers go on meanwhile */
 	pthread_rwlock_rdlock(&q->resize);
+#ifdef MDB_CP_COMPACT
 	rc = mdb_env_copy2(q->env, tmp, MDB_CP_COMPACT);
+#else
+	rc = mdb_env_copy(q->env, tmp); /* LMDB < 0.9.14: not compacted */
+#endif
 	pthread_rwlock_unlock(&q->resize);
 	snprintf(file, sizeof(file), "%s/data.mdb", tmp);
 	/* LMDB creates the copy 0644; it holds what the store holds */

@@ -10,6 +10,17 @@
  * [workers] shutdown_grace, release the rest without counting an attempt,
  * and close the store; SIGHUP reopens the log file (logrotate) and forgets
  * a rejected admin password (after the operator fixed it).
+ *
+ * systemd (notify.h; no-ops when built without libsystemd): READY=1 once
+ * the store is open, a recovery round has returned expired leases, and the
+ * workers, HTTP push and watched directories run; RELOADING=1 ... READY=1
+ * around SIGHUP; STOPPING=1 when the drain starts. With WatchdogSec= the
+ * same main loop that takes the signals pings WATCHDOG=1 at half the
+ * interval, each ping only after a reap went through the store's commit
+ * thread: a wedged main thread or a wedged store (the commit thread, a
+ * hung fsync) stops the pings and systemd restarts the daemon. Workers
+ * stuck in a Magento call are not wedged (curl's timeouts end the call)
+ * and the keeper extends their leases, so they do not hold pings back.
  */
 #include "config.h"
 
@@ -19,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "m2worker/config.h"
 #ifdef HAVE_MHD
@@ -26,6 +38,7 @@
 #endif
 #include "m2worker/log.h"
 #include "m2worker/magento.h"
+#include "m2worker/notify.h"
 #include "m2worker/queue.h"
 #include "m2worker/watch.h"
 #include "m2worker/worker.h"
@@ -56,21 +69,124 @@ static int load(const char *path, struct m2w_config *cfg)
 	return n;
 }
 
+#ifdef HAVE_MHD
+#define HTTP_BUILT 1
+#else
+#define HTTP_BUILT 0
+#endif
+
+static void version(void)
+{
+	printf("m2worker %s\n", PACKAGE_VERSION);
+	printf("features: http-push=%s sd-notify=%s\n",
+	       HTTP_BUILT ? "yes" : "no",
+	       m2w_notify_built() ? "yes" : "no");
+}
+
+/* [http] enabled = yes in a build without libmicrohttpd: said, and refused
+ * (a producer pushing to a port nobody listens on loses nothing but would
+ * retry forever; better the operator learns it at the first start). */
+static int http_missing(const struct m2w_config *cfg)
+{
+	return cfg->http && !HTTP_BUILT;
+}
+
+#define HTTP_MISSING_TEXT "[http] enabled = yes, but this m2worker is " \
+	"built without HTTP push (configure found no libmicrohttpd, or " \
+	"--without-http): set enabled = no, or rebuild with libmicrohttpd"
+
 static void log_start(const struct m2w_config *cfg)
 {
 	char store[512], base[512];
 
 	m2w_log(M2W_LOG_INFO, "start", "version=%s store=%s magento=%s "
-		"threads=%u", PACKAGE_VERSION,
+		"threads=%u http=%s sd_notify=%s", PACKAGE_VERSION,
 		m2w_log_quote(store, sizeof(store), cfg->store_path),
 		m2w_log_quote(base, sizeof(base), cfg->magento.base_url),
-		cfg->threads);
+		cfg->threads,
+		!HTTP_BUILT ? "not-built" : cfg->http ? "on" : "off",
+		m2w_notify_built() ? "built" : "not-built");
+	if (!HTTP_BUILT)
+		m2w_log(M2W_LOG_INFO, "start", "HTTP push is OFF: built "
+			"without libmicrohttpd");
 	if (cfg->nosync)
 		m2w_log(M2W_LOG_WARN, "start", "nosync=yes: commits are not "
 			"fsync'd; a power loss can lose the last accepted tasks");
 	if (cfg->magento.insecure)
 		m2w_log(M2W_LOG_WARN, "start", "insecure=yes: Magento's TLS "
 			"certificate is NOT verified; for staging only");
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* One of `sigs`, or -1 when ms passed first (or on EINTR). */
+static int wait_signal(const sigset_t *sigs, int64_t ms)
+{
+	struct timespec ts;
+
+	if (ms < 0)
+		ms = 0;
+	ts.tv_sec = (time_t)(ms / 1000);
+	ts.tv_nsec = (long)(ms % 1000) * 1000000;
+	return sigtimedwait(sigs, NULL, &ts);
+}
+
+/* Expired leases back to ready before READY=1: a crashed daemon's tasks
+ * (the keeper goes on doing this every reap_interval). A failure is said
+ * but not fatal: the keeper retries, and qctl can inspect the store. */
+static void recover(struct m2w_queue *q)
+{
+	char errbuf[M2W_ERRBUF_SIZE] = "";
+	size_t reaped = 0;
+
+	if (m2w_queue_reap(q, &reaped, errbuf) != M2W_OK)
+		m2w_log(M2W_LOG_ERROR, "recovery", "error=%s",
+			m2w_log_quote(errbuf, sizeof(errbuf), errbuf));
+	else if (reaped)
+		m2w_log(M2W_LOG_WARN, "recovery", "tasks=%zu (expired leases "
+			"of a stopped or crashed daemon; they run again)",
+			reaped);
+}
+
+/* WATCHDOG=1, after a round trip through the store's commit thread (a
+ * reap, as the keeper does every reap_interval): the call returning is the
+ * proof of life, whatever it returned (a full store is no reason to be
+ * restarted). */
+static void watchdog_ping(struct m2w_queue *q)
+{
+	char errbuf[M2W_ERRBUF_SIZE] = "";
+	size_t reaped = 0;
+
+	if (m2w_queue_reap(q, &reaped, errbuf) != M2W_OK)
+		m2w_log(M2W_LOG_WARN, "watchdog", "reap error=%s",
+			m2w_log_quote(errbuf, sizeof(errbuf), errbuf));
+	else if (reaped)
+		m2w_log(M2W_LOG_WARN, "lease.reaped", "tasks=%zu "
+			"(their worker died or hung; they run again)", reaped);
+	m2w_notify("WATCHDOG=1");
+}
+
+/* READY=1 (or what `state` says) with a STATUS= line for systemctl. */
+static void notify_ready(const struct m2w_config *cfg, const char *state)
+{
+	char http[300];
+
+	if (cfg->http && HTTP_BUILT)
+		snprintf(http, sizeof(http), "HTTP on %s:%u", cfg->http_listen,
+			 cfg->http_port);
+	else
+		snprintf(http, sizeof(http), "HTTP push %s",
+			 HTTP_BUILT ? "off" : "not built");
+	m2w_notifyf("%s\nSTATUS=ready: %u worker%s, %s, %zu watched "
+		    "director%s", state, cfg->threads ? cfg->threads : 1,
+		    cfg->threads == 1 ? "" : "s", http, cfg->nwatches,
+		    cfg->nwatches == 1 ? "y" : "ies");
 }
 
 static int run(const struct m2w_config *cfg)
@@ -86,7 +202,8 @@ static int run(const struct m2w_config *cfg)
 	struct m2w_watcher *watcher = NULL;
 	char errbuf[M2W_ERRBUF_SIZE] = "";
 	sigset_t sigs;
-	int sig, rc;
+	int sig, rc, ready = 0;
+	int64_t wd_ms, next_ping = 0;
 
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);
@@ -95,6 +212,13 @@ static int run(const struct m2w_config *cfg)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL); /* inherited by every thread */
 	signal(SIGPIPE, SIG_IGN);
 
+	if (http_missing(cfg)) { /* before anything is opened */
+		snprintf(errbuf, sizeof(errbuf), "%s", HTTP_MISSING_TEXT);
+		m2w_log(M2W_LOG_ERROR, "start", "error=\"%s\"",
+			HTTP_MISSING_TEXT);
+		rc = M2W_EINVAL;
+		goto out;
+	}
 	memset(&qo, 0, sizeof(qo));
 	qo.path = cfg->store_path;
 	qo.map_initial = cfg->map_initial;
@@ -108,6 +232,7 @@ static int run(const struct m2w_config *cfg)
 			m2w_log_quote(errbuf, sizeof(errbuf), errbuf));
 		goto out;
 	}
+	recover(q);
 	memset(&po, 0, sizeof(po));
 	po.q = q;
 	po.client = client;
@@ -132,14 +257,6 @@ static int run(const struct m2w_config *cfg)
 			m2w_log_quote(addr, sizeof(addr), cfg->http_listen),
 			cfg->http_port);
 	}
-#else
-	if (cfg->http) {
-		m2w_log(M2W_LOG_ERROR, "start", "error=\"HTTP push is not built "
-			"in: configure found no libmicrohttpd\"");
-		rc = M2W_EINVAL;
-		m2w_pool_stop(pool, cfg->grace_ms);
-		goto out;
-	}
 #endif
 	if (cfg->nwatches &&
 	    (rc = m2w_watch_start(q, cfg, &watcher, errbuf))) {
@@ -148,16 +265,42 @@ static int run(const struct m2w_config *cfg)
 		m2w_pool_stop(pool, cfg->grace_ms);
 		goto out;
 	}
+	ready = 1;
+	notify_ready(cfg, "READY=1");
+	if ((wd_ms = m2w_notify_watchdog_ms()) > 0) {
+		m2w_log(M2W_LOG_INFO, "watchdog", "interval_ms=%lld "
+			"ping_ms=%lld", (long long)wd_ms,
+			(long long)(wd_ms / 2 > 0 ? wd_ms / 2 : 1));
+		next_ping = mono_ms();
+	}
 	for (;;) {
-		if (sigwait(&sigs, &sig) != 0)
+		if (wd_ms > 0) {
+			/* a deadline, so a storm of signals cannot starve it */
+			int64_t now = mono_ms();
+
+			if (now >= next_ping) {
+				watchdog_ping(q);
+				next_ping = now + (wd_ms / 2 > 0 ? wd_ms / 2 : 1);
+			}
+			if ((sig = wait_signal(&sigs, next_ping - mono_ms())) < 0)
+				continue;
+		} else if (sigwait(&sigs, &sig) != 0)
 			continue;
 		if (sig == SIGHUP) {
+			/* MONOTONIC_USEC: systemd >= 253 wants it with RELOADING */
+			m2w_notifyf("RELOADING=1\nMONOTONIC_USEC=%llu",
+				    (unsigned long long)mono_ms() * 1000ULL);
 			m2w_log_reopen();
 			m2_client_reset_auth(client);
 			m2w_log(M2W_LOG_INFO, "reload", "log reopened, "
 				"admin login state cleared");
+			notify_ready(cfg, "READY=1");
 			continue;
 		}
+		m2w_notifyf("STOPPING=1\nSTATUS=draining: SIG%s, up to %lld ms "
+			    "for calls in flight",
+			    sig == SIGTERM ? "TERM" : "INT",
+			    (long long)cfg->grace_ms);
 		m2w_log(M2W_LOG_INFO, "stop", "signal=%s grace_ms=%lld",
 			sig == SIGTERM ? "TERM" : "INT",
 			(long long)cfg->grace_ms);
@@ -169,6 +312,9 @@ static int run(const struct m2w_config *cfg)
 	m2w_watch_stop(watcher);
 	m2w_pool_stop(pool, cfg->grace_ms);
 out:
+	if (!ready)
+		m2w_notifyf("STATUS=start failed: %s", errbuf[0] ? errbuf :
+			    m2w_strerror(rc));
 #ifdef HAVE_MHD
 	m2w_http_stop(http); /* before the pool and the store go */
 #endif
@@ -202,7 +348,7 @@ int main(int argc, char **argv)
 			check = 1;
 			break;
 		case 'V':
-			printf("m2worker %s\n", PACKAGE_VERSION);
+			version();
 			return 0;
 		case 'h':
 			usage(stdout);
@@ -217,6 +363,12 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (load(path, &cfg)) {
+		m2w_config_release(&cfg);
+		return 1;
+	}
+	if (check && http_missing(&cfg)) {
+		/* the start would refuse it (run()): say it here already */
+		fprintf(stderr, "m2worker: %s: %s\n", path, HTTP_MISSING_TEXT);
 		m2w_config_release(&cfg);
 		return 1;
 	}

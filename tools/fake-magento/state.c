@@ -265,7 +265,8 @@ void fk_count_request(struct fk_server *srv, const char *key, int status)
 	}
 	snprintf(st, sizeof st, "%d", status);
 	if (json_object_object_get_ex(per, st, &cnt))
-		json_object_set_int64(cnt, json_object_get_int64(cnt) + 1);
+		json_object_object_add(per, st, json_object_new_int64(
+			json_object_get_int64(cnt) + 1));
 	else
 		json_object_object_add(per, st, json_object_new_int64(1));
 }
@@ -449,7 +450,9 @@ json_object *fk_state_json(struct fk_server *srv)
 				json_object_new_string(tr->title));
 			json_object_array_add(a, jt);
 			if (json_object_object_get_ex(tracks, tr->track_number, &c))
-				json_object_set_int64(c, json_object_get_int64(c) + 1);
+				json_object_object_add(tracks, tr->track_number,
+					json_object_new_int64(
+						json_object_get_int64(c) + 1));
 			else
 				json_object_object_add(tracks, tr->track_number,
 						       json_object_new_int64(1));

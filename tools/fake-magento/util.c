@@ -84,7 +84,11 @@ json_object *fk_jdouble(double d)
 	char buf[64];
 
 	snprintf(buf, sizeof buf, "%.15g", d);
+#if defined(JSON_C_VERSION_NUM) && JSON_C_VERSION_NUM >= 0x000c00
 	return json_object_new_double_s(d, buf);
+#else
+	return json_object_new_double(d); /* json-c < 0.12 */
+#endif
 }
 
 json_object *fk_params1(const char *k1, const char *v1)
