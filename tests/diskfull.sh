@@ -17,7 +17,7 @@
 #   - every task answered 202 and every row of the CSV is done, each
 #     tracking number is in Magento exactly once, the daemon stops with
 #     status 0 and `qctl check` passes.
-# Checks marked DISK-FULL failed with the daemon of 2026-11 (see the
+# Checks marked DISK-FULL fail with the daemon as of commit fe94598 (see the
 # report of issue 9): LMDB reports a short write on a full disk as EIO,
 # which the daemon answered with 500, and draining stopped once new work
 # had taken the last free pages.
