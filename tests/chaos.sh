@@ -153,6 +153,7 @@ push() {
 		*) perr "push answered $code: $(cat "$T/h.resp")"; return 1 ;;
 		esac
 		tries=$((tries + 1))
+		[ -e "$T/abort" ] && return 1
 		[ $tries -gt 900 ] && { perr "push never accepted (900 tries)"; return 1; }
 		sleep 0.1
 	done
@@ -196,7 +197,10 @@ say "start"
 : >"$T/acc.file"; : >"$T/acc.http"; : >"$T/acc.dead"; : >"$T/files.good"
 : >"$T/files.bad"; : >"$T/files.rejects"; : >"$T/unconfirmed"
 start
-trap 'touch "$T/stop"; lib_cleanup' EXIT INT TERM
+PF=; PH=
+# on the way out, producers stop at once (a dead daemon would keep them
+# retrying): their pushes give up when $T/abort exists
+trap 'touch "$T/stop" "$T/abort"; [ -n "$PF$PH" ] && kill $PF $PH 2>/dev/null; lib_cleanup' EXIT INT TERM
 file_producer & PF=$!
 http_producer & PH=$!
 
@@ -219,7 +223,7 @@ done
 
 say "stop the producers, drain"
 touch "$T/stop"
-wait "$PF" "$PH"
+wait "$PF" "$PH"; PF=; PH=
 i=0
 while [ -n "$(ls -A "$IN")" ] && [ $i -lt 300 ]; do sleep 0.2; i=$((i + 1)); done
 [ -z "$(ls -A "$IN")" ] || fail "files left in incoming/ after 60 s: $(ls -A "$IN" | head)"
