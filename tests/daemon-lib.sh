@@ -56,3 +56,42 @@ lib_fake() {
 }
 
 state() { curl -s "$F/_fake/state"; }
+
+# --- helpers of chaos.sh and diskfull.sh ---------------------------------
+#   lib_q ARGS...           qctl on the store $S
+#   lib_pending             tasks not finished (ready, scheduled, leased, waiting)
+#   lib_wait_drained SECS   until lib_pending is 0; fail and 1 after SECS
+#   lib_start_http CONF     starts the daemon with CONF (whose [http] port is
+#                           $HP) and waits (30 s at most) for /healthz; sets
+#                           DPID and H (its URL). Returns 0 when it answers,
+#                           1 when the daemon exited (the caller may pick
+#                           another port when its log says "cannot listen"),
+#                           2 when it never answered (the daemon is killed)
+#   lib_pick_port           a port in 20000..49999 drawn at random
+lib_q() { "$QCTL" -d "$S" "$@"; }
+lib_pending() { lib_q stats --json | jq -r '.totals | .ready + .scheduled + .leased + .waiting'; }
+lib_wait_drained() {
+	_i=0
+	while [ "$(lib_pending)" != 0 ]; do
+		_i=$((_i + 1))
+		[ $_i -gt $(($1 * 5)) ] && { fail "not drained after $1 s: $(lib_q stats --json | jq -c .totals)"; return 1; }
+		sleep 0.2
+	done
+}
+lib_pick_port() {
+	echo $(( $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 30000 + 20000 ))
+}
+lib_start_http() {
+	"$M2W" -c "$1" & DPID=$!
+	H="http://127.0.0.1:$HP"
+	_i=0
+	while [ $_i -lt 300 ]; do
+		if ! kill -0 "$DPID" 2>/dev/null; then
+			wait "$DPID"; DPID=; return 1
+		fi
+		[ "$(curl -s -m 2 -o /dev/null -w '%{http_code}' "$H/healthz")" = 200 ] && return 0
+		sleep 0.1; _i=$((_i + 1))
+	done
+	kill -9 "$DPID"; wait "$DPID" 2>/dev/null; DPID=
+	return 2
+}
