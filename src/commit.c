@@ -42,7 +42,8 @@ void commit_destroy(struct m2w_queue *q)
  * (room_for_new_work), not LMDB's MAP_FULL. */
 static int semantic(int rc, const struct wctx *c)
 {
-	return (rc == M2W_EFULL && !c->mapfull) || rc == M2W_EINVAL || rc == M2W_ENOTFOUND ||
+	return (rc == M2W_EFULL && !c->mapfull) || rc == M2W_ENOSPC ||
+	       rc == M2W_EINVAL || rc == M2W_ENOTFOUND ||
 	       rc == M2W_ESTALE || rc == M2W_ESTATE;
 }
 

@@ -246,6 +246,12 @@ size_t group_head_key(unsigned char *buf, const char *g, size_t glen);
 int store_read_begin(struct m2w_queue *q, MDB_txn **txn, char *errbuf);
 void store_read_end(struct m2w_queue *q, MDB_txn *txn);
 int store_write_begin(struct m2w_queue *q, struct wctx *c);
+/* Free bytes on the store's filesystem (SIZE_MAX when unknown); below
+ * STORE_DISK_LOW an EIO from a commit is a full disk, below
+ * STORE_DISK_RESERVE new work is refused so that draining has room. */
+#define STORE_DISK_LOW ((size_t)1 << 20)
+#define STORE_DISK_RESERVE ((size_t)4 << 20)
+size_t store_disk_free(struct m2w_queue *q);
 int store_write_commit(struct wctx *c);
 void store_write_abort(struct wctx *c);
 /* Doubles the map toward limit; M2W_EFULL when already at it. */

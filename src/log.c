@@ -142,6 +142,18 @@ char *m2w_log_quote(char *out, size_t len, const char *s)
 		return out;
 	if (!s)
 		s = "";
+	/* quoting a buffer into itself: work from a copy */
+	if (s >= out && s < out + len) {
+		char *copy = strdup(s);
+
+		if (!copy) {
+			snprintf(out, len, "\"?\"");
+			return out;
+		}
+		m2w_log_quote(out, len, copy);
+		free(copy);
+		return out;
+	}
 	for (i = 0; s[i]; i++)
 		if ((unsigned char)s[i] <= ' ' || s[i] == '"' || s[i] == '\\' ||
 		    s[i] == '=' || (unsigned char)s[i] == 0x7f)

@@ -280,8 +280,13 @@ static int room_for_new_work(struct wctx *c)
 {
 	MDB_envinfo info;
 	MDB_stat st;
-	size_t used;
+	size_t used, disk = store_disk_free(c->q);
 
+	if (disk < STORE_DISK_RESERVE)
+		return m2w_fail(c->errbuf, M2W_ENOSPC, "disk full: %zu KiB "
+				"free; new tasks wait for %zu KiB (the rest is "
+				"kept for finishing the tasks already stored)",
+				disk >> 10, STORE_DISK_RESERVE >> 10);
 	mdb_env_info(c->q->env, &info);
 	if (info.me_mapsize <= c->q->map_soft)
 		return M2W_OK;

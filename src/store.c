@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -500,6 +501,17 @@ int store_write_begin(struct m2w_queue *q, struct wctx *c)
 	return txn_begin(q, 0, &c->txn, NULL);
 }
 
+/* Bytes free for us on the store's filesystem; SIZE_MAX when unknown. */
+size_t store_disk_free(struct m2w_queue *q)
+{
+	struct statvfs sv;
+	int fd;
+
+	if (mdb_env_get_fd(q->env, &fd) != 0 || fstatvfs(fd, &sv) != 0)
+		return (size_t)-1;
+	return (size_t)sv.f_bavail * sv.f_frsize;
+}
+
 int store_write_commit(struct wctx *c)
 {
 	int rc = ctx_flush(c);
@@ -511,6 +523,9 @@ int store_write_commit(struct wctx *c)
 	rc = mdb_txn_commit(c->txn);
 	c->txn = NULL;
 	pthread_rwlock_unlock(&c->q->resize);
+	/* LMDB reports a short write ("filesystem full?") as EIO */
+	if (rc == EIO && store_disk_free(c->q) < STORE_DISK_LOW)
+		rc = ENOSPC;
 	return rc ? ctx_mdb(c, rc, "commit") : M2W_OK;
 }
 
