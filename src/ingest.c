@@ -1035,7 +1035,7 @@ static void trim_array(json_object *a, int deep)
 	}
 }
 
-static char *to_text(json_object *o, size_t *len)
+char *ig_json_text(json_object *o, size_t *len)
 {
 	int flags = JSON_C_TO_STRING_PLAIN;
 	const char *s;
@@ -1102,7 +1102,7 @@ int m2w_ingest_json_row(const struct m2w_ingest_opts *opts, const char *json,
 				      "integer (the idempotency key)", kf);
 		}
 	}
-	if (!(payload = to_text(o, &plen))) {
+	if (!(payload = ig_json_text(o, &plen))) {
 		json_object_put(o);
 		return M2W_ENOMEM;
 	}
@@ -1113,7 +1113,7 @@ int m2w_ingest_json_row(const struct m2w_ingest_opts *opts, const char *json,
 		snprintf(why1, sizeof(why1), "%s", r->reason);
 		snprintf(col1, sizeof(col1), "%s", r->column);
 		json_object_object_del(o, kf);
-		if (!(payload = to_text(o, &plen))) {
+		if (!(payload = ig_json_text(o, &plen))) {
 			json_object_put(o);
 			return M2W_ENOMEM;
 		}

@@ -54,19 +54,6 @@ void ig_body_error(struct ig *g, uint64_t row, uint64_t line,
 	va_end(ap);
 }
 
-/* An object as compact JSON text (malloc'd), or NULL. */
-static char *json_text(json_object *o)
-{
-	int flags = JSON_C_TO_STRING_PLAIN;
-	const char *s;
-
-#ifdef JSON_C_TO_STRING_NOSLASHESCAPE
-	flags |= JSON_C_TO_STRING_NOSLASHESCAPE;
-#endif
-	s = json_object_to_json_string_ext(o, flags);
-	return s ? strdup(s) : NULL;
-}
-
 /* A payload object through the job's check and keys (opts: its type and
  * key_field); `key` replaces the idempotency key by "type:key". */
 static void payload(struct ig *g, const struct m2w_ingest_opts *o,
@@ -75,13 +62,14 @@ static void payload(struct ig *g, const struct m2w_ingest_opts *o,
 {
 	struct m2w_ingest_row r;
 	char *text;
+	size_t len;
 	int rc, n;
 
-	if (!(text = json_text(p))) {
+	if (!(text = ig_json_text(p, &len))) {
 		g->rc = m2w_fail(g->errbuf, M2W_ENOMEM, "out of memory");
 		return;
 	}
-	rc = m2w_ingest_json_row(o, text, strlen(text), row, &r);
+	rc = m2w_ingest_json_row(o, text, len, row, &r);
 	free(text);
 	if (rc == M2W_EINVAL) {
 		ig_body_error(g, row, line, r.column, "%s", r.reason);

@@ -94,6 +94,9 @@ int ig_finish(const struct m2w_job *job, const char *type, const char *fp,
  * N: ..."). */
 struct json_object *ig_parse_json(const char *s, size_t n, int at_byte,
 				  char *why, size_t len);
+/* A JSON value as compact text (no escaped slashes), malloc'd; *len its
+ * length. NULL when out of memory. */
+char *ig_json_text(struct json_object *o, size_t *len);
 
 /* A task waiting for its batch's commit (or, collecting, for the end). */
 struct ig_task {
