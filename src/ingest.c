@@ -1,7 +1,13 @@
 /*
  * ingest.c - rows to tasks: the header map, one row at a time, batches,
  * NDJSON streams and the fingerprint (see ingest.h). The CSV stream (libcsv)
- * is in ingest_csv.c; both share ingest_internal.h.
+ * is in ingest_csv.c, whole bodies (m2w_ingest_parse_body) in
+ * ingest_body.c; all share ingest_internal.h.
+ *
+ * A stream (struct ig) either commits its tasks to a queue in batches, or
+ * collects them for a body (ig_init_collect: kept until the end, rejected
+ * rows listed, a row limit); the readers (NDJSON here, CSV in ingest_csv.c,
+ * each from a FILE or from memory) do not know which.
  *
  * A CSV row becomes its payload as JSON text built here (not through
  * json-c): numbers go out as written when they are JSON numbers already
