@@ -6,10 +6,11 @@
  * Routing, the token, the content type, draining and Content-Length are
  * decided there, so a refused push is answered before any of its body is
  * read. The body is then gathered (never past body_max) and the last call
- * parses it into rows through ingest.h (m2w_ingest_json_row for JSON, the
- * header map and m2w_ingest_csv_row for CSV, exactly like files), checks
- * them all, and only then enqueues them in one m2w_queue_enqueue: one
- * fsync'd, all-or-none commit, after which 202 goes out.
+ * hands it to m2w_ingest_parse_body (ingest.h: JSON items, NDJSON and CSV
+ * read, mapped, merged and checked by the same code as files), which gives
+ * back every task or the rejected rows, and only then enqueues the tasks
+ * in one m2w_queue_enqueue: one fsync'd, all-or-none commit, after which
+ * 202 goes out. Nothing here parses a body.
  *
  * Slow clients: MHD's connection timeout closes idle connections, but a
  * client that trickles a byte now and then is never idle. So every
@@ -45,7 +46,6 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#include <csv.h>
 #include <json-c/json.h>
 #include <microhttpd.h>
 #include <openssl/crypto.h>
@@ -70,8 +70,6 @@ typedef int mhd_ret;
 #endif
 
 #define DIGEST 32            /* SHA-256 */
-#define ERRORS_MAX 1000      /* row errors listed in a 400 */
-#define ITEMS_MAX 1000       /* items of one merged tracking parcel */
 #define SWEEP_MS 200
 
 /* Status codes counted for /metrics. */
@@ -92,14 +90,12 @@ struct req {
 	char method[8];
 	char path[128];
 	int push;                /* POST /v1/tasks, accepted so far */
-	int kind;                /* body format, enum fmt */
+	int kind;                /* body format, enum m2w_body_format */
 	char *body;
 	size_t len, cap;
 	int too_big;
 	int answered;            /* a response is queued */
 };
-
-enum fmt { F_JSON = 1, F_NDJSON, F_CSV };
 
 struct m2w_http {
 	struct MHD_Daemon *d;
@@ -335,738 +331,6 @@ static int authorized(const struct m2w_http *h, struct MHD_Connection *c)
 	return ok;
 }
 
-/* ---------------------------------------------------------------- rows */
-
-/* A checked row, waiting for the commit. */
-struct item {
-	char type[M2W_TYPE_MAX + 1];
-	char *payload;
-	size_t len;
-	char idem[M2W_KEY_MAX + 1];
-	char group[M2W_KEY_MAX + 1];
-	int supersede;
-	int64_t not_before;
-	uint64_t row, line;
-};
-
-/* The rows of one push. */
-struct batch {
-	struct item *it;
-	size_t n, cap;
-	uint64_t rows;           /* rows seen (items, CSV data rows) */
-	json_object *errors;     /* row errors, or NULL */
-	size_t nerrors;
-	int status;              /* != 0: the whole body is refused */
-	char why[M2W_ERRBUF_SIZE * 2];
-	int oom;
-};
-
-static void batch_release(struct batch *b)
-{
-	size_t i;
-
-	for (i = 0; i < b->n; i++)
-		free(b->it[i].payload);
-	free(b->it);
-	if (b->errors)
-		json_object_put(b->errors);
-	memset(b, 0, sizeof(*b));
-}
-
-static void body_fail(struct batch *b, int status, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void body_fail(struct batch *b, int status, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (b->status)
-		return;
-	b->status = status;
-	va_start(ap, fmt);
-	vsnprintf(b->why, sizeof(b->why), fmt, ap);
-	va_end(ap);
-}
-
-/* Counts a row; 0, or -1 past M2W_HTTP_ROWS_MAX (413). */
-static int count_row(struct batch *b)
-{
-	if (++b->rows > M2W_HTTP_ROWS_MAX) {
-		body_fail(b, 413, "more than %u rows in one request: split it",
-			  (unsigned)M2W_HTTP_ROWS_MAX);
-		return -1;
-	}
-	return 0;
-}
-
-static void row_error(struct batch *b, uint64_t row, uint64_t line,
-		      const char *field, const char *fmt, ...)
-	__attribute__((format(printf, 5, 6)));
-
-static void row_error(struct batch *b, uint64_t row, uint64_t line,
-		      const char *field, const char *fmt, ...)
-{
-	char reason[M2W_INGEST_REASON_MAX + 64];
-	json_object *e;
-	va_list ap;
-
-	if (b->nerrors++ >= ERRORS_MAX)
-		return;
-	if (!b->errors && !(b->errors = json_object_new_array())) {
-		b->oom = 1;
-		return;
-	}
-	va_start(ap, fmt);
-	vsnprintf(reason, sizeof(reason), fmt, ap);
-	va_end(ap);
-	e = json_object_new_object();
-	json_object_object_add(e, "row", json_object_new_int64((int64_t)row));
-	json_object_object_add(e, "line", line
-			       ? json_object_new_int64((int64_t)line) : NULL);
-	json_object_object_add(e, "field", field && *field
-			       ? json_object_new_string(field) : NULL);
-	json_object_object_add(e, "reason", json_object_new_string(reason));
-	json_object_array_add(b->errors, e);
-}
-
-/* Takes r's payload and keys as the next item. */
-static void add_item(struct batch *b, const char *type,
-		     struct m2w_ingest_row *r, int64_t not_before,
-		     uint64_t row, uint64_t line)
-{
-	struct item *t;
-
-	if (b->n == b->cap) {
-		size_t cap = b->cap ? 2 * b->cap : 16;
-		struct item *it = realloc(b->it, cap * sizeof(*it));
-
-		if (!it) {
-			b->oom = 1;
-			return;
-		}
-		b->it = it;
-		b->cap = cap;
-	}
-	t = &b->it[b->n++];
-	memset(t, 0, sizeof(*t));
-	snprintf(t->type, sizeof(t->type), "%s", type);
-	t->payload = r->payload;
-	t->len = r->payload_len;
-	r->payload = NULL;
-	memcpy(t->idem, r->idem, sizeof(t->idem));
-	memcpy(t->group, r->group, sizeof(t->group));
-	t->supersede = r->supersede;
-	t->not_before = not_before;
-	t->row = row;
-	t->line = line;
-}
-
-/* Payload text through the job's check and keys (ingest.h); a bad one is
- * a row error. */
-static void json_payload(struct batch *b, const struct m2w_ingest_opts *o,
-			 const char *text, size_t len, int64_t not_before,
-			 const char *key, uint64_t row, uint64_t line)
-{
-	struct m2w_ingest_row r;
-	int rc, n;
-
-	rc = m2w_ingest_json_row(o, text, len, row, &r);
-	if (rc == M2W_EINVAL) {
-		row_error(b, row, line, r.column, "%s", r.reason);
-	} else if (rc != M2W_OK) {
-		b->oom = 1;
-	} else if (!r.payload) {
-		row_error(b, row, line, NULL, "empty payload");
-	} else if (key) {
-		n = snprintf(r.idem, sizeof(r.idem), "%s:%s", o->type, key);
-		if (n < 0 || n > M2W_KEY_MAX)
-			row_error(b, row, line, "key", "key is longer than %d "
-				  "bytes with its type", M2W_KEY_MAX);
-		else
-			add_item(b, o->type, &r, not_before, row, line);
-	} else {
-		add_item(b, o->type, &r, not_before, row, line);
-	}
-	m2w_ingest_row_release(&r);
-}
-
-/* One item {"type","payload","key","not_before"}. */
-static void envelope(struct batch *b, json_object *v, uint64_t row,
-		     uint64_t line)
-{
-	struct m2w_ingest_opts o;
-	json_object *t = NULL, *p = NULL, *k = NULL, *nb = NULL;
-	char key[M2W_KEY_MAX + 1], *text;
-	int64_t not_before = 0;
-	int bad = 0;
-
-	if (!json_object_is_type(v, json_type_object)) {
-		row_error(b, row, line, NULL, "an item must be a JSON object "
-			  "{\"type\":..,\"payload\":{..}} (or send bare "
-			  "payloads with ?type=T)");
-		return;
-	}
-	json_object_object_foreach(v, name, val) {
-		if (strcmp(name, "type") == 0)
-			t = val;
-		else if (strcmp(name, "payload") == 0)
-			p = val;
-		else if (strcmp(name, "key") == 0)
-			k = val;
-		else if (strcmp(name, "not_before") == 0)
-			nb = val;
-		else {
-			row_error(b, row, line, name, "unknown key \"%s\": an "
-				  "item has type, payload, key, not_before "
-				  "(payload fields go in \"payload\", or send "
-				  "bare payloads with ?type=T)", name);
-			bad = 1;
-		}
-	}
-	if (bad)
-		return;
-	if (!t || !json_object_is_type(t, json_type_string) ||
-	    !m2w_job_find(json_object_get_string(t))) {
-		row_error(b, row, line, "type", t ? "unknown type: tracking, "
-			  "stock, price or rest" : "missing \"type\"");
-		return;
-	}
-	if (!p || !json_object_is_type(p, json_type_object)) {
-		row_error(b, row, line, "payload", p ? "payload must be a JSON "
-			  "object" : "missing \"payload\"");
-		return;
-	}
-	if (k) {
-		if (json_object_is_type(k, json_type_int))
-			snprintf(key, sizeof(key), "%" PRId64,
-				 json_object_get_int64(k));
-		else if (json_object_is_type(k, json_type_string) &&
-			 json_object_get_string_len(k) > 0 &&
-			 (size_t)json_object_get_string_len(k) < sizeof(key) &&
-			 !memchr(json_object_get_string(k), '\0',
-				 (size_t)json_object_get_string_len(k)))
-			snprintf(key, sizeof(key), "%s",
-				 json_object_get_string(k));
-		else {
-			row_error(b, row, line, "key", "key must be a non-empty "
-				  "string (at most %d bytes) or an integer",
-				  M2W_KEY_MAX);
-			return;
-		}
-	}
-	if (nb) {
-		if (!json_object_is_type(nb, json_type_int) ||
-		    (not_before = json_object_get_int64(nb)) < 0) {
-			row_error(b, row, line, "not_before", "not_before must "
-				  "be unix time in milliseconds");
-			return;
-		}
-	}
-	m2w_ingest_opts_init(&o, json_object_get_string(t));
-	o.source = "http";
-	if (!(text = json_text(p))) {
-		b->oom = 1;
-		return;
-	}
-	json_payload(b, &o, text, strlen(text), not_before, k ? key : NULL,
-		     row, line);
-	free(text);
-}
-
-/* One item: an envelope, or (with ?type=) a bare payload. */
-static void json_item(struct batch *b, const struct m2w_ingest_opts *o,
-		      json_object *v, uint64_t row, uint64_t line)
-{
-	char *text;
-
-	if (count_row(b))
-		return;
-	if (!o->type) {
-		envelope(b, v, row, line);
-		return;
-	}
-	if (!json_object_is_type(v, json_type_object)) {
-		row_error(b, row, line, NULL, "a payload must be a JSON object");
-		return;
-	}
-	if (!(text = json_text(v))) {
-		b->oom = 1;
-		return;
-	}
-	json_payload(b, o, text, strlen(text), 0, NULL, row, line);
-	free(text);
-}
-
-/* Strict JSON text, or NULL with why. */
-static json_object *parse_json(const char *s, size_t n, char *why,
-			       size_t len)
-{
-	struct json_tokener *tok = json_tokener_new();
-	enum json_tokener_error err;
-	json_object *o;
-	size_t end;
-
-	if (!tok) {
-		snprintf(why, len, "out of memory");
-		return NULL;
-	}
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
-	o = json_tokener_parse_ex(tok, s, (int)n);
-	err = json_tokener_get_error(tok);
-	end = (size_t)tok->char_offset;
-	json_tokener_free(tok);
-	if (!o) {
-		snprintf(why, len, "not valid JSON at byte %zu: %s", end + 1,
-			 err == json_tokener_continue ||
-					 err == json_tokener_success
-				 ? "it ends early"
-				 : json_tokener_error_desc(err));
-		return NULL;
-	}
-	while (end < n && isspace((unsigned char)s[end]))
-		end++;
-	if (end < n) {
-		json_object_put(o);
-		snprintf(why, len, "not valid JSON: extra data at byte %zu",
-			 end + 1);
-		return NULL;
-	}
-	return o;
-}
-
-static void parse_json_body(struct batch *b, const struct m2w_ingest_opts *o,
-			    const char *s, size_t n)
-{
-	char why[M2W_ERRBUF_SIZE];
-	json_object *v;
-	size_t i, k;
-
-	if (n >= 3 && memcmp(s, "\xef\xbb\xbf", 3) == 0) {
-		s += 3;
-		n -= 3;
-	}
-	if (n > (size_t)INT32_MAX || memchr(s, '\0', n)) {
-		body_fail(b, 400, "body is not valid JSON: a NUL byte");
-		return;
-	}
-	if (!(v = parse_json(s, n, why, sizeof(why)))) {
-		body_fail(b, 400, "body is %s", why);
-		return;
-	}
-	if (json_object_is_type(v, json_type_array)) {
-		k = json_object_array_length(v);
-		for (i = 0; i < k && !b->status && !b->oom; i++)
-			json_item(b, o, json_object_array_get_idx(v, i), i + 1,
-				  0);
-	} else if (json_object_is_type(v, json_type_object)) {
-		json_item(b, o, v, 1, 0);
-	} else {
-		body_fail(b, 400, "body must be a JSON object or an array of "
-			  "them");
-	}
-	json_object_put(v);
-}
-
-static void parse_ndjson_body(struct batch *b,
-			      const struct m2w_ingest_opts *o, const char *s,
-			      size_t n)
-{
-	char why[M2W_ERRBUF_SIZE];
-	uint64_t line = 0;
-	const char *e;
-	size_t len;
-	json_object *v;
-
-	if (n >= 3 && memcmp(s, "\xef\xbb\xbf", 3) == 0) {
-		s += 3;
-		n -= 3;
-	}
-	while (n && !b->status && !b->oom) {
-		line++;
-		e = memchr(s, '\n', n);
-		len = e ? (size_t)(e - s) : n;
-		{
-			const char *t = s;
-			size_t tn = len;
-
-			while (tn && isspace((unsigned char)*t)) {
-				t++;
-				tn--;
-			}
-			while (tn && isspace((unsigned char)t[tn - 1]))
-				tn--;
-			if (!tn) {
-				/* an empty line is no item */
-			} else if (count_row(b)) {
-				break;
-			} else if (o->type) {
-				json_payload(b, o, t, tn, 0, NULL, b->rows,
-					     line);
-			} else if (memchr(t, '\0', tn)) {
-				row_error(b, b->rows, line, NULL, "not valid "
-					  "JSON: a NUL byte");
-			} else if (!(v = parse_json(t, tn, why, sizeof(why)))) {
-				row_error(b, b->rows, line, NULL, "%s", why);
-			} else {
-				envelope(b, v, b->rows, line);
-				json_object_put(v);
-			}
-		}
-		if (!e)
-			break;
-		n -= len + 1;
-		s = e + 1;
-	}
-}
-
-/* --------------------------------------------------------------- CSV */
-
-/* Adjacent tracking rows of one parcel with an item each: one task. */
-struct parcel {
-	int open;
-	json_object *head;       /* the payload without items */
-	json_object *items;      /* the items so far */
-	char *head_text;
-	struct m2w_ingest_row first; /* the first row, as mapped */
-	uint64_t row, line, nrows;
-};
-
-struct csvp {
-	struct batch *b;
-	const struct m2w_ingest_opts *o;
-	struct m2w_ingest_map *map;
-	struct csv_parser p;
-	int p_ok;
-	unsigned char delim;
-	uint64_t line, rec_start;
-	int rec_open;
-	/* fields of the record, each NUL-terminated in buf */
-	char *buf;
-	size_t bn, bcap;
-	size_t *off, *len;
-	const char **ptr;
-	size_t nf, fcap;
-	int oom;
-	struct parcel pc;
-};
-
-static void cb_field(void *data, size_t n, void *arg)
-{
-	struct csvp *s = arg;
-
-	if (s->oom)
-		return;
-	if (s->nf == s->fcap) {
-		size_t cap = s->fcap ? 2 * s->fcap : 32;
-		size_t *off = realloc(s->off, cap * sizeof(*off));
-		size_t *len = off ? realloc(s->len, cap * sizeof(*len)) : NULL;
-		const char **ptr = len ? realloc((void *)s->ptr,
-						 cap * sizeof(*ptr)) : NULL;
-
-		if (off)
-			s->off = off;
-		if (len)
-			s->len = len;
-		if (!ptr) {
-			s->oom = 1;
-			return;
-		}
-		s->ptr = ptr;
-		s->fcap = cap;
-	}
-	if (!data)
-		n = 0;
-	if (s->bn + n + 1 > s->bcap) {
-		size_t cap = s->bcap ? s->bcap : 256;
-		char *buf;
-
-		while (cap < s->bn + n + 1)
-			cap *= 2;
-		if (!(buf = realloc(s->buf, cap))) {
-			s->oom = 1;
-			return;
-		}
-		s->buf = buf;
-		s->bcap = cap;
-	}
-	s->off[s->nf] = s->bn;
-	s->len[s->nf] = n;
-	if (n)
-		memcpy(s->buf + s->bn, data, n);
-	s->bn += n;
-	s->buf[s->bn++] = '\0';
-	s->nf++;
-}
-
-static void parcel_release(struct parcel *pc)
-{
-	if (pc->head)
-		json_object_put(pc->head);
-	if (pc->items)
-		json_object_put(pc->items);
-	free(pc->head_text);
-	m2w_ingest_row_release(&pc->first);
-	memset(pc, 0, sizeof(*pc));
-}
-
-/* The open parcel into the batch. */
-static void parcel_flush(struct csvp *s)
-{
-	struct parcel *pc = &s->pc;
-	struct m2w_ingest_opts o;
-	struct m2w_ingest_row r;
-	char *text;
-	int rc;
-
-	if (!pc->open)
-		return;
-	if (pc->nrows == 1) {
-		add_item(s->b, s->o->type, &pc->first, 0, pc->row, pc->line);
-		parcel_release(pc);
-		return;
-	}
-	json_object_object_add(pc->head, "items", json_object_get(pc->items));
-	if (!(text = json_text(pc->head))) {
-		s->b->oom = 1;
-		parcel_release(pc);
-		return;
-	}
-	/* the merged payload is checked again, as files' merged rows are */
-	m2w_ingest_opts_init(&o, s->o->type);
-	o.source = "http";
-	rc = m2w_ingest_json_row(&o, text, strlen(text), pc->row, &r);
-	if (rc == M2W_EINVAL) {
-		row_error(s->b, pc->row, pc->line, r.column, "%s", r.reason);
-	} else if (rc != M2W_OK || !r.payload) {
-		s->b->oom = 1;
-	} else {
-		memcpy(r.idem, pc->first.idem, sizeof(r.idem));
-		add_item(s->b, s->o->type, &r, 0, pc->row, pc->line);
-	}
-	m2w_ingest_row_release(&r);
-	free(text);
-	parcel_release(pc);
-}
-
-/* A mapped tracking row with one item: merge it into the open parcel, or
- * open one. Takes r. */
-static void parcel_add(struct csvp *s, struct m2w_ingest_row *r, uint64_t row,
-		       uint64_t line)
-{
-	struct parcel *pc = &s->pc;
-	json_object *head, *items = NULL;
-	char *text;
-
-	if (!(head = json_tokener_parse(r->payload)) ||
-	    !json_object_object_get_ex(head, "items", &items) ||
-	    !json_object_is_type(items, json_type_array)) {
-		if (head)
-			json_object_put(head);
-		parcel_flush(s);
-		add_item(s->b, s->o->type, r, 0, row, line);
-		return;
-	}
-	json_object_get(items);
-	json_object_object_del(head, "items");
-	if (!(text = json_text(head))) {
-		json_object_put(head);
-		json_object_put(items);
-		s->b->oom = 1;
-		return;
-	}
-	if (pc->open && strcmp(text, pc->head_text) == 0 &&
-	    strcmp(r->idem, pc->first.idem) == 0) {
-		if (json_object_array_length(pc->items) +
-			    json_object_array_length(items) > ITEMS_MAX) {
-			row_error(s->b, row, line, "sku", "more than %d items "
-				  "for one tracking number", ITEMS_MAX);
-		} else {
-			size_t i;
-
-			for (i = 0; i < json_object_array_length(items); i++)
-				json_object_array_add(pc->items,
-					json_object_get(json_object_array_get_idx(
-						items, i)));
-			pc->nrows++;
-		}
-		json_object_put(head);
-		json_object_put(items);
-		free(text);
-		return;
-	}
-	parcel_flush(s);
-	pc->open = 1;
-	pc->head = head;
-	pc->items = items;
-	pc->head_text = text;
-	pc->first = *r;
-	r->payload = NULL;
-	pc->row = row;
-	pc->line = line;
-	pc->nrows = 1;
-}
-
-static void cb_record(int c, void *arg)
-{
-	struct csvp *s = arg;
-	struct batch *b = s->b;
-	struct m2w_ingest_row r;
-	char eb[M2W_ERRBUF_SIZE] = "";
-	size_t i;
-	int rc;
-
-	(void)c;
-	s->rec_open = 0;
-	if (s->oom || b->status || b->oom) {
-		s->nf = s->bn = 0;
-		return;
-	}
-	for (i = 0; i < s->nf; i++)
-		s->ptr[i] = s->buf + s->off[i];
-	for (i = 0; i < s->nf; i++) {
-		const char *f = s->ptr[i];
-		size_t k;
-
-		for (k = 0; k < s->len[i] && isspace((unsigned char)f[k]); k++)
-			;
-		if (k < s->len[i])
-			break;
-	}
-	if (i == s->nf) {
-		/* every field empty: like an empty line, no row */
-	} else if (!s->map) {
-		rc = m2w_ingest_map_new(s->o, s->ptr, s->nf, &s->map, eb);
-		if (rc == M2W_ENOMEM)
-			b->oom = 1;
-		else if (rc != M2W_OK)
-			body_fail(b, 400, "line %llu: %s",
-				  (unsigned long long)s->rec_start, eb);
-	} else if (!count_row(b)) {
-		rc = m2w_ingest_csv_row(s->map, s->ptr, s->len, s->nf,
-					s->rec_start, &r);
-		if (rc == M2W_EINVAL) {
-			row_error(b, b->rows, s->rec_start, r.column, "%s",
-				  r.reason);
-		} else if (rc != M2W_OK) {
-			b->oom = 1;
-		} else if (r.payload && strcmp(s->o->type, "tracking") == 0 &&
-			   strstr(r.payload, "\"items\":")) {
-			parcel_add(s, &r, b->rows, s->rec_start);
-		} else if (r.payload) {
-			parcel_flush(s);
-			add_item(b, s->o->type, &r, 0, b->rows, s->rec_start);
-		}
-		m2w_ingest_row_release(&r);
-	}
-	s->nf = s->bn = 0;
-}
-
-static int parser_start(struct csvp *s)
-{
-	int opts = CSV_STRICT;
-
-#ifdef CSV_STRICT_FINI
-	opts |= CSV_STRICT_FINI;
-#endif
-	if (s->p_ok)
-		csv_free(&s->p);
-	s->p_ok = 0;
-	if (csv_init(&s->p, (unsigned char)opts) != 0)
-		return -1;
-	csv_set_delim(&s->p, s->delim);
-	s->p_ok = 1;
-	return 0;
-}
-
-static int has_content(const char *p, size_t n, unsigned char delim)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)p[i];
-
-		if (c == ' ' || c == '\r' || c == '\n' ||
-		    (c == '\t' && delim != '\t'))
-			continue;
-		return 1;
-	}
-	return 0;
-}
-
-static void parse_csv_body(struct batch *b, const struct m2w_ingest_opts *o,
-			   const char *s, size_t n)
-{
-	struct csvp c;
-	size_t i, start;
-
-	memset(&c, 0, sizeof(c));
-	c.b = b;
-	c.o = o;
-	if (n >= 3 && memcmp(s, "\xef\xbb\xbf", 3) == 0) {
-		s += 3;
-		n -= 3;
-	}
-	c.delim = (unsigned char)(o->delimiter ? o->delimiter : m2w_ingest_detect_delimiter(s, n));
-	if (parser_start(&c)) {
-		b->oom = 1;
-		return;
-	}
-	c.line = 1;
-	/* one physical line at a time, so records know their line */
-	for (i = 0; i < n && !b->status && !b->oom && !c.oom; c.line++) {
-		size_t got;
-
-		start = i;
-		while (i < n && s[i] != '\n' &&
-		       !(s[i] == '\r' && (i + 1 >= n || s[i + 1] != '\n')))
-			i++;
-		if (i < n)
-			i++;
-		if (!c.rec_open && has_content(s + start, i - start, c.delim)) {
-			c.rec_open = 1;
-			c.rec_start = c.line;
-		}
-		got = csv_parse(&c.p, s + start, i - start, cb_field, cb_record,
-				&c);
-		if (got != i - start) {
-			c.rec_open = 0;
-			c.nf = c.bn = 0;
-			if (!c.map)
-				body_fail(b, 400, "line %llu: header: bad "
-					  "quoting", (unsigned long long)c.line);
-			else if (!count_row(b))
-				row_error(b, b->rows, c.rec_start, NULL, "bad "
-					  "quoting on line %llu: a quote inside "
-					  "an unquoted field, or text after a "
-					  "closing quote (quote the field, "
-					  "double its quotes)",
-					  (unsigned long long)c.line);
-			if (parser_start(&c))
-				b->oom = 1;
-		}
-	}
-	if (!b->status && !b->oom && !c.oom &&
-	    csv_fini(&c.p, cb_field, cb_record, &c) != 0 && c.rec_open &&
-	    !count_row(b))
-		row_error(b, b->rows, c.rec_start, NULL, "a quoted field opened "
-			  "on line %llu is not closed at the end of the body",
-			  (unsigned long long)c.rec_start);
-	if (!b->status && !b->oom && !c.oom)
-		parcel_flush(&c);
-	if (c.oom)
-		b->oom = 1;
-	if (!b->status && !b->oom && !c.map)
-		body_fail(b, 400, "the CSV body has no header");
-	parcel_release(&c.pc);
-	if (c.p_ok)
-		csv_free(&c.p);
-	free(c.buf);
-	free(c.off);
-	free(c.len);
-	free((void *)c.ptr);
-	m2w_ingest_map_free(c.map);
-}
-
 /* ---------------------------------------------------------------- push */
 
 /* Is `type` paused (or everything)? */
@@ -1082,21 +346,27 @@ static int paused(const struct m2w_stats *st, const char *type)
 	return 0;
 }
 
-static void push(struct m2w_http *h, struct MHD_Connection *c,
-		 struct req *rq, struct reply *out)
+/* {"row":N,"line":L|null,"field":F|null,"reason":R} */
+static json_object *row_error(uint64_t row, uint64_t line, const char *field,
+			      const char *reason)
 {
-	struct m2w_ingest_opts o;
-	struct m2w_stats st;
-	struct m2w_new_task *nt = NULL;
-	struct batch b;
-	const char *type, *kf, *delim, *mixed = NULL;
-	char eb[M2W_ERRBUF_SIZE] = "", q1[M2W_ERRBUF_SIZE * 2];
-	char (*src)[32] = NULL;
-	json_object *acc, *dup, *res;
-	size_t i, ndup = 0;
-	int rc, all;
+	json_object *e = json_object_new_object();
 
-	memset(&b, 0, sizeof(b));
+	json_object_object_add(e, "row", json_object_new_int64((int64_t)row));
+	json_object_object_add(e, "line", line
+			       ? json_object_new_int64((int64_t)line) : NULL);
+	json_object_object_add(e, "field", field && *field
+			       ? json_object_new_string(field) : NULL);
+	json_object_object_add(e, "reason", json_object_new_string(reason));
+	return e;
+}
+
+/* The body's options from the query; 0, or -1 with `out` set (400). */
+static int push_opts(struct MHD_Connection *c, struct req *rq,
+		     struct m2w_body_opts *bo, struct reply *out)
+{
+	const char *type, *kf, *delim;
+
 	type = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "type");
 	kf = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "key_field");
 	delim = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND,
@@ -1106,77 +376,98 @@ static void push(struct m2w_http *h, struct MHD_Connection *c,
 	if (type && !m2w_job_find(type)) {
 		set_error(out, 400, "unknown type \"%.40s\": tracking, stock, "
 			  "price or rest", type);
-		return;
+		return -1;
 	}
-	if (rq->kind == F_CSV && !type) {
+	if (rq->kind == M2W_BODY_CSV && !type) {
 		set_error(out, 400, "text/csv needs ?type=tracking|stock|price");
-		return;
+		return -1;
 	}
-	if (rq->kind == F_CSV && strcmp(type, "rest") == 0) {
+	if (rq->kind == M2W_BODY_CSV && strcmp(type, "rest") == 0) {
 		set_error(out, 400, "type rest takes JSON, not CSV");
-		return;
+		return -1;
 	}
 	if (kf && !type) {
 		set_error(out, 400, "?key_field needs ?type (with items, use "
 			  "their \"key\")");
-		return;
+		return -1;
 	}
-	m2w_ingest_opts_init(&o, type);
-	o.source = "http";
-	o.key_field = kf && *kf ? kf : NULL;
+	memset(bo, 0, sizeof(*bo));
+	bo->format = rq->kind;
+	bo->type = type;
+	bo->key_field = kf && *kf ? kf : NULL;
+	bo->source = "http";
+	bo->rows_max = M2W_HTTP_ROWS_MAX;
 	if (delim && *delim) {
 		if (strcmp(delim, ",") == 0 || strcmp(delim, ";") == 0)
-			o.delimiter = delim[0];
+			bo->delimiter = delim[0];
 		else if (strcmp(delim, "tab") == 0 || strcmp(delim, "\t") == 0)
-			o.delimiter = '\t';
+			bo->delimiter = '\t';
 		else {
 			set_error(out, 400, "?delimiter must be , ; or tab");
-			return;
+			return -1;
 		}
 	}
 	if (!rq->len) {
 		set_error(out, 400, "empty body");
-		return;
+		return -1;
 	}
-	if (rq->kind == F_CSV)
-		parse_csv_body(&b, &o, rq->body, rq->len);
-	else if (rq->kind == F_NDJSON)
-		parse_ndjson_body(&b, &o, rq->body, rq->len);
-	else
-		parse_json_body(&b, &o, rq->body, rq->len);
-	if (b.oom) {
+	return 0;
+}
+
+static void push(struct m2w_http *h, struct MHD_Connection *c,
+		 struct req *rq, struct reply *out)
+{
+	struct m2w_body_opts bo;
+	struct m2w_body b;
+	struct m2w_stats st;
+	const char *mixed = NULL;
+	char eb[M2W_ERRBUF_SIZE] = "", q1[M2W_ERRBUF_SIZE * 2];
+	json_object *acc, *dup, *res, *errs;
+	size_t i, ndup = 0;
+	int rc, all;
+
+	memset(&b, 0, sizeof(b));
+	if (push_opts(c, rq, &bo, out))
+		return;
+	rc = m2w_ingest_parse_body(rq->body, rq->len, &bo, &b);
+	if (rc == M2W_ENOMEM) {
 		set_error(out, 500, "out of memory");
 		goto out;
 	}
-	if (b.status == 400) {
-		/* the body as a whole: {"error":..,"errors":[]} */
-		res = json_object_new_object();
-		json_object_object_add(res, "error", json_object_new_string(b.why));
-		json_object_object_add(res, "errors", json_object_new_array());
-		set_json(out, 400, res);
-	} else if (b.status) {
-		set_error(out, b.status, "%s", b.why);
-	}
-	if (b.status) {
+	if (rc != M2W_OK && !b.rejected) {
+		/* the body as a whole */
+		if (b.too_many) {
+			set_error(out, 413, "%s", b.error);
+		} else {
+			res = json_object_new_object();
+			json_object_object_add(res, "error",
+					       json_object_new_string(b.error));
+			json_object_object_add(res, "errors",
+					       json_object_new_array());
+			set_json(out, 400, res);
+		}
 		m2w_log(M2W_LOG_DEBUG, "push.rejected", "status=%d error=%s",
-			b.status, m2w_log_quote(q1, sizeof(q1), b.why));
+			out->status, m2w_log_quote(q1, sizeof(q1), b.error));
 		goto out;
 	}
-	if (b.nerrors) {
-		char msg[160];
+	if (rc != M2W_OK) {
+		char msg[M2W_ERRBUF_SIZE + 32];
 
-		snprintf(msg, sizeof(msg), "%zu of %llu row%s rejected: nothing "
-			 "enqueued", b.nerrors, (unsigned long long)b.rows,
-			 b.rows == 1 ? "" : "s");
+		snprintf(msg, sizeof(msg), "%s: nothing enqueued", b.error);
 		res = json_object_new_object();
+		errs = json_object_new_array();
+		for (i = 0; i < b.nerrors; i++)
+			json_object_array_add(errs, row_error(b.errors[i].row,
+				b.errors[i].line, b.errors[i].field,
+				b.errors[i].reason));
 		json_object_object_add(res, "error", json_object_new_string(msg));
 		json_object_object_add(res, "rejected",
-				       json_object_new_int64((int64_t)b.nerrors));
-		json_object_object_add(res, "errors", b.errors);
-		b.errors = NULL;
+				       json_object_new_int64((int64_t)b.rejected));
+		json_object_object_add(res, "errors", errs);
 		set_json(out, 400, res);
-		m2w_log(M2W_LOG_INFO, "push.rejected", "rows=%llu rejected=%zu",
-			(unsigned long long)b.rows, b.nerrors);
+		m2w_log(M2W_LOG_INFO, "push.rejected", "rows=%llu rejected=%llu",
+			(unsigned long long)b.rows,
+			(unsigned long long)b.rejected);
 		goto out;
 	}
 	if (__atomic_load_n(&h->draining, __ATOMIC_SEQ_CST)) {
@@ -1185,98 +476,83 @@ static void push(struct m2w_http *h, struct MHD_Connection *c,
 		out->close = 1;
 		goto out;
 	}
-	if (b.n) {
+	if (b.ntasks) {
 		if ((rc = m2w_queue_stats(h->q, &st, eb))) {
 			set_error(out, 500, "%s", eb[0] ? eb : m2w_strerror(rc));
 			goto out;
 		}
-		for (i = 0; i < b.n; i++)
-			if (paused(&st, b.it[i].type))
+		for (i = 0; i < b.ntasks; i++)
+			if (paused(&st, b.tasks[i].type))
 				break;
 		all = st.paused_all;
 		m2w_stats_free(&st);
-		if (i < b.n) {
+		if (i < b.ntasks) {
 			set_error(out, 503, "%s paused: push again after "
 				  "`qctl resume`", all ? "everything is" :
-				  b.it[i].type);
+				  b.tasks[i].type);
 			out->retry_after = 30;
 			goto out;
 		}
 	}
-	if (b.n && (!(nt = calloc(b.n, sizeof(*nt))) ||
-		    !(src = calloc(b.n, sizeof(*src))))) {
-		set_error(out, 500, "out of memory");
-		goto out;
-	}
-	for (i = 0; i < b.n; i++) {
-		struct item *t = &b.it[i];
-
-		snprintf(src[i], sizeof(src[i]), "http:%llu",
-			 (unsigned long long)(t->line ? t->line : t->row));
-		nt[i].type = t->type;
-		nt[i].payload = t->payload;
-		nt[i].payload_len = t->len;
-		nt[i].source = src[i];
-		nt[i].idem_key = t->idem[0] ? t->idem : NULL;
-		nt[i].group_key = t->group[0] ? t->group : NULL;
-		nt[i].supersede = t->supersede;
-		nt[i].not_before_ms = t->not_before;
-		if (i && strcmp(t->type, b.it[0].type) != 0)
+	for (i = 1; i < b.ntasks; i++)
+		if (strcmp(b.tasks[i].type, b.tasks[0].type) != 0)
 			mixed = "mixed";
-	}
-	rc = b.n ? m2w_queue_enqueue(h->q, nt, b.n, eb) : M2W_OK;
+	rc = b.ntasks ? m2w_queue_enqueue(h->q, b.tasks, b.ntasks, eb) : M2W_OK;
 	if (rc == M2W_EFULL || rc == M2W_ENOSPC) {
 		set_error(out, 507, "%s: nothing enqueued (%s)",
 			  rc == M2W_EFULL ? "the store is full" : "the disk is full",
 			  eb[0] ? eb : m2w_strerror(rc));
 		m2w_log(M2W_LOG_ERROR, "push.refused", "status=507 tasks=%zu "
-			"error=%s", b.n, m2w_log_quote(q1, sizeof(q1),
+			"error=%s", b.ntasks, m2w_log_quote(q1, sizeof(q1),
 						       eb[0] ? eb : m2w_strerror(rc)));
 		goto out;
 	}
 	if (rc == M2W_EINVAL) {
+		char reason[M2W_BODY_REASON_MAX];
+
 		res = json_object_new_object();
-		for (i = 0; i < b.n; i++)
-			if (nt[i].err)
-				row_error(&b, b.it[i].row, b.it[i].line, NULL,
-					  "refused by the store: %s",
-					  m2w_strerror(nt[i].err));
+		errs = json_object_new_array();
+		for (i = 0; i < b.ntasks; i++) {
+			if (!b.tasks[i].err)
+				continue;
+			snprintf(reason, sizeof(reason), "refused by the store: "
+				 "%s", m2w_strerror(b.tasks[i].err));
+			json_object_array_add(errs, row_error(b.at[i].row,
+				b.at[i].line, NULL, reason));
+		}
 		json_object_object_add(res, "error", json_object_new_string(
 					       eb[0] ? eb : "refused by the store"));
-		json_object_object_add(res, "errors", b.errors
-				       ? b.errors : json_object_new_array());
-		b.errors = NULL;
+		json_object_object_add(res, "errors", errs);
 		set_json(out, 400, res);
 		goto out;
 	}
 	if (rc != M2W_OK) {
 		set_error(out, 500, "%s", eb[0] ? eb : m2w_strerror(rc));
 		m2w_log(M2W_LOG_ERROR, "push.refused", "status=500 tasks=%zu "
-			"error=%s", b.n, m2w_log_quote(q1, sizeof(q1),
+			"error=%s", b.ntasks, m2w_log_quote(q1, sizeof(q1),
 						       eb[0] ? eb : m2w_strerror(rc)));
 		goto out;
 	}
 	res = json_object_new_object();
 	acc = json_object_new_array();
 	dup = json_object_new_array();
-	for (i = 0; i < b.n; i++) {
-		json_object_array_add(nt[i].duplicate ? dup : acc,
-				      json_object_new_int64((int64_t)nt[i].id));
-		ndup += nt[i].duplicate != 0;
+	for (i = 0; i < b.ntasks; i++) {
+		json_object_array_add(b.tasks[i].duplicate ? dup : acc,
+				      json_object_new_int64((int64_t)b.tasks[i].id));
+		ndup += b.tasks[i].duplicate != 0;
 	}
 	json_object_object_add(res, "accepted", acc);
 	json_object_object_add(res, "duplicates", dup);
 	set_json(out, 202, res);
-	__sync_fetch_and_add(&h->pushed, (uint64_t)(b.n - ndup));
+	__sync_fetch_and_add(&h->pushed, (uint64_t)(b.ntasks - ndup));
 	__sync_fetch_and_add(&h->duplicates, (uint64_t)ndup);
 	m2w_log(M2W_LOG_INFO, "push.accepted", "tasks=%zu duplicates=%zu "
-		"type=%s rows=%llu ms=%lld", b.n - ndup, ndup,
-		mixed ? mixed : b.n ? b.it[0].type : type ? type : "-",
+		"type=%s rows=%llu ms=%lld", b.ntasks - ndup, ndup,
+		mixed ? mixed : b.ntasks ? b.tasks[0].type
+					 : bo.type ? bo.type : "-",
 		(unsigned long long)b.rows, (long long)(mono_ms() - rq->t0));
 out:
-	free(nt);
-	free(src);
-	batch_release(&b);
+	m2w_body_free(&b);
 }
 
 /* ------------------------------------------------------------- the GETs */
@@ -1466,14 +742,14 @@ static int body_kind(const char *ct)
 	}
 	mt[n] = '\0';
 	if (strcmp(mt, "application/json") == 0)
-		return F_JSON;
+		return M2W_BODY_JSON;
 	if (strcmp(mt, "application/x-ndjson") == 0 ||
 	    strcmp(mt, "application/ndjson") == 0 ||
 	    strcmp(mt, "application/jsonl") == 0 ||
 	    strcmp(mt, "application/x-jsonlines") == 0)
-		return F_NDJSON;
+		return M2W_BODY_NDJSON;
 	if (strcmp(mt, "text/csv") == 0)
-		return F_CSV;
+		return M2W_BODY_CSV;
 	return 0;
 }
 

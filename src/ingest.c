@@ -1,7 +1,13 @@
 /*
  * ingest.c - rows to tasks: the header map, one row at a time, batches,
  * NDJSON streams and the fingerprint (see ingest.h). The CSV stream (libcsv)
- * is in ingest_csv.c; both share ingest_internal.h.
+ * is in ingest_csv.c, whole bodies (m2w_ingest_parse_body) in
+ * ingest_body.c; all share ingest_internal.h.
+ *
+ * A stream (struct ig) either commits its tasks to a queue in batches, or
+ * collects them for a body (ig_init_collect: kept until the end, rejected
+ * rows listed, a row limit); the readers (NDJSON here, CSV in ingest_csv.c,
+ * each from a FILE or from memory) do not know which.
  *
  * A CSV row becomes its payload as JSON text built here (not through
  * json-c): numbers go out as written when they are JSON numbers already
@@ -911,16 +917,20 @@ int m2w_ingest_csv_row(const struct m2w_ingest_map *m,
 
 /* --------------------------------------------------------------- JSON */
 
-/* Strict JSON text into an object, or NULL with why. */
-static json_object *parse_object(const char *s, size_t n, char *why,
-				 size_t len)
+json_object *ig_parse_json(const char *s, size_t n, int at_byte, char *why,
+			   size_t len)
 {
-	struct json_tokener *tok = json_tokener_new();
+	struct json_tokener *tok;
 	enum json_tokener_error err;
 	json_object *o;
 	size_t end;
+	char at[32] = "";
 
-	if (!tok) {
+	if (n > (size_t)INT32_MAX) {
+		snprintf(why, len, "not valid JSON: too long");
+		return NULL;
+	}
+	if (!(tok = json_tokener_new())) {
 		snprintf(why, len, "out of memory");
 		return NULL;
 	}
@@ -929,8 +939,10 @@ static json_object *parse_object(const char *s, size_t n, char *why,
 	err = json_tokener_get_error(tok);
 	end = (size_t)tok->char_offset;
 	json_tokener_free(tok);
+	if (at_byte)
+		snprintf(at, sizeof(at), " at byte %zu", end + 1);
 	if (!o) {
-		snprintf(why, len, "not valid JSON: %s",
+		snprintf(why, len, "not valid JSON%s: %s", at,
 			 err == json_tokener_continue ||
 					 err == json_tokener_success
 				 ? "it ends early"
@@ -945,7 +957,16 @@ static json_object *parse_object(const char *s, size_t n, char *why,
 			 end + 1);
 		return NULL;
 	}
-	if (!json_object_is_type(o, json_type_object)) {
+	return o;
+}
+
+/* Strict JSON text into an object, or NULL with why. */
+static json_object *parse_object(const char *s, size_t n, char *why,
+				 size_t len)
+{
+	json_object *o = ig_parse_json(s, n, 0, why, len);
+
+	if (o && !json_object_is_type(o, json_type_object)) {
 		json_object_put(o);
 		snprintf(why, len, "a row must be a JSON object");
 		return NULL;
@@ -1020,7 +1041,7 @@ static void trim_array(json_object *a, int deep)
 	}
 }
 
-static char *to_text(json_object *o, size_t *len)
+char *ig_json_text(json_object *o, size_t *len)
 {
 	int flags = JSON_C_TO_STRING_PLAIN;
 	const char *s;
@@ -1087,7 +1108,7 @@ int m2w_ingest_json_row(const struct m2w_ingest_opts *opts, const char *json,
 				      "integer (the idempotency key)", kf);
 		}
 	}
-	if (!(payload = to_text(o, &plen))) {
+	if (!(payload = ig_json_text(o, &plen))) {
 		json_object_put(o);
 		return M2W_ENOMEM;
 	}
@@ -1098,7 +1119,7 @@ int m2w_ingest_json_row(const struct m2w_ingest_opts *opts, const char *json,
 		snprintf(why1, sizeof(why1), "%s", r->reason);
 		snprintf(col1, sizeof(col1), "%s", r->column);
 		json_object_object_del(o, kf);
-		if (!(payload = to_text(o, &plen))) {
+		if (!(payload = ig_json_text(o, &plen))) {
 			json_object_put(o);
 			return M2W_ENOMEM;
 		}
@@ -1124,19 +1145,26 @@ void m2w_ingest_opts_init(struct m2w_ingest_opts *o, const char *type)
 	o->batch = M2W_INGEST_BATCH;
 }
 
+static void ig_setup(struct ig *g, const struct m2w_ingest_opts *o,
+		     struct m2w_ingest_result *res, char *errbuf)
+{
+	memset(g, 0, sizeof(*g));
+	memset(res, 0, sizeof(*res));
+	g->o = o;
+	g->res = res;
+	g->errbuf = errbuf;
+	g->source = o->source && *o->source ? o->source : "stdin";
+	g->kind = -1;
+}
+
 int ig_init(struct ig *g, struct m2w_queue *q, const struct m2w_ingest_opts *o,
 	    struct m2w_ingest_result *res, m2w_ingest_error_fn on_error,
 	    void *arg, char *errbuf)
 {
-	memset(g, 0, sizeof(*g));
-	memset(res, 0, sizeof(*res));
+	ig_setup(g, o, res, errbuf);
 	g->q = q;
-	g->o = o;
-	g->res = res;
 	g->on_error = on_error;
 	g->arg = arg;
-	g->errbuf = errbuf;
-	g->source = o->source && *o->source ? o->source : "stdin";
 	g->batch = o->batch ? o->batch : M2W_INGEST_BATCH;
 	if (g->batch > 100000)
 		g->batch = 100000;
@@ -1152,6 +1180,23 @@ int ig_init(struct ig *g, struct m2w_queue *q, const struct m2w_ingest_opts *o,
 	g->nt = calloc(g->batch, sizeof(*g->nt));
 	if (!g->t || !g->nt)
 		return m2w_fail(errbuf, M2W_ENOMEM, "out of memory");
+	g->cap = g->batch;
+	return M2W_OK;
+}
+
+int ig_init_collect(struct ig *g, const struct m2w_ingest_opts *o,
+		    struct m2w_ingest_result *res, struct m2w_body *body,
+		    uint64_t rows_max, char *errbuf)
+{
+	ig_setup(g, o, res, errbuf);
+	g->collect = 1;
+	g->body = body;
+	g->rows_max = rows_max;
+	if (o->type && !(g->job = m2w_job_find(o->type)))
+		return m2w_fail(errbuf, M2W_EINVAL, "unknown job type \"%s\"",
+				o->type);
+	if (o->type)
+		g->kind = ig_kind(o->type);
 	return M2W_OK;
 }
 
@@ -1178,13 +1223,50 @@ void ig_release(struct ig *g)
 	g->n = 0;
 }
 
+int ig_next_row(struct ig *g)
+{
+	g->res->rows++;
+	if (g->rows_max && g->res->rows > g->rows_max) {
+		if (g->body)
+			g->body->too_many = 1;
+		g->rc = m2w_fail(g->errbuf, M2W_EINVAL, "more than %llu rows "
+				 "in one request: split it",
+				 (unsigned long long)g->rows_max);
+		return -1;
+	}
+	if (g->res->rows <= g->o->skip_rows) {
+		g->res->skipped++;
+		return 1;
+	}
+	return 0;
+}
+
 void ig_reject(struct ig *g, uint64_t line, const char *column,
 	       const char *reason, const char *row)
 {
+	if (g->collect) {
+		ig_body_error(g, g->res->rows, line, column, "%s", reason);
+		return;
+	}
 	g->res->rejected++;
 	if (g->on_error)
 		g->on_error(g->arg, line, column && *column ? column : NULL,
 			    reason, row ? row : "");
+}
+
+int ig_fail_at(struct ig *g, int rc, uint64_t line, const char *fmt, ...)
+{
+	char msg[M2W_ERRBUF_SIZE];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (g->collect)
+		return g->rc = m2w_fail(g->errbuf, rc, "line %llu: %s",
+					(unsigned long long)line, msg);
+	return g->rc = m2w_fail(g->errbuf, rc, "%s:%llu: %s", g->source,
+				(unsigned long long)line, msg);
 }
 
 /* The progress record after `settled` rows: the start's counters plus
@@ -1207,13 +1289,13 @@ int ig_commit(struct ig *g, uint64_t settled, uint64_t line)
 	size_t i;
 	int rc;
 
-	if (g->rc)
+	if (g->rc || g->collect) /* collecting: the tasks stay in g->t */
 		return g->rc;
 	for (i = 0; i < g->n; i++) {
 		struct m2w_new_task *nt = &g->nt[i];
 
 		memset(nt, 0, sizeof(*nt));
-		nt->type = g->o->type;
+		nt->type = g->t[i].type;
 		nt->payload = g->t[i].payload;
 		nt->payload_len = g->t[i].len;
 		nt->source = g->t[i].source;
@@ -1270,15 +1352,33 @@ int ig_commit(struct ig *g, uint64_t settled, uint64_t line)
 	return M2W_OK;
 }
 
-int ig_push(struct ig *g, struct m2w_ingest_row *r, uint64_t line,
-	    uint64_t nrows, uint64_t settled, uint64_t settled_line)
+int ig_add(struct ig *g, const char *type, struct m2w_ingest_row *r,
+	   uint64_t row, uint64_t line, uint64_t nrows, int64_t not_before)
 {
-	struct ig_task *t = &g->t[g->n];
+	const struct m2w_job *job = type ? m2w_job_find(type) : g->job;
+	struct ig_task *t;
 	char label[SOURCE_LABEL_MAX + 32];
 
+	if (!job)
+		return g->rc = m2w_fail(g->errbuf, M2W_EINVAL, "unknown job "
+					"type \"%s\"", type ? type : "(none)");
+	if (g->n == g->cap) { /* collecting: the list grows */
+		size_t cap = g->cap ? 2 * g->cap : 16;
+		struct ig_task *nt = realloc(g->t, cap * sizeof(*nt));
+
+		if (!nt)
+			return g->rc = m2w_fail(g->errbuf, M2W_ENOMEM,
+						"out of memory");
+		g->t = nt;
+		g->cap = cap;
+	}
+	t = &g->t[g->n];
 	snprintf(label, sizeof(label), "%.*s:%llu", SOURCE_LABEL_MAX,
-		 g->source, (unsigned long long)line);
+		 g->source, (unsigned long long)(line ? line : row));
 	memset(t, 0, sizeof(*t));
+	t->type = job->name;
+	t->not_before = not_before;
+	t->row = row;
 	t->payload = r->payload;
 	t->len = r->payload_len;
 	r->payload = NULL;
@@ -1294,7 +1394,16 @@ int ig_push(struct ig *g, struct m2w_ingest_row *r, uint64_t line,
 		return g->rc = m2w_fail(g->errbuf, M2W_ENOMEM, "out of memory");
 	}
 	g->n++;
-	if (g->n >= g->batch)
+	return M2W_OK;
+}
+
+int ig_push(struct ig *g, struct m2w_ingest_row *r, uint64_t row,
+	    uint64_t line, uint64_t nrows, uint64_t settled,
+	    uint64_t settled_line)
+{
+	if (ig_add(g, NULL, r, row, line, nrows, 0) != M2W_OK)
+		return g->rc;
+	if (!g->collect && g->n >= g->batch)
 		return ig_commit(g, settled, settled_line);
 	return M2W_OK;
 }
@@ -1311,7 +1420,8 @@ int ig_flush_pend(struct ig *g, const struct m2w_ingest_map *m,
 	g->has_pend = 0;
 	rc = ig_mrow_finish(m, &g->pend, g->pend_line, &r);
 	if (rc == M2W_OK)
-		rc = ig_push(g, &r, g->pend_line, g->pend_rows, settled, line);
+		rc = ig_push(g, &r, g->pend_row, g->pend_line, g->pend_rows,
+			     settled, line);
 	else if (rc == M2W_EINVAL) {
 		/* cannot be, each row checked alone: but never lose it */
 		uint64_t k;
@@ -1329,6 +1439,22 @@ int ig_flush_pend(struct ig *g, const struct m2w_ingest_map *m,
 
 /* ------------------------------------------------------------- NDJSON */
 
+/* A bare envelope line of a body (collecting without a type). */
+static void ndjson_item(struct ig *g, const char *t, size_t tn, uint64_t line)
+{
+	char why[M2W_ERRBUF_SIZE];
+	json_object *v;
+
+	if (memchr(t, '\0', tn)) {
+		ig_reject(g, line, NULL, "not valid JSON: a NUL byte", "");
+	} else if (!(v = ig_parse_json(t, tn, 1, why, sizeof(why)))) {
+		ig_reject(g, line, NULL, why, "");
+	} else {
+		ig_body_item(g, v, g->res->rows, line);
+		json_object_put(v);
+	}
+}
+
 static void ndjson_line(struct ig *g, const char *s, size_t n, int toolong,
 			uint64_t line)
 {
@@ -1344,12 +1470,12 @@ static void ndjson_line(struct ig *g, const char *s, size_t n, int toolong,
 	ig_trim(&t, &tn);
 	if (!tn && !toolong)
 		return;
-	g->res->rows++;
-	g->last_line = line;
-	if (g->res->rows <= g->o->skip_rows) {
-		g->res->skipped++;
+	rc = ig_next_row(g);
+	if (rc < 0)
 		return;
-	}
+	g->last_line = line;
+	if (rc > 0)
+		return;
 	if (toolong) {
 		char why[80];
 
@@ -1358,14 +1484,19 @@ static void ndjson_line(struct ig *g, const char *s, size_t n, int toolong,
 		ig_reject(g, line, NULL, why, "");
 		return;
 	}
+	if (!g->job) {
+		ndjson_item(g, t, tn, line);
+		return;
+	}
 	rc = m2w_ingest_json_row(g->o, t, tn, line, &r);
 	if (rc == M2W_OK && r.payload) {
-		ig_push(g, &r, line, 1, g->res->rows, line);
+		ig_push(g, &r, g->res->rows, line, 1, g->res->rows, line);
 	} else if (rc == M2W_EINVAL) {
 		struct ig_sb row;
 
 		memset(&row, 0, sizeof(row));
-		ig_sb_add(&row, t, tn);
+		if (!g->collect)
+			ig_sb_add(&row, t, tn);
 		ig_reject(g, line, r.column, r.reason, row.s ? row.s : "");
 		ig_sb_release(&row);
 	} else if (rc != M2W_OK) {
@@ -1374,51 +1505,80 @@ static void ndjson_line(struct ig *g, const char *s, size_t n, int toolong,
 	m2w_ingest_row_release(&r);
 }
 
-static int ndjson_run(struct ig *g, FILE *in)
-{
-	char *buf = malloc(M2W_INGEST_CHUNK);
-	struct ig_sb line;
-	uint64_t lineno = 1;
-	size_t n, i, start;
-	int toolong = 0;
+/* NDJSON cut into lines, chunk by chunk. */
+struct nds {
+	struct ig_sb line;       /* the line so far */
+	uint64_t lineno;
+	int toolong;
+};
 
-	if (!buf)
-		return g->rc = m2w_fail(g->errbuf, M2W_ENOMEM, "out of memory");
-	memset(&line, 0, sizeof(line));
-	while (!g->rc && (n = fread(buf, 1, M2W_INGEST_CHUNK, in)) > 0) {
-		for (start = i = 0; i <= n && !g->rc; i++) {
-			if (i < n && buf[i] != '\n')
-				continue;
-			if (!toolong) {
-				if (line.n + (i - start) > M2W_INGEST_RECORD_MAX) {
-					toolong = 1;
-					ig_sb_clear(&line);
-				} else {
-					ig_sb_add(&line, buf + start, i - start);
-				}
+static void nd_feed(struct ig *g, struct nds *d, const char *buf, size_t n)
+{
+	size_t i, start;
+
+	for (start = i = 0; i <= n && !g->rc; i++) {
+		if (i < n && buf[i] != '\n')
+			continue;
+		if (!d->toolong) {
+			if (d->line.n + (i - start) > M2W_INGEST_RECORD_MAX) {
+				d->toolong = 1;
+				ig_sb_clear(&d->line);
+			} else {
+				ig_sb_add(&d->line, buf + start, i - start);
 			}
-			start = i + 1;
-			if (i == n)
-				break;
-			ndjson_line(g, line.s ? line.s : "", line.n, toolong,
-				    lineno++);
-			ig_sb_clear(&line);
-			toolong = 0;
 		}
-		if (line.oom && !g->rc)
-			g->rc = m2w_fail(g->errbuf, M2W_ENOMEM, "out of memory");
+		start = i + 1;
+		if (i == n)
+			break;
+		ndjson_line(g, d->line.s ? d->line.s : "", d->line.n,
+			    d->toolong, d->lineno++);
+		ig_sb_clear(&d->line);
+		d->toolong = 0;
 	}
-	if (!g->rc && ferror(in))
-		g->rc = m2w_fail(g->errbuf, M2W_EIO, "%s: read error at line "
-				 "%llu: %s", g->source,
-				 (unsigned long long)lineno, strerror(errno));
-	if (!g->rc && (line.n || toolong))
-		ndjson_line(g, line.s ? line.s : "", line.n, toolong, lineno);
-	ig_sb_release(&line);
-	free(buf);
+	if (d->line.oom && !g->rc)
+		g->rc = m2w_fail(g->errbuf, M2W_ENOMEM, "out of memory");
+}
+
+/* The last line (no LF after it), the commit; frees d. */
+static int nd_end(struct ig *g, struct nds *d)
+{
+	if (!g->rc && (d->line.n || d->toolong))
+		ndjson_line(g, d->line.s ? d->line.s : "", d->line.n,
+			    d->toolong, d->lineno);
+	ig_sb_release(&d->line);
 	if (!g->rc)
 		ig_commit(g, g->res->rows, g->last_line);
 	return g->rc;
+}
+
+static int ndjson_run(struct ig *g, FILE *in)
+{
+	char *buf = malloc(M2W_INGEST_CHUNK);
+	struct nds d;
+	size_t n;
+
+	if (!buf)
+		return g->rc = m2w_fail(g->errbuf, M2W_ENOMEM, "out of memory");
+	memset(&d, 0, sizeof(d));
+	d.lineno = 1;
+	while (!g->rc && (n = fread(buf, 1, M2W_INGEST_CHUNK, in)) > 0)
+		nd_feed(g, &d, buf, n);
+	if (!g->rc && ferror(in))
+		g->rc = m2w_fail(g->errbuf, M2W_EIO, "%s: read error at line "
+				 "%llu: %s", g->source,
+				 (unsigned long long)d.lineno, strerror(errno));
+	free(buf);
+	return nd_end(g, &d);
+}
+
+int ig_ndjson_mem(struct ig *g, const char *p, size_t n)
+{
+	struct nds d;
+
+	memset(&d, 0, sizeof(d));
+	d.lineno = 1;
+	nd_feed(g, &d, p, n);
+	return nd_end(g, &d);
 }
 
 int m2w_ingest_stream(struct m2w_queue *q, FILE *in,

@@ -2,6 +2,9 @@
  * ingest_csv.c - the CSV stream: libcsv fed in 64 KiB chunks, one record
  * at a time to the mapper (ingest.c), so memory stays bounded by the
  * longest record (M2W_INGEST_RECORD_MAX) and the batch, never by the file.
+ * The same reader takes a body from memory (ig_csv_mem, for
+ * m2w_ingest_parse_body): files, stdin and HTTP read, map and merge CSV
+ * with this one code.
  *
  * Line numbers: libcsv reports none, so the input is cut into physical
  * lines (ending at LF, CRLF or a lone CR) and fed to csv_parse one line
@@ -140,9 +143,12 @@ static void header(struct cst *s)
 	int rc;
 
 	rc = m2w_ingest_map_new(g->o, s->ptr, s->nf, &s->map, eb);
-	if (rc != M2W_OK)
-		g->rc = m2w_fail(g->errbuf, rc, "%s:%llu: %s", g->source,
-				 (unsigned long long)s->rec_start, eb);
+	if (rc == M2W_ENOMEM)
+		g->rc = m2w_fail(g->errbuf, rc, "out of memory");
+	else if (rc != M2W_OK)
+		ig_fail_at(g, rc, s->rec_start, "%s", eb);
+	else
+		g->csv_header = 1;
 }
 
 static int same_parcel(const struct ig_mrow *a, const struct ig_mrow *b)
@@ -161,9 +167,10 @@ static void data_row(struct cst *s)
 	uint64_t line = s->rec_start, row;
 	int rc;
 
-	row = ++g->res->rows;
-	if (row <= g->o->skip_rows) {
-		g->res->skipped++;
+	if ((rc = ig_next_row(g)) < 0)
+		return;
+	row = g->res->rows;
+	if (rc > 0) {
 		s->last_line = line;
 		return;
 	}
@@ -196,11 +203,12 @@ static void data_row(struct cst *s)
 			g->pend = w;
 			memset(&w, 0, sizeof(w));
 			g->has_pend = 1;
+			g->pend_row = row;
 			g->pend_line = line;
 			g->pend_rows = 1;
 		}
 	} else if (ig_flush_pend(g, s->map, row - 1, s->last_line) == M2W_OK) {
-		ig_push(g, &r, line, 1, row, line);
+		ig_push(g, &r, row, line, 1, row, line);
 	}
 	m2w_ingest_row_release(&r);
 	ig_mrow_release(&w);
@@ -245,18 +253,17 @@ static void bad_record(struct cst *s, const char *fmt, uint64_t arg)
 	struct ig *g = s->g;
 	char why[M2W_INGEST_REASON_MAX];
 	size_t i;
+	int rc;
 
 	s->rec_open = 0;
 	snprintf(why, sizeof(why), fmt, (unsigned long long)arg);
 	if (!s->map) {
-		g->rc = m2w_fail(g->errbuf, M2W_EINVAL, "%s:%llu: header: %s",
-				 g->source, (unsigned long long)s->rec_start,
-				 why);
+		ig_fail_at(g, M2W_EINVAL, s->rec_start, "header: %s", why);
 		return;
 	}
-	if (++g->res->rows <= g->o->skip_rows) {
-		g->res->skipped++;
-	} else {
+	if ((rc = ig_next_row(g)) < 0)
+		return;
+	if (rc == 0) {
 		for (i = 0; i < s->nf; i++)
 			s->ptr[i] = s->buf.s + s->off[i];
 		reject_row(s, s->rec_start, NULL, why);
@@ -407,35 +414,92 @@ char m2w_ingest_detect_delimiter(const char *p, size_t n)
 	return ',';
 }
 
+/* Checks the options, then starts the parser on the first bytes of the
+ * input (at least up to the end of the header line, or all of it): a
+ * byte-order mark is stripped, the delimiter detected. */
+static int csv_begin(struct cst *s, struct ig *g, const char *pre, size_t n)
+{
+	size_t off = 0;
+	char d = g->o->delimiter;
+
+	memset(s, 0, sizeof(*s));
+	s->g = g;
+	s->line = 1;
+	if (d && d != ',' && d != ';' && d != '\t')
+		return g->rc = m2w_fail(g->errbuf, M2W_EINVAL, "delimiter "
+					"must be ',', ';' or tab");
+	if (!g->job)
+		return g->rc = m2w_fail(g->errbuf, M2W_EINVAL, "CSV needs a "
+					"job type");
+	if (g->kind == IK_REST)
+		return g->rc = m2w_fail(g->errbuf, M2W_EINVAL, "type %s takes "
+					"NDJSON, not CSV", g->o->type);
+	s->popts = CSV_STRICT;
+#ifdef CSV_STRICT_FINI
+	s->popts |= CSV_STRICT_FINI;
+#endif
+	if (n >= 3 && memcmp(pre, "\xef\xbb\xbf", 3) == 0)
+		off = 3;
+	s->delim = (unsigned char)(d ? d : m2w_ingest_detect_delimiter(
+						   pre + off, n - off));
+	g->res->delimiter = (char)s->delim;
+	if (parser_start(s))
+		return g->rc = m2w_fail(g->errbuf, M2W_ENOMEM, "out of memory");
+	if (n > off)
+		feed(s, pre + off, n - off);
+	return g->rc;
+}
+
+/* The end of the input: the last record, the open parcel, the commit. */
+static void csv_end(struct cst *s)
+{
+	struct ig *g = s->g;
+
+	if (!g->rc && csv_fini(&s->p, cb_field, cb_record, s) != 0 &&
+	    !g->rc && s->rec_open)
+		bad_record(s, g->collect
+			   ? "a quoted field opened on line %llu is not "
+			     "closed at the end of the body"
+			   : "a quoted field opened on line %llu is not "
+			     "closed at the end of the input", s->rec_start);
+	if (!g->rc && s->map &&
+	    ig_flush_pend(g, s->map, g->res->rows, s->last_line) == M2W_OK)
+		ig_commit(g, g->res->rows, s->last_line);
+	else if (!g->rc && !s->map && g->collect)
+		g->rc = m2w_fail(g->errbuf, M2W_EINVAL, "the CSV body has no "
+				 "header");
+	else if (!g->rc && !s->map)
+		g->res->committed_rows = g->res->rows;
+}
+
+static void csv_done(struct cst *s)
+{
+	if (s->p_ok)
+		csv_free(&s->p);
+	ig_sb_release(&s->buf);
+	free(s->off);
+	free(s->len);
+	free(s->ptr);
+	m2w_ingest_map_free(s->map);
+}
+
 int ig_csv_run(struct ig *g, FILE *in)
 {
 	struct cst s;
 	struct ig_sb pre;
 	char *buf;
-	size_t n, off = 0;
-	char d = g->o->delimiter;
+	size_t n;
 
 	memset(&s, 0, sizeof(s));
 	memset(&pre, 0, sizeof(pre));
-	s.g = g;
-	s.line = 1;
-	if (d && d != ',' && d != ';' && d != '\t')
-		return g->rc = m2w_fail(g->errbuf, M2W_EINVAL, "delimiter "
-					"must be ',', ';' or tab");
-	if (g->kind == IK_REST)
-		return g->rc = m2w_fail(g->errbuf, M2W_EINVAL, "type %s takes "
-					"NDJSON, not CSV", g->o->type);
-	s.popts = CSV_STRICT;
-#ifdef CSV_STRICT_FINI
-	s.popts |= CSV_STRICT_FINI;
-#endif
 	if (!(buf = malloc(M2W_INGEST_CHUNK)))
 		return g->rc = m2w_fail(g->errbuf, M2W_ENOMEM, "out of memory");
 	/* the start: up to the end of the header line, to detect the
 	 * delimiter and strip a byte-order mark */
 	while ((n = fread(buf, 1, M2W_INGEST_CHUNK, in)) > 0) {
 		ig_sb_add(&pre, buf, n);
-		if (d || pre.oom || header_complete(pre.s, pre.n) ||
+		if (g->o->delimiter || pre.oom ||
+		    header_complete(pre.s, pre.n) ||
 		    pre.n > M2W_INGEST_RECORD_MAX)
 			break;
 	}
@@ -443,16 +507,8 @@ int ig_csv_run(struct ig *g, FILE *in)
 		g->rc = m2w_fail(g->errbuf, M2W_ENOMEM, "out of memory");
 		goto out;
 	}
-	if (pre.n >= 3 && memcmp(pre.s, "\xef\xbb\xbf", 3) == 0)
-		off = 3;
-	s.delim = (unsigned char)(d ? d : m2w_ingest_detect_delimiter(pre.s + off, pre.n - off));
-	g->res->delimiter = (char)s.delim;
-	if (parser_start(&s)) {
-		g->rc = m2w_fail(g->errbuf, M2W_ENOMEM, "out of memory");
+	if (csv_begin(&s, g, pre.s ? pre.s : "", pre.n))
 		goto out;
-	}
-	if (pre.n > off)
-		feed(&s, pre.s + off, pre.n - off);
 	ig_sb_release(&pre);
 	while (!g->rc && !feof(in) && !ferror(in) &&
 	       (n = fread(buf, 1, M2W_INGEST_CHUNK, in)) > 0)
@@ -463,24 +519,20 @@ int ig_csv_run(struct ig *g, FILE *in)
 				 (unsigned long long)s.line, strerror(errno));
 		goto out;
 	}
-	if (!g->rc && csv_fini(&s.p, cb_field, cb_record, &s) != 0 &&
-	    !g->rc && s.rec_open)
-		bad_record(&s, "a quoted field opened on line %llu is not "
-			   "closed at the end of the input", s.rec_start);
-	if (!g->rc && s.map &&
-	    ig_flush_pend(g, s.map, g->res->rows, s.last_line) == M2W_OK)
-		ig_commit(g, g->res->rows, s.last_line);
-	else if (!g->rc && !s.map)
-		g->res->committed_rows = g->res->rows;
+	csv_end(&s);
 out:
 	ig_sb_release(&pre);
-	if (s.p_ok)
-		csv_free(&s.p);
-	ig_sb_release(&s.buf);
-	free(s.off);
-	free(s.len);
-	free(s.ptr);
-	m2w_ingest_map_free(s.map);
+	csv_done(&s);
 	free(buf);
+	return g->rc;
+}
+
+int ig_csv_mem(struct ig *g, const char *p, size_t n)
+{
+	struct cst s;
+
+	if (csv_begin(&s, g, p, n) == M2W_OK)
+		csv_end(&s);
+	csv_done(&s);
 	return g->rc;
 }

@@ -1,8 +1,15 @@
 /*
- * ingest_internal.h - what ingest.c and ingest_csv.c share: a string
- * buffer, the header map, a mapped CSV row (payload without its closing
- * brace, items apart so that rows can merge), and the stream state that
- * batches tasks. Not installed; not thread-shared (one stream, one thread).
+ * ingest_internal.h - what ingest.c, ingest_csv.c and ingest_body.c share:
+ * a string buffer, the header map, a mapped CSV row (payload without its
+ * closing brace, items apart so that rows can merge), and the stream state
+ * (struct ig) that turns rows into tasks.
+ *
+ * A stream has one of two sinks: a queue (m2w_ingest_stream: tasks are
+ * batched and committed, rejected rows go to on_error) or a body
+ * (m2w_ingest_parse_body, `collect`: every task is kept, nothing is
+ * committed, rejected rows are listed in the struct m2w_body). The CSV and
+ * NDJSON readers and the parcel merging are the same for both. Not
+ * installed; not thread-shared (one stream, one thread).
  */
 #ifndef M2W_INGEST_INTERNAL_H
 #define M2W_INGEST_INTERNAL_H
@@ -13,6 +20,8 @@
 
 #include "m2worker/ingest.h"
 #include "m2worker/jobs.h"
+
+struct json_object;
 
 /* A growing string; `oom` sticks after a failed allocation. */
 struct ig_sb {
@@ -80,14 +89,25 @@ int ig_mrow_finish(const struct m2w_ingest_map *m, const struct ig_mrow *w,
 int ig_finish(const struct m2w_job *job, const char *type, const char *fp,
 	      const char *keyval, uint64_t line, char *payload, size_t len,
 	      struct m2w_ingest_row *r);
+/* Strict JSON text s[0..n) (any value; white space around it allowed), or
+ * NULL with why: "not valid JSON: ..." (at_byte: "not valid JSON at byte
+ * N: ..."). */
+struct json_object *ig_parse_json(const char *s, size_t n, int at_byte,
+				  char *why, size_t len);
+/* A JSON value as compact text (no escaped slashes), malloc'd; *len its
+ * length. NULL when out of memory. */
+char *ig_json_text(struct json_object *o, size_t *len);
 
-/* A task waiting for its batch's commit. */
+/* A task waiting for its batch's commit (or, collecting, for the end). */
 struct ig_task {
+	const char *type;        /* a job's name (static) */
 	char *payload;
 	size_t len;
 	char *idem, *group, *source;
 	int supersede;
-	uint64_t line;           /* where its (first) row starts */
+	int64_t not_before;
+	uint64_t row;            /* its (first) row, 1-based */
+	uint64_t line;           /* where that row starts; 0: no lines (JSON) */
 	uint64_t nrows;          /* rows in it (merged tracking rows) */
 };
 
@@ -99,39 +119,79 @@ struct ig {
 	m2w_ingest_error_fn on_error;
 	void *arg;
 	char *errbuf;
-	const struct m2w_job *job;
-	int kind;
+	const struct m2w_job *job; /* NULL: collecting JSON items of any type */
+	int kind;                /* enum ig_kind, -1 with job NULL */
 	const char *source;
 	size_t batch;
-	struct ig_task *t;       /* batch: t[0..n) */
-	size_t n;
+	struct ig_task *t;       /* batch: t[0..n) of cap */
+	size_t n, cap;
 	struct m2w_new_task *nt;
 	int rc;                  /* set: the stream stops with it */
 	uint64_t last_line;      /* NDJSON: line of the last row */
 	/* the open parcel: adjacent tracking rows with items, merged */
 	struct ig_mrow pend;
 	int has_pend;
-	uint64_t pend_line, pend_rows;
+	uint64_t pend_row, pend_line, pend_rows;
 	struct m2w_file_info base; /* o->progress as it was at the start */
+	/* collecting (m2w_ingest_parse_body) */
+	int collect;
+	struct m2w_body *body;   /* rejected rows are listed here */
+	uint64_t rows_max;       /* 0 = no limit */
+	int csv_header;          /* the CSV header was mapped */
 };
 
 int ig_init(struct ig *g, struct m2w_queue *q, const struct m2w_ingest_opts *o,
 	    struct m2w_ingest_result *res, m2w_ingest_error_fn on_error,
 	    void *arg, char *errbuf);
+/* A stream that collects into `body` (o->type may be NULL: JSON items
+ * name their own type). */
+int ig_init_collect(struct ig *g, const struct m2w_ingest_opts *o,
+		    struct m2w_ingest_result *res, struct m2w_body *body,
+		    uint64_t rows_max, char *errbuf);
 void ig_release(struct ig *g);
+/* The next row: 0 to handle it, 1 when skip_rows passes over it, -1 when
+ * the stream stops (more than rows_max rows). */
+int ig_next_row(struct ig *g);
+/* A rejected row (the current one, g->res->rows): to on_error, or listed
+ * in the body. */
 void ig_reject(struct ig *g, uint64_t line, const char *column,
 	       const char *reason, const char *row);
+/* Lists a rejected row of a body (collecting). */
+void ig_body_error(struct ig *g, uint64_t row, uint64_t line,
+		   const char *column, const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 5, 6)))
+#endif
+	;
+/* A body-level failure "line N: ..." / "SOURCE:N: ..." into errbuf. */
+int ig_fail_at(struct ig *g, int rc, uint64_t line, const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 4, 5)))
+#endif
+	;
 int ig_commit(struct ig *g, uint64_t settled, uint64_t line);
-/* Takes r's payload as a task of `nrows` rows from `line`; a full batch
- * is committed, after which `settled` rows (ending at settled_line) are
- * in. */
-int ig_push(struct ig *g, struct m2w_ingest_row *r, uint64_t line,
-	    uint64_t nrows, uint64_t settled, uint64_t settled_line);
+/* Takes r's payload and keys as a task of `type` (NULL: the stream's) of
+ * `nrows` rows from `row` (starting at `line`), without committing. */
+int ig_add(struct ig *g, const char *type, struct m2w_ingest_row *r,
+	   uint64_t row, uint64_t line, uint64_t nrows, int64_t not_before);
+/* ig_add, then a full batch is committed, after which `settled` rows
+ * (ending at settled_line) are in. */
+int ig_push(struct ig *g, struct m2w_ingest_row *r, uint64_t row,
+	    uint64_t line, uint64_t nrows, uint64_t settled,
+	    uint64_t settled_line);
 /* The open parcel into the batch; `settled` rows end at `line`. */
 int ig_flush_pend(struct ig *g, const struct m2w_ingest_map *m,
 		  uint64_t settled, uint64_t line);
 
-/* The CSV stream (ingest_csv.c). */
+/* The CSV stream (ingest_csv.c): from a file, or from memory. */
 int ig_csv_run(struct ig *g, FILE *in);
+int ig_csv_mem(struct ig *g, const char *p, size_t n);
+/* The NDJSON stream (ingest.c): from a file, or from memory. */
+int ig_ndjson_mem(struct ig *g, const char *p, size_t n);
+
+/* A body's JSON item, an envelope {"type","payload","key","not_before"}
+ * (ingest_body.c); line 0 when the body has no lines (JSON). */
+void ig_body_item(struct ig *g, struct json_object *v, uint64_t row,
+		  uint64_t line);
 
 #endif

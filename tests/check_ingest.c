@@ -2,12 +2,15 @@
  * check_ingest.c - CSV and NDJSON rows into the store (ingest.h): the
  * predecessors' files as they are, header mapping, delimiters, quoting,
  * line numbers, rejected rows, keys (idempotency and ordering), batches,
- * resume, a store that fills up, and a large streamed file.
+ * resume, a store that fills up, and a large streamed file; whole bodies
+ * (m2w_ingest_parse_body, the HTTP push): JSON items, NDJSON, CSV, each
+ * kind of bad input, all or none, the same tasks as a stream, threads.
  *
  * Fixtures are in $top_srcdir/tests/data; every test has its own store.
  */
 #define _GNU_SOURCE
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -956,6 +959,512 @@ START_TEST(test_large_stream)
 }
 END_TEST
 
+/* ------------------------------------------------- a whole body (HTTP) */
+
+/* Parses `text` as a body of `format` (type may be NULL). */
+static int body(const char *text, int format, const char *type,
+		struct m2w_body *b)
+{
+	struct m2w_body_opts o;
+
+	memset(&o, 0, sizeof(o));
+	o.format = format;
+	o.type = type;
+	return m2w_ingest_parse_body(text, strlen(text), &o, b);
+}
+
+/* Parses `text` with `o`, which must succeed. */
+static void ck_body_ok(const char *text, const struct m2w_body_opts *o,
+		       struct m2w_body *b)
+{
+	int rc = m2w_ingest_parse_body(text, strlen(text), o, b);
+
+	ck_assert_msg(rc == M2W_OK, "\"%s\": %d, %s (%s)", text, rc, b->error,
+		      b->nerrors ? b->errors[0].reason : "");
+}
+
+static void ck_body_task(const struct m2w_body *b, size_t i, const char *type,
+			 const char *payload, const char *source,
+			 const char *idem, const char *group, int supersede)
+{
+	const struct m2w_new_task *t;
+
+	ck_assert_uint_lt(i, b->ntasks);
+	t = &b->tasks[i];
+	ck_assert_str_eq(t->type, type);
+	ck_assert_str_eq(t->payload, payload);
+	ck_assert_uint_eq(t->payload_len, strlen(payload));
+	ck_assert_str_eq(t->source, source);
+	ck_assert_str_eq(t->idem_key ? t->idem_key : "(none)", idem);
+	ck_assert_str_eq(t->group_key ? t->group_key : "(none)", group);
+	ck_assert_int_eq(t->supersede, supersede);
+}
+
+/* The i-th listed error is (row, line, field, reason contains `why`). */
+static void ck_body_error(const struct m2w_body *b, size_t i, uint64_t row,
+			  uint64_t line, const char *field, const char *why)
+{
+	ck_assert_uint_lt(i, b->nerrors);
+	ck_assert_uint_eq(b->errors[i].row, row);
+	ck_assert_uint_eq(b->errors[i].line, line);
+	ck_assert_str_eq(b->errors[i].field, field);
+	ck_assert_msg(strstr(b->errors[i].reason, why) != NULL,
+		      "error %zu: \"%s\" lacks \"%s\"", i, b->errors[i].reason,
+		      why);
+}
+
+/* The body as a whole is refused: no task, no row error, `why`. */
+static void ck_body_refused(const char *text, int format, const char *type,
+			    const char *why)
+{
+	struct m2w_body b;
+
+	ck_assert_int_eq(body(text, format, type, &b), M2W_EINVAL);
+	ck_assert_msg(strstr(b.error, why) != NULL, "\"%s\": error \"%s\" "
+		      "lacks \"%s\"", text, b.error, why);
+	ck_assert_uint_eq(b.ntasks, 0);
+	ck_assert_ptr_null(b.tasks);
+	ck_assert_uint_eq(b.rejected, 0);
+	ck_assert_uint_eq(b.nerrors, 0);
+	m2w_body_free(&b);
+}
+
+/* One bad row: nothing returned but its error. */
+static void ck_body_row(const char *text, int format, const char *type,
+			uint64_t row, uint64_t line, const char *field,
+			const char *why)
+{
+	struct m2w_body b;
+
+	ck_assert_int_eq(body(text, format, type, &b), M2W_EINVAL);
+	ck_assert_uint_eq(b.ntasks, 0);
+	ck_assert_ptr_null(b.tasks);
+	ck_assert_uint_eq(b.rejected, 1);
+	ck_body_error(&b, 0, row, line, field, why);
+	m2w_body_free(&b);
+}
+
+#define TRK(o, t) "{\"type\":\"tracking\",\"payload\":{\"order\":\"" o \
+	"\",\"track\":\"" t "\",\"carrier\":\"ups\"}}"
+
+START_TEST(test_body_json)
+{
+	struct m2w_body_opts o;
+	struct m2w_body b;
+	const char *arr = "[" TRK("100", "T1") ",{\"type\":\"price\","
+		"\"payload\":{\"sku\":\" P1 \",\"price\":9.5},\"key\":\"p-1\","
+		"\"not_before\":1700000000000},{\"type\":\"stock\",\"payload\":"
+		"{\"sku\":\"S1\",\"qty\":3},\"key\":42}]";
+
+	/* one object */
+	ck_assert_int_eq(body("\xef\xbb\xbf" TRK("100", "T1"), M2W_BODY_JSON,
+			      NULL, &b), M2W_OK);
+	ck_assert_uint_eq(b.ntasks, 1);
+	ck_assert_uint_eq(b.rows, 1);
+	ck_assert_str_eq(b.error, "");
+	ck_body_task(&b, 0, "tracking", "{\"order\":\"100\",\"track\":\"T1\","
+		     "\"carrier\":\"ups\"}", "http:1", "tracking:100:T1",
+		     "order:100", 0);
+	ck_assert_uint_eq(b.at[0].row, 1);
+	ck_assert_uint_eq(b.at[0].line, 0);
+	m2w_body_free(&b);
+	ck_assert_ptr_null(b.tasks);
+	m2w_body_free(&b); /* twice: nothing */
+
+	/* an array of envelopes of three types, with key and not_before */
+	ck_assert_int_eq(body(arr, M2W_BODY_JSON, NULL, &b), M2W_OK);
+	ck_assert_uint_eq(b.ntasks, 3);
+	ck_body_task(&b, 1, "price", "{\"sku\":\"P1\",\"price\":9.5}",
+		     "http:2", "price:p-1", "price:P1:0", 1);
+	ck_assert_int_eq(b.tasks[1].not_before_ms, INT64_C(1700000000000));
+	ck_body_task(&b, 2, "stock", "{\"sku\":\"S1\",\"qty\":3}", "http:3",
+		     "stock:42", "stock:S1:default", 1);
+	ck_assert_int_eq(b.tasks[2].not_before_ms, 0);
+	ck_assert_uint_eq(b.at[2].row, 3);
+	m2w_body_free(&b);
+
+	/* bare payloads with a type, and a key field */
+	memset(&o, 0, sizeof(o));
+	o.format = M2W_BODY_JSON;
+	o.type = "stock";
+	o.key_field = "id";
+	ck_body_ok("[{\"id\":\"r1\",\"sku\":\"S1\",\"qty\":3},{\"id\":7,"
+		   "\"sku\":\"S2\",\"qty\":4,\"source\":\"eu\"}]", &o, &b);
+	ck_assert_uint_eq(b.ntasks, 2);
+	ck_body_task(&b, 0, "stock", "{\"sku\":\"S1\",\"qty\":3}", "http:1",
+		     "stock:r1", "stock:S1:default", 1);
+	ck_body_task(&b, 1, "stock", "{\"sku\":\"S2\",\"qty\":4,\"source\":"
+		     "\"eu\"}", "http:2", "stock:7", "stock:S2:eu", 1);
+	m2w_body_free(&b);
+
+	/* an empty array: nothing, and that is fine */
+	ck_assert_int_eq(body(" [ ] ", M2W_BODY_JSON, NULL, &b), M2W_OK);
+	ck_assert_uint_eq(b.ntasks, 0);
+	ck_assert_ptr_null(b.tasks);
+	m2w_body_free(&b);
+}
+END_TEST
+
+START_TEST(test_body_ndjson)
+{
+	struct m2w_body b;
+
+	/* envelopes; empty and blank lines are no rows; CRLF */
+	ck_assert_int_eq(body("\xef\xbb\xbf" TRK("101", "T2") "\r\n\n  \n"
+			      TRK("102", "T3"), M2W_BODY_NDJSON, NULL, &b),
+			 M2W_OK);
+	ck_assert_uint_eq(b.rows, 2);
+	ck_assert_uint_eq(b.ntasks, 2);
+	ck_body_task(&b, 1, "tracking", "{\"order\":\"102\",\"track\":\"T3\","
+		     "\"carrier\":\"ups\"}", "http:4", "tracking:102:T3",
+		     "order:102", 0);
+	ck_assert_uint_eq(b.at[1].row, 2);
+	ck_assert_uint_eq(b.at[1].line, 4);
+	m2w_body_free(&b);
+
+	/* bare payloads of a type, trimmed */
+	ck_assert_int_eq(body("{\"order\":\" 103 \",\"track\":\"T4\",\"carrier\":"
+			      "\"dhl \"}\n", M2W_BODY_NDJSON, "tracking", &b),
+			 M2W_OK);
+	ck_body_task(&b, 0, "tracking", "{\"order\":\"103\",\"track\":\"T4\","
+		     "\"carrier\":\"dhl\"}", "http:1", "tracking:103:T4",
+		     "order:103", 0);
+	m2w_body_free(&b);
+
+	/* rest: only NDJSON or JSON, the body as it is */
+	ck_assert_int_eq(body("{\"method\":\"PUT\",\"path\":\"/V1/x\",\"body\":"
+			      "{\"a\":\" b \"}}", M2W_BODY_NDJSON, "rest", &b),
+			 M2W_OK);
+	ck_body_task(&b, 0, "rest", "{\"method\":\"PUT\",\"path\":\"/V1/x\","
+		     "\"body\":{\"a\":\" b \"}}", "http:1", "(none)", "(none)",
+		     0);
+	m2w_body_free(&b);
+}
+END_TEST
+
+START_TEST(test_body_csv)
+{
+	struct m2w_body_opts o;
+	struct m2w_body b;
+	const char *parcels =
+		"Order Number;Tracking Number;Carrier;SKU;Quantity\r\n"
+		"200;C1;ups;A;1\r\n"
+		"200;C1;ups;B;2\r\n"
+		"\r\n"
+		"200;C1;ups;C;3\r\n"
+		"201;\"C2\";dhl;;\r\n"
+		"202;C3;ups;A;1\r\n";
+
+	/* header aliases, semicolons, CRLF, quotes, merged parcels */
+	ck_assert_int_eq(body(parcels, M2W_BODY_CSV, "tracking", &b), M2W_OK);
+	ck_assert_int_eq(b.delimiter, ';');
+	ck_assert_uint_eq(b.rows, 5);
+	ck_assert_uint_eq(b.ntasks, 3);
+	ck_body_task(&b, 0, "tracking", "{\"order\":\"200\",\"track\":\"C1\","
+		     "\"carrier\":\"ups\",\"items\":[{\"sku\":\"A\",\"qty\":1},"
+		     "{\"sku\":\"B\",\"qty\":2},{\"sku\":\"C\",\"qty\":3}]}",
+		     "http:2", "tracking:200:C1", "order:200", 0);
+	ck_assert_uint_eq(b.at[0].row, 1);
+	ck_assert_uint_eq(b.at[0].line, 2);
+	ck_assert_uint_eq(b.at[0].nrows, 3);
+	ck_body_task(&b, 1, "tracking", "{\"order\":\"201\",\"track\":\"C2\","
+		     "\"carrier\":\"dhl\"}", "http:6", "tracking:201:C2",
+		     "order:201", 0);
+	ck_assert_uint_eq(b.at[1].row, 4);
+	ck_assert_uint_eq(b.at[1].nrows, 1);
+	ck_body_task(&b, 2, "tracking", "{\"order\":\"202\",\"track\":\"C3\","
+		     "\"carrier\":\"ups\",\"items\":[{\"sku\":\"A\",\"qty\":1}]}",
+		     "http:7", "tracking:202:C3", "order:202", 0);
+	m2w_body_free(&b);
+
+	/* extra aliases, a key column, a given delimiter, a BOM */
+	memset(&o, 0, sizeof(o));
+	o.format = M2W_BODY_CSV;
+	o.type = "price";
+	o.columns = "sku=Artikel, price=Preis";
+	o.key_field = "ref";
+	o.delimiter = '\t';
+	o.source = "push";
+	ck_body_ok("\xef\xbb\xbf" "Artikel\tPreis\tStore ID\tref\n"
+		   "P1\t9.90\t2\tx1\n", &o, &b);
+	ck_assert_uint_eq(b.ntasks, 1);
+	ck_body_task(&b, 0, "price", "{\"sku\":\"P1\",\"price\":9.90,"
+		     "\"store_id\":2}", "push:2", "price:x1", "price:P1:2", 1);
+	m2w_body_free(&b);
+
+	/* a header alone: no rows, no tasks, fine */
+	ck_assert_int_eq(body("sku,qty\n", M2W_BODY_CSV, "stock", &b), M2W_OK);
+	ck_assert_uint_eq(b.rows, 0);
+	ck_assert_uint_eq(b.ntasks, 0);
+	m2w_body_free(&b);
+}
+END_TEST
+
+/* The same CSV through a stream into a store and through the body parser:
+ * the same tasks (one implementation of reading, mapping and merging). */
+START_TEST(test_body_same_as_stream)
+{
+	struct tu_env e;
+	struct m2w_ingest_result r;
+	struct m2w_body b;
+	struct seen s;
+	FILE *f = fopen(data("items.csv"), "rb");
+	char text[4096];
+	size_t n, i;
+
+	ck_assert_ptr_nonnull(f);
+	n = fread(text, 1, sizeof(text) - 1, f);
+	fclose(f);
+	text[n] = '\0';
+	tu_env_init(&e);
+	tu_open(&e);
+	ck_assert_int_eq(run_str(e.q, text, "tracking", NULL, &r, &s), M2W_OK);
+	ck_assert_int_eq(body(text, M2W_BODY_CSV, "tracking", &b), M2W_OK);
+	ck_assert_uint_eq(b.ntasks, s.ntask);
+	ck_assert_uint_eq(b.rows, r.rows);
+	for (i = 0; i < b.ntasks; i++) {
+		struct m2w_task *t = tu_get(e.q, s.tid[i]);
+		char src[32];
+
+		ck_assert_str_eq(t->payload, b.tasks[i].payload);
+		ck_assert_str_eq(t->idem_key ? t->idem_key : "",
+				 b.tasks[i].idem_key ? b.tasks[i].idem_key : "");
+		ck_assert_uint_eq(s.tline[i], b.at[i].line);
+		snprintf(src, sizeof(src), "http:%llu",
+			 (unsigned long long)s.tline[i]);
+		ck_assert_str_eq(b.tasks[i].source, src);
+		m2w_task_free(t);
+	}
+	/* and the body's tasks go into a store as they are */
+	CK_OK(m2w_queue_enqueue(e.q, b.tasks, b.ntasks, EB));
+	for (i = 0; i < b.ntasks; i++)
+		ck_assert_int_eq(b.tasks[i].duplicate, 1);
+	m2w_body_free(&b);
+	tu_env_done(&e);
+}
+END_TEST
+
+START_TEST(test_body_errors)
+{
+	struct m2w_body_opts o;
+	struct m2w_body b;
+	const char *tm;
+	char big[512];
+
+	/* the body as a whole */
+	ck_body_refused("[" TRK("1", "A") ",{\"type\":", M2W_BODY_JSON, NULL,
+			"body is not valid JSON at byte");
+	ck_body_refused(TRK("1", "A") " x", M2W_BODY_JSON, NULL,
+			"body is not valid JSON at byte 73");
+	ck_body_refused("\"x\"", M2W_BODY_JSON, NULL,
+			"body must be a JSON object or an array");
+	ck_body_refused("", M2W_BODY_JSON, NULL, "not valid JSON");
+	ck_body_refused("order,track,carrier\n", M2W_BODY_CSV, NULL,
+			"CSV needs a job type");
+	ck_body_refused("method,path\n", M2W_BODY_CSV, "rest",
+			"takes NDJSON, not CSV");
+	ck_body_refused("sku,qty\nA,1\n", M2W_BODY_CSV, "tracking",
+			"line 1: header has no order column: expected one of "
+			"order_number, order_id, increment_id, order");
+	ck_body_refused("\n\norder,order_id,track,carrier\n", M2W_BODY_CSV,
+			"tracking", "line 3: header has two order columns");
+	ck_body_refused("a\"b,track\n1,2\n", M2W_BODY_CSV, "tracking",
+			"line 1: header: bad quoting");
+	ck_body_refused("\n ,, \n", M2W_BODY_CSV, "stock",
+			"the CSV body has no header");
+	ck_body_refused("{}", 9, "stock", "unknown body format");
+	ck_body_refused("{}", M2W_BODY_JSON, "nope", "unknown job type");
+	{
+		static const char nul[] = "{\"type\":\"x\0\"}";
+
+		memset(&o, 0, sizeof(o));
+		o.format = M2W_BODY_JSON;
+		ck_assert_int_eq(m2w_ingest_parse_body(nul, sizeof(nul) - 1,
+						       &o, &b), M2W_EINVAL);
+		ck_assert_str_eq(b.error, "body is not valid JSON: a NUL byte");
+		m2w_body_free(&b);
+	}
+	/* more rows than rows_max: refused as a whole, errors dropped */
+	tm = "{}\n{\"sku\":\"A\",\"qty\":1}\n{\"sku\":\"B\",\"qty\":1}\n";
+	memset(&o, 0, sizeof(o));
+	o.format = M2W_BODY_NDJSON;
+	o.type = "stock";
+	o.rows_max = 2;
+	ck_assert_int_eq(m2w_ingest_parse_body(tm, strlen(tm), &o, &b),
+			 M2W_EINVAL);
+	ck_assert_int_eq(b.too_many, 1);
+	ck_assert_uint_eq(b.rejected, 0);
+	ck_assert_uint_eq(b.nerrors, 0);
+	ck_assert_str_eq(b.error, "more than 2 rows in one request: split it");
+	m2w_body_free(&b);
+
+	/* envelopes */
+	ck_body_row("[5]", M2W_BODY_JSON, NULL, 1, 0, "",
+		    "an item must be a JSON object");
+	ck_body_row("{\"type\":\"nope\",\"payload\":{}}", M2W_BODY_JSON, NULL,
+		    1, 0, "type", "unknown type");
+	ck_body_row("{\"payload\":{}}", M2W_BODY_JSON, NULL, 1, 0, "type",
+		    "missing \"type\"");
+	ck_body_row("{\"type\":\"stock\"}", M2W_BODY_JSON, NULL, 1, 0,
+		    "payload", "missing \"payload\"");
+	ck_body_row("{\"type\":\"stock\",\"payload\":[1]}", M2W_BODY_JSON, NULL,
+		    1, 0, "payload", "payload must be a JSON object");
+	ck_body_row("{\"type\":\"stock\",\"payload\":{\"sku\":\"A\",\"qty\":1},"
+		    "\"key\":\"\"}", M2W_BODY_JSON, NULL, 1, 0, "key",
+		    "key must be a non-empty string");
+	ck_body_row("{\"type\":\"stock\",\"payload\":{\"sku\":\"A\",\"qty\":1},"
+		    "\"not_before\":-1}", M2W_BODY_JSON, NULL, 1, 0,
+		    "not_before", "not_before must be unix time");
+	ck_body_row("{\"type\":\"tracking\",\"payload\":{\"order\":\"1\","
+		    "\"carrier\":\"ups\"}}", M2W_BODY_JSON, NULL, 1, 0, "track",
+		    "missing \"track\"");
+	memset(big, 'k', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	{
+		char text[1024];
+
+		snprintf(text, sizeof(text), "{\"type\":\"stock\",\"payload\":"
+			 "{\"sku\":\"A\",\"qty\":1},\"key\":\"%.395s\"}", big);
+		ck_body_row(text, M2W_BODY_JSON, NULL, 1, 0, "key",
+			    "key is longer than 400 bytes with its type");
+	}
+	/* an envelope with two unknown keys: two errors of one row */
+	ck_assert_int_eq(body("[" TRK("1", "A") ",{\"type\":\"stock\",\"payload"
+			      "\":{},\"color\":1,\"size\":2}]", M2W_BODY_JSON,
+			      NULL, &b), M2W_EINVAL);
+	ck_assert_uint_eq(b.rejected, 2);
+	ck_body_error(&b, 0, 2, 0, "color", "unknown key \"color\"");
+	ck_body_error(&b, 1, 2, 0, "size", "unknown key \"size\"");
+	ck_assert_str_eq(b.error, "2 of 2 rows rejected");
+	m2w_body_free(&b);
+	/* bare payloads */
+	ck_body_row("[\"x\"]", M2W_BODY_JSON, "stock", 1, 0, "",
+		    "a payload must be a JSON object");
+	ck_body_row("{\"sku\":\"A\",\"qty\":\"x\"}", M2W_BODY_JSON, "stock", 1,
+		    0, "qty", "\"qty\" must be a number");
+	/* NDJSON */
+	ck_body_row("\n\nnot json\n", M2W_BODY_NDJSON, NULL, 1, 3, "",
+		    "not valid JSON at byte 2");
+	ck_body_row("\n[1]\n", M2W_BODY_NDJSON, "stock", 1, 2, "",
+		    "a row must be a JSON object");
+	/* CSV rows */
+	ck_body_row("order,track,carrier\n1,,ups\n", M2W_BODY_CSV, "tracking",
+		    1, 2, "track", "track is empty");
+	ck_body_row("order,track,carrier\n1,A\n", M2W_BODY_CSV, "tracking",
+		    1, 2, "", "row has 2 fields, the header 3");
+	ck_body_row("order,track,carrier\n1,A\"x,ups\n", M2W_BODY_CSV,
+		    "tracking", 1, 2, "", "bad quoting on line 2");
+	ck_body_row("order,track,carrier\n1,\"A,ups\n", M2W_BODY_CSV,
+		    "tracking", 1, 2, "", "a quoted field opened on line 2 is "
+		    "not closed at the end of the body");
+	ck_body_row("sku,qty\nA,\"12,5\"\n", M2W_BODY_CSV, "stock", 1, 2, "qty",
+		    "(use a dot for decimals)");
+	ck_body_row("order,track,carrier\n1,\xff,ups\n", M2W_BODY_CSV,
+		    "tracking", 1, 2, "track", "not valid UTF-8");
+	ck_body_row("order,track,carrier,sku,qty\n1,A,ups,B,\n", M2W_BODY_CSV,
+		    "tracking", 1, 2, "qty", "qty is empty but sku is given");
+}
+END_TEST
+
+/* An error in row 3 of 5: nothing returned but the error. */
+START_TEST(test_body_all_or_none)
+{
+	struct m2w_body b;
+	int format;
+
+	for (format = M2W_BODY_JSON; format <= M2W_BODY_CSV; format++) {
+		const char *text =
+			format == M2W_BODY_CSV
+			? "sku,qty\nS1,1\nS2,2\nS3,x\nS4,4\nS5,5\n"
+			: format == M2W_BODY_NDJSON
+			? "{\"sku\":\"S1\",\"qty\":1}\n{\"sku\":\"S2\",\"qty\":2}"
+			  "\n{\"sku\":\"S3\",\"qty\":\"x\"}\n{\"sku\":\"S4\","
+			  "\"qty\":4}\n{\"sku\":\"S5\",\"qty\":5}\n"
+			: "[{\"sku\":\"S1\",\"qty\":1},{\"sku\":\"S2\",\"qty\":2},"
+			  "{\"sku\":\"S3\",\"qty\":\"x\"},{\"sku\":\"S4\","
+			  "\"qty\":4},{\"sku\":\"S5\",\"qty\":5}]";
+
+		ck_assert_int_eq(body(text, format, "stock", &b), M2W_EINVAL);
+		ck_assert_uint_eq(b.ntasks, 0);
+		ck_assert_ptr_null(b.tasks);
+		ck_assert_ptr_null(b.at);
+		ck_assert_uint_eq(b.rows, 5);
+		ck_assert_uint_eq(b.rejected, 1);
+		ck_assert_uint_eq(b.nerrors, 1);
+		ck_body_error(&b, 0, 3, format == M2W_BODY_CSV ? 4
+					: format == M2W_BODY_NDJSON ? 3 : 0,
+			      "qty", "number");
+		ck_assert_str_eq(b.error, "1 of 5 rows rejected");
+		m2w_body_free(&b);
+	}
+}
+END_TEST
+
+/* Many rejected rows: all counted, M2W_BODY_ERRORS_MAX listed. */
+START_TEST(test_body_many_errors)
+{
+	struct m2w_body b;
+	size_t n = M2W_BODY_ERRORS_MAX + 5, i;
+	char *text = malloc(16 + n * 8), *p = text;
+
+	ck_assert_ptr_nonnull(text);
+	p += sprintf(p, "sku,qty\n");
+	for (i = 0; i < n; i++)
+		p += sprintf(p, "A,x\n");
+	ck_assert_int_eq(body(text, M2W_BODY_CSV, "stock", &b), M2W_EINVAL);
+	ck_assert_uint_eq(b.rejected, n);
+	ck_assert_uint_eq(b.nerrors, M2W_BODY_ERRORS_MAX);
+	ck_body_error(&b, M2W_BODY_ERRORS_MAX - 1, M2W_BODY_ERRORS_MAX,
+		      M2W_BODY_ERRORS_MAX + 1, "qty", "not a number");
+	m2w_body_free(&b);
+	free(text);
+}
+END_TEST
+
+/* Many threads parse at once (the HTTP server's connection threads). */
+struct par {
+	pthread_t th;
+	int ok;
+};
+
+static void *parse_thread(void *arg)
+{
+	struct par *p = arg;
+	struct m2w_body b;
+	int k;
+
+	p->ok = 1;
+	for (k = 0; k < 200 && p->ok; k++) {
+		p->ok = body("order,track,carrier,sku,qty\n1,T,ups,A,1\n"
+			     "1,T,ups,B,2\n2,U,dhl,,\n", M2W_BODY_CSV,
+			     "tracking", &b) == M2W_OK && b.ntasks == 2 &&
+			strcmp(b.tasks[0].payload, "{\"order\":\"1\",\"track\":"
+			       "\"T\",\"carrier\":\"ups\",\"items\":[{\"sku\":"
+			       "\"A\",\"qty\":1},{\"sku\":\"B\",\"qty\":2}]}") == 0;
+		m2w_body_free(&b);
+		p->ok = p->ok && body("[" TRK("1", "A") ",{\"type\":\"nope\"}]",
+				      M2W_BODY_JSON, NULL, &b) == M2W_EINVAL &&
+			b.rejected == 1 && b.errors[0].row == 2;
+		m2w_body_free(&b);
+	}
+	return NULL;
+}
+
+START_TEST(test_body_threads)
+{
+	struct par p[8];
+	int i;
+
+	for (i = 0; i < 8; i++)
+		ck_assert_int_eq(pthread_create(&p[i].th, NULL, parse_thread,
+						&p[i]), 0);
+	for (i = 0; i < 8; i++) {
+		pthread_join(p[i].th, NULL);
+		ck_assert_msg(p[i].ok, "thread %d parsed wrong", i);
+	}
+}
+END_TEST
+
 static Suite *ingest_suite(void)
 {
 	Suite *s = suite_create("ingest");
@@ -983,6 +1492,14 @@ static Suite *ingest_suite(void)
 	tcase_add_test(tc, test_ndjson);
 	tcase_add_test(tc, test_row_functions);
 	tcase_add_test(tc, test_fingerprint);
+	tcase_add_test(tc, test_body_json);
+	tcase_add_test(tc, test_body_ndjson);
+	tcase_add_test(tc, test_body_csv);
+	tcase_add_test(tc, test_body_same_as_stream);
+	tcase_add_test(tc, test_body_errors);
+	tcase_add_test(tc, test_body_all_or_none);
+	tcase_add_test(tc, test_body_many_errors);
+	tcase_add_test(tc, test_body_threads);
 	suite_add_tcase(s, tc);
 	tcase_add_test(big, test_large_stream);
 	tcase_set_timeout(big, 300);

@@ -1,9 +1,12 @@
 /*
  * ingest.h - rows in (CSV or NDJSON), validated tasks out, into the store.
  *
- * Every producer goes through here: `qctl enqueue` (a file or stdin), the
- * CSV directory watcher and the HTTP push. The same input therefore maps to
- * the same payloads, the same keys and the same errors whatever its way in.
+ * Every producer goes through here: `qctl enqueue` (a file or stdin) and
+ * the CSV directory watcher stream into the store (m2w_ingest_stream); the
+ * HTTP push parses its whole body first (m2w_ingest_parse_body, below) and
+ * enqueues the tasks itself. Both read CSV and NDJSON with the same code,
+ * so the same input maps to the same payloads, the same keys and the same
+ * errors whatever its way in.
  *
  * CSV (RFC 4180; libcsv, streamed in 64 KiB chunks, so a file larger than
  * memory works). A UTF-8 byte-order mark is stripped. The delimiter is `,`
@@ -251,6 +254,117 @@ int m2w_ingest_fingerprint(FILE *f, char *hex, char *errbuf);
 /* The delimiter of a CSV text from its first line: the most frequent of
  * , ; tab outside quotes; ',' on a tie or when there is none. Pure. */
 char m2w_ingest_detect_delimiter(const char *p, size_t n);
+
+/* --------------------------------------------------- a whole body (HTTP) */
+
+/*
+ * m2w_ingest_parse_body: a request body in memory into tasks, all or none,
+ * without enqueuing anything (the caller enqueues out->tasks in one
+ * m2w_queue_enqueue, so a push is one all-or-none commit).
+ *
+ *   M2W_BODY_JSON    one item or an array of items (strict JSON, a UTF-8
+ *                    byte-order mark skipped). Rows are the items, counted
+ *                    from 1; they have no line (0).
+ *   M2W_BODY_NDJSON  one item per line (LF; CR and white space around it
+ *                    trimmed); empty lines are no rows. The NDJSON reader
+ *                    of m2w_ingest_stream: a line longer than
+ *                    M2W_INGEST_RECORD_MAX is a rejected row.
+ *   M2W_BODY_CSV     opts->type required; read, mapped and merged (parcels)
+ *                    exactly as a CSV file (see above); rows are the data
+ *                    rows, lines the body's lines.
+ *
+ * An item is, with opts->type NULL, an envelope {"type": T, "payload":
+ * {...}, "key": K, "not_before": MS} (type, payload required; any other
+ * key is an error of its own; key, a non-empty string or an integer, makes
+ * the idempotency key "T:K"; not_before >= 0, unix ms); with opts->type,
+ * a bare payload object of that type (opts->key_field as in a stream).
+ * Every payload then goes through m2w_ingest_json_row: the job's check()
+ * and keys(), as files.
+ *
+ * Tasks: type (a static job name), payload, source "<opts->source>:<line>"
+ * ("http:12"; the row where there are no lines), idem_key, group_key and
+ * supersede from the job or the key, not_before_ms; the other fields 0.
+ * at[i] says where tasks[i] came from.
+ *
+ * Returns
+ *   M2W_OK      every row is good: out->tasks[0..ntasks) (possibly none:
+ *               "[]", a CSV header alone), out->rows rows.
+ *   M2W_EINVAL  nothing to enqueue (ntasks 0), and out->error (never
+ *               empty) says why. Either rows were rejected: out->rejected
+ *               errors in all (an envelope may have several, one per
+ *               unknown key), the first M2W_BODY_ERRORS_MAX of them in
+ *               out->errors, in body order; out->error "2 of 5 rows
+ *               rejected". Or the body as a whole is refused (not JSON, a
+ *               CSV header that will not do, no header, bad options, more
+ *               than opts->rows_max rows: out->too_many): out->rejected 0
+ *               and no errors listed.
+ *   M2W_ENOMEM  out->error "out of memory"; nothing returned.
+ *
+ * Memory: `body` and everything in `opts` are borrowed for the call. What
+ * is returned in *out (tasks with their payload, source and key strings,
+ * at, errors) belongs to *out and is freed by m2w_body_free, whatever the
+ * return code; *out may then be reused. Do not free single parts.
+ *
+ * Threads: no globals and no shared state; any number of calls may run at
+ * once on different threads (the HTTP server calls it from every
+ * connection's thread), each with its own *out.
+ */
+enum m2w_body_format {
+	M2W_BODY_JSON = 1,
+	M2W_BODY_NDJSON = 2,
+	M2W_BODY_CSV = 3
+};
+
+#define M2W_BODY_ERRORS_MAX 1000   /* row errors listed at most */
+#define M2W_BODY_REASON_MAX (M2W_INGEST_REASON_MAX + 64)
+
+struct m2w_body_opts {
+	int format;               /* enum m2w_body_format */
+	const char *type;         /* job type of every row; NULL: items are
+				   * envelopes (JSON, NDJSON only) */
+	const char *key_field;    /* with type: as m2w_ingest_opts.key_field */
+	char delimiter;           /* CSV: ',' ';' '\t', or 0 = detect */
+	const char *columns;      /* CSV: extra header aliases, or NULL */
+	const char *source;       /* label of the tasks' source; NULL: "http" */
+	uint64_t rows_max;        /* more rows: refused (too_many); 0 = none */
+};
+
+/* A rejected row. */
+struct m2w_body_error {
+	uint64_t row;             /* 1-based row (item, NDJSON line with
+				   * content, CSV data row) */
+	uint64_t line;            /* its first line; 0 = none (JSON) */
+	char field[M2W_INGEST_COLUMN_MAX + 1]; /* column or key; "" = the
+				   * row as a whole */
+	char reason[M2W_BODY_REASON_MAX];
+};
+
+/* Where a task came from. */
+struct m2w_body_at {
+	uint64_t row, line;       /* as in struct m2w_body_error */
+	uint64_t nrows;           /* rows merged into it (CSV parcels) */
+};
+
+struct m2w_body {
+	struct m2w_new_task *tasks;   /* [ntasks], body order */
+	struct m2w_body_at *at;       /* [ntasks] */
+	size_t ntasks;
+	uint64_t rows;                /* rows read */
+	struct m2w_body_error *errors; /* [nerrors] */
+	size_t nerrors;               /* listed, <= M2W_BODY_ERRORS_MAX */
+	uint64_t rejected;            /* errors in all, >= nerrors */
+	int too_many;                 /* refused: more than rows_max rows */
+	char delimiter;               /* CSV: the delimiter used */
+	char error[M2W_ERRBUF_SIZE];  /* why, when not M2W_OK */
+};
+
+int m2w_ingest_parse_body(const char *body, size_t len,
+			  const struct m2w_body_opts *opts,
+			  struct m2w_body *out);
+
+/* Frees everything m2w_ingest_parse_body returned in b and zeroes it. NULL
+ * or a zeroed struct: nothing. */
+void m2w_body_free(struct m2w_body *b);
 
 #ifdef __cplusplus
 }
