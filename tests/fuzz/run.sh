@@ -21,7 +21,9 @@
 # -m merges the run's new inputs back into the committed corpus,
 # minimised (libFuzzer -merge=1 of the committed seeds plus the run's
 # corpus into an empty directory, which then replaces the committed one),
-# so the committed corpus holds only inputs that add coverage.
+# so the committed corpus holds only inputs that add coverage. The merge
+# uses -use_counters=0: edges count, their hit counts do not, which keeps
+# a corpus at a few hundred files at most.
 set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -118,7 +120,7 @@ run_one() {
 	if [ "$merge" = 1 ]; then
 		local m=$dir/merged
 		mkdir -p "$m"
-		if "$bin" "${args[@]}" -merge=1 "$m" "$seeds" "$dir/corpus" >"$dir/merge.log" 2>&1; then
+		if "$bin" "${args[@]}" -merge=1 -use_counters=0 "$m" "$seeds" "$dir/corpus" >"$dir/merge.log" 2>&1; then
 			mkdir -p "$seeds"
 			find "$seeds" -type f -delete
 			cp -p "$m"/. "$seeds/" -R
