@@ -438,6 +438,8 @@ static int csv_begin(struct cst *s, struct ig *g, const char *pre, size_t n)
 #ifdef CSV_STRICT_FINI
 	s->popts |= CSV_STRICT_FINI;
 #endif
+	if (!pre)                /* an empty input */
+		pre = "", n = 0;
 	if (n >= 3 && memcmp(pre, "\xef\xbb\xbf", 3) == 0)
 		off = 3;
 	s->delim = (unsigned char)(d ? d : m2w_ingest_detect_delimiter(

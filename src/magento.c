@@ -40,6 +40,8 @@
 #include <strings.h>
 #include <time.h>
 
+#include <openssl/crypto.h>
+
 #include "magento_internal.h"
 
 #define DEFAULT_CONNECT_MS 5000
@@ -444,35 +446,46 @@ void m2_response_free(struct m2_response *r)
 
 /* ------------------------------------------------------------ secrets */
 
+#define SECRET_MAX 8192         /* bytes of a secret file's first line */
+
 static int read_first_line(const char *path, char **out, char *errbuf)
 {
 	FILE *f = fopen(path, "r");
-	char *line = NULL;
-	size_t cap = 0;
-	ssize_t n;
+	const char *why = NULL;
+	char *line;
+	size_t n = 0;
+	int ch;
 
 	if (!f)
 		return m2w_fail(errbuf, M2W_EINVAL, "secret file %s: %s", path,
 				strerror(errno));
-	n = getline(&line, &cap, f);
-	if (n < 0 && ferror(f)) {
-		int e = errno;
-
+	if (!(line = malloc(SECRET_MAX + 1))) {
 		fclose(f);
-		free(line);
-		return m2w_fail(errbuf, M2W_EINVAL, "secret file %s: %s",
-				path, strerror(e));
-	}
-	fclose(f);
-	if (n < 0) {
-		free(line);
-		line = strdup("");
-		n = 0;
-	}
-	if (!line)
 		return m2w_fail(errbuf, M2W_ENOMEM, "out of memory");
-	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+	}
+	/* bounded: "file:/dev/zero" must end in an error, not eat memory */
+	while ((ch = getc(f)) != EOF && ch != '\n') {
+		if (ch == '\0')
+			why = "holds a NUL byte";
+		else if (n == SECRET_MAX)
+			why = "first line longer than 8192 bytes";
+		else
+			line[n++] = (char)ch;
+		if (why)
+			break;
+	}
+	if (!why && ferror(f))
+		why = strerror(errno);
+	fclose(f);
+	line[n] = '\0';
+	while (n > 0 && line[n - 1] == '\r')
 		line[--n] = '\0';
+	if (why) {
+		OPENSSL_cleanse(line, SECRET_MAX + 1);
+		free(line);
+		return m2w_fail(errbuf, M2W_EINVAL, "secret file %s: %s", path,
+				why);
+	}
 	*out = line;
 	return M2W_OK;
 }
@@ -1176,6 +1189,7 @@ int m2i_call(struct m2_conn *k, const char *method, const char *path,
 		    k->c->auth == M2_AUTH_ADMIN && attempt == 0) {
 			admin_invalidate(k->c, gen);
 			m2i_buf_release(&x.body);
+			x.status = 0;   /* a failed login must not leave the 401 */
 			continue;
 		}
 		break;

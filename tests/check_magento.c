@@ -417,6 +417,33 @@ START_TEST(test_secret_resolve)
 	ck_assert_msg(rc != M2W_OK, "missing file accepted: \"%s\"",
 		      out ? out : "");
 	ck_assert_msg(eb[0] != '\0', "missing file: empty errbuf");
+
+	/* a first line without end (file:/dev/zero) is an error, bounded */
+	eb[0] = '\0';
+	out = NULL;
+	rc = m2_secret_resolve("file:/dev/zero", &out, eb);
+	ck_assert_msg(rc == M2W_EINVAL, "/dev/zero: %d (%s)", rc, eb);
+	ck_assert_ptr_nonnull(strstr(eb, "NUL byte"));
+	ck_assert_ptr_null(out);
+
+	/* a first line past 8 KiB is an error too */
+	fp = fopen(path, "w");
+	for (rc = 0; rc < 9000; rc++)
+		fputc('s', fp);
+	fclose(fp);
+	snprintf(spec, sizeof(spec), "file:%s", path);
+	eb[0] = '\0';
+	rc = m2_secret_resolve(spec, &out, eb);
+	ck_assert_msg(rc == M2W_EINVAL, "9000 bytes: %d (%s)", rc, eb);
+	ck_assert_ptr_nonnull(strstr(eb, "longer than"));
+
+	/* an empty file is an empty secret (config check refuses it) */
+	fp = fopen(path, "w");
+	fclose(fp);
+	snprintf(spec, sizeof(spec), "file:%s", path);
+	CK_OK(m2_secret_resolve(spec, &out, EB));
+	ck_assert_str_eq(out, "");
+	free(out);
 	tu_rmrf(dir);
 }
 END_TEST

@@ -159,13 +159,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	data++;
 	size--;
 
-	/* KNOWN BUG, reported: an empty CSV input makes ig_csv_run compute
-	 * NULL + 0 (src/ingest_csv.c:448, "applying zero offset to null
-	 * pointer"); reproducer in crashes/fuzz_csv/. Passed over so that the
-	 * run goes on; remove this once ingest_csv.c is fixed. */
-	if (size == 0 && !(flags & 0x80))
-		return 0;
-
 	d = m2w_ingest_detect_delimiter((const char *)data, size);
 	CHECK(d == ',' || d == ';' || d == '\t');
 

@@ -277,14 +277,7 @@ static void run_call(struct m2_conn *k, unsigned op)
 					  &res);
 		if (resp.body) {
 			CHECK(resp.body[resp.len] == '\0');
-			/* KNOWN BUG, reported (crashes/fuzz_magento/): after
-			 * an admin 401 whose re-login fails, m2i_call hands
-			 * out the stale 401 status with an empty body while
-			 * the result has the token endpoint's status. Passed over
-			 * until src/magento.c resets x.status on retry. */
-			if (!(k->c->auth == M2_AUTH_ADMIN && rc != M2W_OK &&
-			      resp.status == 401))
-				CHECK(resp.status == res.http_status);
+			CHECK(resp.status == res.http_status);
 		}
 		m2_response_free(&resp);
 		break;
