@@ -86,6 +86,8 @@ run_one() {
 		return 1
 	fi
 	[ -d "$seeds" ] && cp -p "$seeds"/. "$dir/corpus/" -R
+	# inputs that once found a bug run first, every time (regressions)
+	[ -d "$here/crashes/$1" ] && cp -p "$here/crashes/$1"/. "$dir/corpus/" -R
 	[ -f "$dict" ] && args+=("-dict=$dict")
 	"$bin" "${args[@]}" -max_total_time="$secs" -timeout="$per_input_timeout" \
 		-print_final_stats=1 -close_fd_mask=1 \
