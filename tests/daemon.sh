@@ -63,12 +63,13 @@ EOF
 ${M2W_WRAP:-} "$M2W" -c "$T/m2w.conf" --check-config >/dev/null || { fail "config"; exit 1; }
 
 # start [CONF]: the daemon in the background; under M2W_WRAP, until its pool is up
+n_up() { n=$(grep -c 'pool.start' "$T/m2w.log" 2>/dev/null); echo "${n:-0}"; }
 start() {
-	ups=$(grep -c 'pool.start' "$T/m2w.log" 2>/dev/null)
+	ups=$(n_up)
 	${M2W_WRAP:-} "$M2W" -c "${1:-$T/m2w.conf}" & DPID=$!
 	[ -n "${M2W_WRAP:-}" ] || return 0
 	i=0
-	while [ "$(grep -c 'pool.start' "$T/m2w.log" 2>/dev/null)" = "${ups:-0}" ]; do
+	while [ "$(n_up)" = "$ups" ]; do
 		i=$((i + 1))
 		[ $i -gt $(awk -v f="$TF" 'BEGIN { print int(100 * f) }') ] && { fail "the daemon is not up"; return 1; }
 		sleep 0.1
