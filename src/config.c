@@ -663,14 +663,21 @@ static int set_key(struct parser *p, const struct key_def *k, const char *v)
 		*(unsigned *)(base + k->off) = (unsigned)n;
 		return 0;
 	case K_RATE:
-		errno = 0;
-		d = (isdigit((unsigned char)*v) || *v == '.') ?
-			    strtod(v, &end) : -1;
-		if (d < 0 || errno || *end || !isfinite(d)) {
+		d = -1;
+		if (isdigit((unsigned char)*v) || *v == '.') {
+			errno = 0;
+			d = strtod(v, &end);
+			if (errno || *end || !isfinite(d))
+				d = -1;
+		}
+		if (d < 0) {
 			mistake(p, p->line, "%s: %s is not a number >= 0",
 				k->name, shown(buf, sizeof(buf), v));
 			return -1;
 		}
+		/* base + k->off is a double member (offsetof, see the key
+		 * table): the cast is the field's own type, not a reinterpretation */
+		/* cppcheck-suppress invalidPointerCast */
 		*(double *)(base + k->off) = d;
 		return 0;
 	case K_AUTH:

@@ -639,9 +639,11 @@ static struct curl_slist *make_headers(int json, const char *auth)
 	return l;
 }
 
+/* The flag is set by another thread (the pool's m2w_pool_stop) while this
+ * one is in a transfer: an atomic load, not a plain (racy) read. */
 static int aborted(const struct m2_conn *k)
 {
-	return k->abort && *k->abort;
+	return k->abort && __atomic_load_n(k->abort, __ATOMIC_ACQUIRE);
 }
 
 static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow,

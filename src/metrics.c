@@ -2,8 +2,9 @@
  * metrics.c - counters the workers bump, and their Prometheus text form.
  *
  * Counters are plain uint64_t bumped with __sync_fetch_and_add (gcc 4.1+,
- * so legacy hosts too); a scrape reads them without a lock, which at worst
- * sees one counter a bump behind another. Queue depth comes from the
+ * so legacy hosts too); a scrape reads them without a lock but with atomic
+ * loads (ld(): no data race with the bumps), which at worst sees one
+ * counter a bump behind another. Queue depth comes from the
  * store's own per-type counters (m2w_queue_stats) at scrape time.
  */
 #include "config.h"
@@ -36,6 +37,11 @@ void m2w_metrics_call(struct m2w_metrics *m, int status, int64_t ms)
 	__sync_fetch_and_add(&m->calls_by_class[cls], 1);
 }
 
+static unsigned long long ld(const uint64_t *v)
+{
+	return (unsigned long long)__atomic_load_n(v, __ATOMIC_RELAXED);
+}
+
 static int64_t wall_ms(void)
 {
 	struct timespec ts;
@@ -56,6 +62,7 @@ static void add(struct out *o, const char *fmt, ...)
 static void add(struct out *o, const char *fmt, ...)
 {
 	va_list ap;
+	char *grown;
 	int n;
 
 	if (o->failed)
@@ -73,10 +80,11 @@ static void add(struct out *o, const char *fmt, ...)
 			return;
 		}
 		o->cap = (o->cap + (size_t)n + 1) * 2;
-		if (!(o->buf = realloc(o->buf, o->cap))) {
-			o->failed = 1;
+		if (!(grown = realloc(o->buf, o->cap))) {
+			o->failed = 1; /* o->buf kept: the caller frees it */
 			return;
 		}
+		o->buf = grown;
 	}
 }
 
@@ -88,7 +96,7 @@ static void counter(struct out *o, const char *name, const char *help,
 	add(o, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
 	for (i = 0; i < cfg->ntypes; i++)
 		add(o, "%s{type=\"%s\"} %llu\n", name, cfg->types[i].name,
-		    (unsigned long long)v[i]);
+		    ld(&v[i]));
 }
 
 int m2w_metrics_render(const struct m2w_metrics *m,
@@ -143,7 +151,7 @@ int m2w_metrics_render(const struct m2w_metrics *m,
 	add(&o, "# HELP m2worker_magento_call_seconds Magento call latency.\n"
 		"# TYPE m2worker_magento_call_seconds histogram\n");
 	for (i = 0; i < M2W_LAT_BUCKETS; i++) {
-		cum += m->calls[i];
+		cum += ld(&m->calls[i]);
 		if (i < M2W_LAT_BUCKETS - 1)
 			add(&o, "m2worker_magento_call_seconds_bucket{le=\"%g\"} "
 			    "%llu\n", bounds[i] / 1000.0, (unsigned long long)cum);
@@ -153,12 +161,12 @@ int m2w_metrics_render(const struct m2w_metrics *m,
 	}
 	add(&o, "m2worker_magento_call_seconds_sum %.3f\n"
 		"m2worker_magento_call_seconds_count %llu\n",
-	    m->calls_ms_sum / 1000.0, (unsigned long long)m->calls_count);
+	    ld(&m->calls_ms_sum) / 1000.0, ld(&m->calls_count));
 	add(&o, "# HELP m2worker_magento_calls_total Magento calls by result.\n"
 		"# TYPE m2worker_magento_calls_total counter\n");
 	for (i = 0; i < 4; i++)
 		add(&o, "m2worker_magento_calls_total{class=\"%s\"} %llu\n",
-		    cls[i], (unsigned long long)m->calls_by_class[i]);
+		    cls[i], ld(&m->calls_by_class[i]));
 	add(&o, "# HELP m2worker_breaker_state Circuit breaker: 0 closed, "
 		"1 open, 2 half-open.\n# TYPE m2worker_breaker_state gauge\n"
 		"m2worker_breaker_state %d\n", breaker_state);

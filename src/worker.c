@@ -65,6 +65,7 @@ struct m2w_pool {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	unsigned inflight[M2W_MAX_TYPES];
+	/* set under mu, read anywhere: through flag() / set_flag() */
 	volatile int stopping;
 	volatile int aborting;
 	int keeper_stop;
@@ -76,6 +77,21 @@ struct m2w_pool {
 	pthread_t keeper;
 	int keeper_started;
 };
+
+/* ------------------------------------------------------------- flags */
+
+/* stopping and aborting are read by the workers (and by their connections'
+ * progress callbacks) without p->mu: atomic loads and stores, so these
+ * reads are no data race (ThreadSanitizer, .ci/tsan). */
+static int flag(const volatile int *f)
+{
+	return __atomic_load_n(f, __ATOMIC_ACQUIRE);
+}
+
+static void set_flag(volatile int *f)
+{
+	__atomic_store_n(f, 1, __ATOMIC_RELEASE);
+}
 
 /* --------------------------------------------------------------- time */
 
@@ -180,7 +196,7 @@ static void decide(struct m2w_pool *p, const struct m2w_task *t,
 	s->message = o->message;
 	if (o->err == M2W_OK) {
 		s->kind = M2W_ACK;
-	} else if (p->aborting) {
+	} else if (flag(&p->aborting)) {
 		s->kind = M2W_RELEASE;
 	} else if (o->http_status == 429) {
 		s->kind = M2W_SNOOZE;
@@ -358,14 +374,14 @@ static void *work(void *arg)
 	int64_t wait;
 	int probe, did;
 
-	while (!p->stopping) {
+	while (!flag(&p->stopping)) {
 		if (!m2w_breaker_allow(&p->breaker, wall_ms(), &probe, &wait)) {
 			nap(p, wait < 1000 ? wait : 1000);
 			continue;
 		}
 		/* round the types from where this thread left off */
 		did = 0;
-		for (k = 0; !did && !p->stopping && k < ntypes; k++) {
+		for (k = 0; !did && !flag(&p->stopping) && k < ntypes; k++) {
 			ti = (sl->rr + k) % ntypes;
 			if (!reserve(p, ti))
 				continue;
@@ -544,7 +560,7 @@ size_t m2w_pool_stop(struct m2w_pool *p, int64_t grace_ms)
 	unsigned i;
 
 	pthread_mutex_lock(&p->mu);
-	p->stopping = 1;
+	set_flag(&p->stopping);
 	pthread_cond_broadcast(&p->cv);
 	while (p->running > 0 && wall_ms() < deadline)
 		nap_locked(p, deadline - wall_ms());
@@ -552,7 +568,7 @@ size_t m2w_pool_stop(struct m2w_pool *p, int64_t grace_ms)
 		m2w_log(M2W_LOG_WARN, "pool.abort", "busy=%u "
 			"(grace over: calls aborted, tasks released)",
 			p->running);
-		p->aborting = 1;
+		set_flag(&p->aborting);
 	}
 	pthread_mutex_unlock(&p->mu);
 	for (i = 0; i < p->nslots; i++)

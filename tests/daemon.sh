@@ -5,10 +5,15 @@
 # twice) and SIGTERM in the middle of a batch (nothing lost).
 #
 # M2W_KILLS=N sets the number of SIGKILL rounds (default 20).
+# M2W_WRAP runs the daemon under a command (.ci/valgrind: valgrind ...);
+# then start() also waits for the pool to be up, and M2W_TIME_FACTOR (default
+# 1) stretches the waits that give the daemon time to work.
 set -u
 
 . "${top_srcdir:-.}/tests/daemon-lib.sh"
 KILLS=${M2W_KILLS:-20}
+TF=${M2W_TIME_FACTOR:-1}
+tf() { awk -v s="$1" -v f="$TF" 'BEGIN { printf "%.3f", s * f }'; } # SECONDS * factor
 lib_setup daemon
 
 # --- the fake Magento
@@ -55,9 +60,21 @@ max_attempts = 2
 [carriers]
 UPS Ground = ups
 EOF
-"$M2W" -c "$T/m2w.conf" --check-config >/dev/null || { fail "config"; exit 1; }
+${M2W_WRAP:-} "$M2W" -c "$T/m2w.conf" --check-config >/dev/null || { fail "config"; exit 1; }
 
-start() { "$M2W" -c "$T/m2w.conf" & DPID=$!; }
+# start [CONF]: the daemon in the background; under M2W_WRAP, until its pool is up
+n_up() { n=$(grep -c 'pool.start' "$T/m2w.log" 2>/dev/null); echo "${n:-0}"; }
+start() {
+	ups=$(n_up)
+	${M2W_WRAP:-} "$M2W" -c "${1:-$T/m2w.conf}" & DPID=$!
+	[ -n "${M2W_WRAP:-}" ] || return 0
+	i=0
+	while [ "$(n_up)" = "$ups" ]; do
+		i=$((i + 1))
+		[ $i -gt $(awk -v f="$TF" 'BEGIN { print int(100 * f) }') ] && { fail "the daemon is not up"; return 1; }
+		sleep 0.1
+	done
+}
 stop() { [ -n "$DPID" ] && kill -TERM "$DPID" && wait "$DPID"; DPID=; }
 q() { "$QCTL" -d "$S" "$@"; }
 total() { q stats --json | jq -r ".totals.$1"; }
@@ -67,7 +84,7 @@ wait_drained() {
 	i=0
 	while [ "$(pending)" != 0 ]; do
 		i=$((i + 1))
-		[ $i -gt $(($1 * 10)) ] && { fail "not drained after $1 s: $(q stats --json | jq -c .totals)"; return 1; }
+		[ $i -gt "$(awk -v s="$1" -v f="$TF" 'BEGIN { print int(s * f * 10) }')" ] && { fail "not drained after $1 s: $(q stats --json | jq -c .totals)"; return 1; }
 		sleep 0.1
 	done
 }
@@ -138,7 +155,7 @@ faults '{"fail_rate":1,"fail_status":500}'
 echo '{"method":"GET","path":"/orders/2"}' >"$T/r4.ndjson"
 enq rest "$T/r4.ndjson"
 i=0
-while [ "$(q list --state dead --type rest --json | jq '.tasks | length')" != 1 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+while [ "$(q list --state dead --type rest --json | jq '.tasks | length')" != 1 ] && [ $i -lt "$(awk -v f="$TF" 'BEGIN { print int(100 * f) }')" ]; do sleep 0.1; i=$((i + 1)); done
 faults '{"fail_rate":0}'
 q list --state dead --type rest --json >"$T/dead.json"
 is "$(jq -r '.tasks[0].attempts' "$T/dead.json")" 2 "rest dead after max_attempts"
@@ -151,7 +168,7 @@ dead_before=$(total dead)
 faults '{"outage":true}'
 tracks_json 61 120 60 >"$T/t5.ndjson"
 enq tracking "$T/t5.ndjson"
-sleep 4
+sleep "$(tf 4)"
 grep -q 'breaker state=open' "$T/m2w.log" || fail "the breaker did not open in the outage"
 is "$(total dead)" "$dead_before" "tasks dead during the outage"
 faults '{"outage":false}'
@@ -165,10 +182,10 @@ stop
 say "qctl while the daemon works"
 start
 q pause tracking >/dev/null
-sleep 0.3
+sleep "$(tf 0.3)"
 tracks_json 521 530 330 >"$T/t5b.ndjson"
 enq tracking "$T/t5b.ndjson"
-sleep 1.2
+sleep "$(tf 1.2)"
 is "$(q stats --json | jq '.totals.ready')" 10 "a pause stops leasing within a second"
 q resume tracking >/dev/null
 wait_drained 10
@@ -177,7 +194,7 @@ enq tracking "$T/t5c.ndjson"
 wait_drained 10
 id=$(q list --state dead --type tracking --grep "999999998" --json | jq '.tasks[0].id')
 q requeue "$id" >/dev/null || fail "requeue beside the daemon"
-sleep 1.5
+sleep "$(tf 1.5)"
 is "$(q show "$id" --json | jq -r '.state')" dead "a requeued task is run again within a second or so"
 is "$(q show "$id" --json | jq '.history | length')" 2 "the requeued task ran a second time"
 q list --state done --limit 5 >/dev/null || fail "list beside the daemon"
@@ -196,7 +213,7 @@ k=0
 while [ $k -lt "$KILLS" ]; do
 	start
 	# 50..600 ms of work, then no warning at all
-	sleep "$(awk -v s="$k" 'BEGIN { srand(s * 7919 + 17); printf "%.3f", 0.05 + rand() * 0.55 }')"
+	sleep "$(awk -v s="$k" -v f="$TF" 'BEGIN { srand(s * 7919 + 17); printf "%.3f", (0.05 + rand() * 0.55) * f }')"
 	kill -9 "$DPID"; wait "$DPID" 2>/dev/null; DPID=
 	k=$((k + 1))
 done
@@ -237,7 +254,7 @@ sed 's/^shutdown_grace = .*/shutdown_grace = 300ms/' "$T/m2w.conf" >"$T/short.co
 faults '{"latency_ms":3000}'
 seq 31 40 | awk '{ printf "{\"sku\":\"SKU-%d\",\"qty\":%d}\n", $1, 100 + $1 }' >"$T/s8.ndjson"
 enq stock "$T/s8.ndjson"
-"$M2W" -c "$T/short.conf" & DPID=$!
+start "$T/short.conf"
 sleep 1
 stop
 grep -q 'pool.abort' "$T/m2w.log" || fail "no pool.abort after the grace period"

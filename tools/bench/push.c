@@ -55,6 +55,8 @@ static pthread_barrier_t g_start;
 static double *g_lat;                /* per request, ms; indexed by request */
 
 static void die(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2), noreturn));
+static void die(const char *fmt, ...)
 {
 	va_list ap;
 
@@ -322,6 +324,7 @@ static long num(const char *opt, const char *s)
 	return v;
 }
 
+static void usage(void) __attribute__((noreturn));
 static void usage(void)
 {
 	fprintf(stderr,
@@ -397,5 +400,7 @@ int main(int argc, char **argv)
 	       "p99_ms=%.2f cpu_s=%.2f\n", g_total, g_requests, secs,
 	       (double)g_total / (secs > 0 ? secs : 1e-9),
 	       pct(g_lat, g_requests, 0.50), pct(g_lat, g_requests, 0.99), cpu);
+	free(th);
+	free(g_lat);
 	return 0;
 }

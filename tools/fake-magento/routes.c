@@ -709,6 +709,11 @@ static void h_ship(struct fk_server *srv, const struct route *r,
 		fk_resp_error(resp, 400, ship_refused, NULL);
 		return;
 	}
+	/* want[] has a place per item of an order (fk_order.items) */
+	if (o->nitems > sizeof(want) / sizeof(want[0])) {
+		fk_resp_error(resp, 500, "fake: order with too many items", NULL);
+		return;
+	}
 	if (n == 0) {
 		for (i = 0; i < o->nitems; i++)
 			want[i] = o->items[i].qty_ordered -

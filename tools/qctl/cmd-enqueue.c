@@ -141,7 +141,7 @@ static int enqueue_exec(struct qctl *c, int argc, char **argv)
 			qctl_error("%s: %s", file, strerror(errno));
 			return EXIT_PROBLEM;
 		}
-		if ((rc = m2w_ingest_fingerprint(in, fp, errbuf))) {
+		if (m2w_ingest_fingerprint(in, fp, errbuf) != M2W_OK) {
 			qctl_error("%s: %s", file, errbuf);
 			fclose(in);
 			return EXIT_PROBLEM;
