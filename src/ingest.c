@@ -1418,6 +1418,7 @@ int ig_flush_pend(struct ig *g, const struct m2w_ingest_map *m,
 	if (!g->has_pend)
 		return M2W_OK;
 	g->has_pend = 0;
+	memset(&r, 0, sizeof(r));   /* out of memory leaves it unset */
 	rc = ig_mrow_finish(m, &g->pend, g->pend_line, &r);
 	if (rc == M2W_OK)
 		rc = ig_push(g, &r, g->pend_row, g->pend_line, g->pend_rows,
