@@ -206,6 +206,9 @@ void m2i_error_message(int status, const char *body, size_t len, char *out,
 		m2i_message_fill_obj(json_object_get_string(msg),
 				     m2i_get(o, "parameters"), out, outlen);
 		append_errors(m2i_get(o, "errors"), out, outlen);
+		if (!*out)   /* {"message": ""}: still say what came back */
+			snprintf(out, outlen, "HTTP %d with an empty message",
+				 status);
 	} else {
 		m2i_sanitize(body ? body : "", len > SNIPPET_MAX ? SNIPPET_MAX :
 			     len, snip, sizeof(snip));
