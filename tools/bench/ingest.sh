@@ -5,7 +5,7 @@
 # beanstalkd -f 0 (fsync on every write) taking puts from as many clients
 # in the same run, for the group-commit ratio.
 #
-# Usage: tools/bench/ingest.sh [-n ROWS] [-b TASKS] [-s TASKS] [-d DIR] [-q]
+# Usage: tools/bench/ingest.sh [-n ROWS] [-b TASKS] [-s TASKS] [-d DIR] [-q] [-u]
 #
 #   -n ROWS    rows of the tracking CSV (default 1000000; quick 100000)
 #   -b TASKS   tasks pushed in batches of 100 by 4 clients (default 200000;
@@ -16,6 +16,9 @@
 #              directory, so the real disk rather than a tmpfs /tmp); every
 #              measurement gets a fresh store in it
 #   -q         quick mode (a smoke run, ~30 s)
+#   -u         unsynced: the daemon's stores with nosync = yes. Not a
+#              durable figure: it shows what the HTTP path costs without
+#              the commit (the ceiling the fsync'd runs are measured against)
 #
 # Measurements (each on a fresh store, every commit fsync'd: nosync = no):
 #   csv qctl     `qctl enqueue --type tracking FILE` (batches of 1000)
@@ -50,18 +53,19 @@
 set -u
 
 usage() {
-	echo "usage: $0 [-n ROWS] [-b TASKS] [-s TASKS] [-d DIR] [-q]" >&2
+	echo "usage: $0 [-n ROWS] [-b TASKS] [-s TASKS] [-d DIR] [-q] [-u]" >&2
 	exit 2
 }
 
 ROWS='' NBATCH='' NSINGLE='' BASE=. QUICK=''
-while getopts n:b:s:d:qh opt; do
+while getopts n:b:s:d:quh opt; do
 	case $opt in
 	n) ROWS=$OPTARG ;;
 	b) NBATCH=$OPTARG ;;
 	s) NSINGLE=$OPTARG ;;
 	d) BASE=$OPTARG ;;
 	q) QUICK=1 ;;
+	u) NOSYNC=yes ;;
 	*) usage ;;
 	esac
 done
@@ -136,6 +140,7 @@ config() {
 	cat >"$1/m2w.conf" <<EOF
 [store]
 path = $1/store
+nosync = ${NOSYNC:-no}
 [magento]
 base_url = $2
 auth = token
@@ -210,7 +215,7 @@ dev=$(df -P "$T" 2>/dev/null | awk 'NR == 2 { print $1 }')
 mnt=$(df -P "$T" 2>/dev/null | awk 'NR == 2 { print $6 }')
 echo "m2worker ingest benchmark ($(date -u +%Y-%m-%dT%H:%M:%SZ))"
 echo "machine: $(uname -srm), $(nproc) CPUs; stores on $fstype ($dev at $mnt; $T)"
-echo "CSV rows: $ROWS over $((ROWS / 4)) orders; HTTP batch: $NBATCH tasks; one per request: $NSINGLE tasks; every commit fsync'd"
+echo "CSV rows: $ROWS over $((ROWS / 4)) orders; HTTP batch: $NBATCH tasks; one per request: $NSINGLE tasks; $([ "${NOSYNC:-no}" = yes ] && echo 'NOSYNC: commits not fsync'"'"'d, not a durable figure' || echo "every commit fsync'd")"
 [ -n "$HAVE_BS" ] && echo "beanstalkd: $(beanstalkd -v 2>&1 | head -n 1)"
 echo
 
