@@ -46,7 +46,8 @@ is "$(jq -r .schema "$T/out")" 1 "version --json schema"
 run 1 "$QCTL" -d "$T/none" stats;   errhas "no store at"
 run 2 "$QCTL" -d "$S" show abc
 run 2 "$QCTL" -d "$S" list --state nosuch; errhas "no state"
-run 2 "$QCTL" -d "$S" list --since yesterday; errhas "bad age"
+run 2 "$QCTL" -d "$S" list --since "last week"; errhas "bad time"
+run 2 "$QCTL" -d "$S" list --until 2026-13-01;    errhas "bad time"
 
 # --- finding the store: -d, the environment, the config file
 run 0 env M2WORKER_STORE="$S" "$QCTL" stats; has tracking
@@ -78,6 +79,15 @@ run 0 "$QCTL" -d "$S" list --state dead --grep "does not allow" --json
 is "$(jq -r '[.tasks[].id]|map(tostring)|join(",")' "$T/out")" "2" "list --grep"
 run 0 "$QCTL" -d "$S" list --state dead --since 1h --json
 is "$(jq -r '.tasks|length' "$T/out")" 2 "list --since"
+hour_ago=$(date -d '1 hour ago' '+%Y-%m-%d %H:%M')
+run 0 "$QCTL" -d "$S" list --state dead --since "$hour_ago" --json
+is "$(jq -r '.tasks|length' "$T/out")" 2 "list --since DATE TIME"
+run 0 "$QCTL" -d "$S" list --state dead --until "$hour_ago" --json
+is "$(jq -r '.tasks|length' "$T/out")" 0 "list --until DATE TIME"
+run 0 "$QCTL" -d "$S" list --state dead --since 2000-01-01 --until 2000-01-02 --json
+is "$(jq -r '.tasks|length' "$T/out")" 0 "list --since DAY --until DAY"
+run 0 "$QCTL" -d "$S" list --state dead --since yesterday --json
+is "$(jq -r '.tasks|length' "$T/out")" 2 "list --since yesterday"
 run 0 "$QCTL" -d "$S" list --state ready --limit 2 --json
 is "$(jq -r '[.tasks[].id]|map(tostring)|join(",")' "$T/out")" "5,7" "page 1"
 cursor=$(jq -r .next "$T/out")

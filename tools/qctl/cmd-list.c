@@ -45,6 +45,7 @@ static int list_exec(struct qctl *c, int argc, char **argv)
 		{ "type", required_argument, NULL, 't' },
 		{ "grep", required_argument, NULL, 'g' },
 		{ "since", required_argument, NULL, 'S' },
+		{ "until", required_argument, NULL, 'U' },
 		{ "limit", required_argument, NULL, 'n' },
 		{ "after", required_argument, NULL, 'a' },
 		{ NULL, 0, NULL, 0 },
@@ -52,7 +53,7 @@ static int list_exec(struct qctl *c, int argc, char **argv)
 	struct m2w_list_opts lo;
 	struct m2w_task **ts = NULL, **keep;
 	char errbuf[M2W_ERRBUF_SIZE] = "", next[M2W_CURSOR_MAX];
-	int64_t since = -1;
+	int64_t since = -1, until = -1;
 	size_t n = 0, kept = 0, i;
 	long limit;
 	int ch, rc;
@@ -60,7 +61,7 @@ static int list_exec(struct qctl *c, int argc, char **argv)
 	memset(&lo, 0, sizeof(lo));
 	lo.state = M2W_READY;
 	lo.limit = 50;
-	while ((ch = getopt_long(argc, argv, "s:t:g:S:n:a:", opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "s:t:g:S:U:n:a:", opts, NULL)) != -1) {
 		switch (ch) {
 		case 's':
 			if ((lo.state = m2w_state_parse(optarg)) < 0) {
@@ -77,9 +78,12 @@ static int list_exec(struct qctl *c, int argc, char **argv)
 			lo.grep = optarg;
 			break;
 		case 'S':
-			if ((since = qctl_parse_age(optarg)) < 0) {
-				qctl_error("bad age \"%s\" (e.g. 90s, 15m, 2h, 7d)",
-					   optarg);
+		case 'U':
+			if ((ch == 'S' ? (since = qctl_parse_when(optarg, c->now))
+				       : (until = qctl_parse_when(optarg, c->now))) < 0) {
+				qctl_error("bad time \"%s\" (an age: 90s, 15m, 2h, "
+					   "7d; today, yesterday; or a date: "
+					   "2026-11-24, 2026-11-24 13:00)", optarg);
 				return EXIT_USAGE;
 			}
 			break;
@@ -104,7 +108,8 @@ static int list_exec(struct qctl *c, int argc, char **argv)
 		return qctl_fail(rc, errbuf);
 	keep = ts;
 	for (i = 0; i < n; i++) {
-		if (since >= 0 && ts[i]->updated_ms < c->now - since) {
+		if ((since >= 0 && ts[i]->updated_ms < since) ||
+		    (until >= 0 && ts[i]->updated_ms >= until)) {
 			m2w_task_free(ts[i]);
 			continue;
 		}
@@ -134,11 +139,14 @@ static int list_exec(struct qctl *c, int argc, char **argv)
 
 const struct qctl_cmd cmd_list = {
 	"list",
-	"[--state S] [--type T] [--grep TEXT] [--since AGE] [--limit N] "
-	"[--after CURSOR]",
+	"[--state S] [--type T] [--grep TEXT] [--since WHEN] [--until WHEN]\n"
+	"     [--limit N] [--after CURSOR]",
 	"Lists tasks in one state (default ready; also scheduled, leased,\n"
 	"waiting, done, dead, superseded), optionally of one type, whose last\n"
-	"error or payload contains TEXT, changed within AGE (90s, 15m, 2h, 7d).\n"
+	"error or payload contains TEXT, last changed from --since up to\n"
+	"--until. WHEN is an age back from now (90s, 15m, 2h, 7d), today or\n"
+	"yesterday (local midnight), or a local date (2026-11-24,\n"
+	"2026-11-24 13:00): --since yesterday --until today is yesterday.\n"
 	"At most N (default 50) a page; the cursor printed at the end (or\n"
 	"\"next\" in JSON) gives the next page with --after.",
 	1, list_exec,

@@ -103,6 +103,41 @@ int64_t qctl_parse_age(const char *s)
 	return (int64_t)(v * 1000);
 }
 
+int64_t qctl_parse_when(const char *s, int64_t now_ms)
+{
+	static const char *const forms[] = { "%Y-%m-%d %H:%M:%S",
+		"%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M",
+		"%Y-%m-%d", NULL };
+	time_t t = (time_t)(now_ms / 1000);
+	int64_t age = qctl_parse_age(s);
+	const char *const *f;
+	struct tm tm;
+	char *end;
+
+	if (age >= 0)
+		return now_ms - age;
+	memset(&tm, 0, sizeof(tm));
+	if (strcmp(s, "today") == 0 || strcmp(s, "yesterday") == 0) {
+		localtime_r(&t, &tm);
+		tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+		if (*s == 'y')
+			tm.tm_mday--;       /* mktime normalises, DST included */
+	} else {
+		for (f = forms; *f; f++) {
+			memset(&tm, 0, sizeof(tm));
+			end = strptime(s, *f, &tm);
+			if (end && !*end)
+				break;
+		}
+		if (!*f)
+			return -1;
+	}
+	tm.tm_isdst = -1;
+	if ((t = mktime(&tm)) == (time_t)-1)
+		return -1;
+	return (int64_t)t * 1000;
+}
+
 void qctl_time(char *out, size_t len, int64_t ms)
 {
 	time_t t = (time_t)(ms / 1000);

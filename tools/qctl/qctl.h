@@ -59,6 +59,10 @@ int qctl_usage(const struct qctl_cmd *cmd);
 int qctl_parse_id(const char *s, uint64_t *id);
 /* "90s" "15m" "2h" "7d" "1w" or plain seconds -> ms; -1 if bad. */
 int64_t qctl_parse_age(const char *s);
+/* A moment: an age back from now_ms ("2h"), "today" or "yesterday" (local
+ * midnight), or a local date "2026-11-24[ 13:00[:00]]" (or with T) -> unix
+ * ms; -1 if bad. */
+int64_t qctl_parse_when(const char *s, int64_t now_ms);
 
 /* Local time "2026-11-25 14:03:05" ("-" for 0). */
 void qctl_time(char *out, size_t len, int64_t ms);
