@@ -137,38 +137,29 @@ static int wait_signal(const sigset_t *sigs, int64_t ms)
 	return sigtimedwait(sigs, NULL, &ts);
 }
 
-/* Expired leases back to ready before READY=1: a crashed daemon's tasks
- * (the keeper goes on doing this every reap_interval). A failure is said
- * but not fatal: the keeper retries, and qctl can inspect the store. */
-static void recover(struct m2w_queue *q)
+/* Expired leases back to ready, said in the log under `event`. A failure
+ * is said but not fatal: the keeper retries every reap_interval, and qctl
+ * can inspect the store. */
+static void reap_expired(struct m2w_queue *q, const char *event,
+			 const char *why)
 {
 	char errbuf[M2W_ERRBUF_SIZE] = "";
 	size_t reaped = 0;
 
 	if (m2w_queue_reap(q, &reaped, errbuf) != M2W_OK)
-		m2w_log(M2W_LOG_ERROR, "recovery", "error=%s",
+		m2w_log(M2W_LOG_ERROR, event, "error=%s",
 			m2w_log_quote(errbuf, sizeof(errbuf), errbuf));
 	else if (reaped)
-		m2w_log(M2W_LOG_WARN, "recovery", "tasks=%zu (expired leases "
-			"of a stopped or crashed daemon; they run again)",
-			reaped);
+		m2w_log(M2W_LOG_WARN, event, "tasks=%zu (%s)", reaped, why);
 }
 
 /* WATCHDOG=1, after a round trip through the store's commit thread (a
- * reap, as the keeper does every reap_interval): the call returning is the
- * proof of life, whatever it returned (a full store is no reason to be
- * restarted). */
+ * reap, as the keeper does): the call returning is the proof of life,
+ * whatever it returned (a full store is no reason to be restarted). */
 static void watchdog_ping(struct m2w_queue *q)
 {
-	char errbuf[M2W_ERRBUF_SIZE] = "";
-	size_t reaped = 0;
-
-	if (m2w_queue_reap(q, &reaped, errbuf) != M2W_OK)
-		m2w_log(M2W_LOG_WARN, "watchdog", "reap error=%s",
-			m2w_log_quote(errbuf, sizeof(errbuf), errbuf));
-	else if (reaped)
-		m2w_log(M2W_LOG_WARN, "lease.reaped", "tasks=%zu "
-			"(their worker died or hung; they run again)", reaped);
+	reap_expired(q, "lease.reaped", "their worker died or hung; they run "
+		     "again");
 	m2w_notify("WATCHDOG=1");
 }
 
@@ -232,7 +223,9 @@ static int run(const struct m2w_config *cfg)
 			m2w_log_quote(errbuf, sizeof(errbuf), errbuf));
 		goto out;
 	}
-	recover(q);
+	/* a crashed daemon's tasks, before READY=1 */
+	reap_expired(q, "recovery", "expired leases of a stopped or crashed "
+		     "daemon; they run again");
 	memset(&po, 0, sizeof(po));
 	po.q = q;
 	po.client = client;
