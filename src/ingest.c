@@ -660,6 +660,17 @@ void m2w_ingest_map_free(struct m2w_ingest_map *m)
 	free(m);
 }
 
+/* FNV-1a, 64 bits */
+#define FNV_BASIS 14695981039346656037ULL
+static uint64_t fnv(uint64_t h, const char *s, size_t n)
+{
+	while (n--) {
+		h ^= (unsigned char)*s++;
+		h *= 1099511628211ULL;
+	}
+	return h;
+}
+
 void ig_mrow_release(struct ig_mrow *w)
 {
 	ig_sb_release(&w->head);
@@ -746,9 +757,11 @@ int ig_map_record(const struct m2w_ingest_map *m, const char *const *fields,
 		NEED(IG_ORDER, s, sn);
 		if (add_str(m, &w->head, IG_ORDER, s, sn, 1, r))
 			return M2W_EINVAL;
+		w->parcel = fnv(FNV_BASIS, s, sn);
 		NEED(IG_TRACK, s, sn);
 		if (add_str(m, &w->head, IG_TRACK, s, sn, 0, r))
 			return M2W_EINVAL;
+		w->parcel = fnv(fnv(w->parcel, "", 1), s, sn);
 		val(m, fields, lens, IG_CARRIER, &s, &sn);
 		val(m, fields, lens, IG_TITLE, &t, &tn);
 		if (!sn && !tn)
@@ -1217,10 +1230,51 @@ void ig_release(struct ig *g)
 		task_free(&g->t[i]);
 	free(g->t);
 	free(g->nt);
+	free(g->seen);
 	ig_mrow_release(&g->pend);
 	g->t = NULL;
 	g->nt = NULL;
-	g->n = 0;
+	g->seen = NULL;
+	g->n = g->nseen = g->capseen = 0;
+}
+
+int ig_parcel_seen(struct ig *g, const struct ig_mrow *w, uint64_t line,
+		   uint64_t *first)
+{
+	uint64_t h = w->has_key ? fnv(FNV_BASIS, w->key,
+				      strlen(w->key))
+				: w->parcel;
+	size_t i, mask;
+
+	h |= 1;                  /* 0 marks an empty slot */
+	if (2 * (g->nseen + 1) > g->capseen) {   /* grow: half full at most */
+		size_t cap = g->capseen ? 2 * g->capseen : 1024, j;
+		struct ig_seen *t = calloc(cap, sizeof(*t));
+
+		if (!t)
+			return -1;
+		for (j = 0; j < g->capseen; j++) {
+			if (!g->seen[j].h)
+				continue;
+			for (i = g->seen[j].h & (cap - 1); t[i].h;
+			     i = (i + 1) & (cap - 1))
+				;
+			t[i] = g->seen[j];
+		}
+		free(g->seen);
+		g->seen = t;
+		g->capseen = cap;
+	}
+	mask = g->capseen - 1;
+	for (i = h & mask; g->seen[i].h; i = (i + 1) & mask)
+		if (g->seen[i].h == h) {
+			*first = g->seen[i].line;
+			return 1;
+		}
+	g->seen[i].h = h;
+	g->seen[i].line = line;
+	g->nseen++;
+	return 0;
 }
 
 int ig_next_row(struct ig *g)

@@ -22,6 +22,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -164,6 +165,9 @@ static void data_row(struct cst *s)
 	struct ig *g = s->g;
 	struct m2w_ingest_row r;
 	struct ig_mrow w;
+	char why[M2W_INGEST_REASON_MAX];
+	uint64_t first;
+	int seen;
 	uint64_t line = s->rec_start, row;
 	int rc;
 
@@ -198,6 +202,16 @@ static void data_row(struct cst *s)
 					g->rc = m2w_fail(g->errbuf, M2W_ENOMEM,
 							 "out of memory");
 			}
+		} else if ((seen = ig_parcel_seen(g, &w, line, &first)) < 0) {
+			g->rc = m2w_fail(g->errbuf, M2W_ENOMEM, "out of memory");
+		} else if (seen) {
+			/* merged with the one at `first` it would have been;
+			 * as a task of its own it would be its duplicate */
+			snprintf(why, sizeof(why), "this order's parcel with "
+				 "this tracking number began at line %" PRIu64
+				 " and other rows came between: the rows of one "
+				 "parcel must be next to each other", first);
+			reject_row(s, line, s->map->name[IG_TRACK], why);
 		} else if (ig_flush_pend(g, s->map, row - 1, s->last_line) ==
 			   M2W_OK) {
 			g->pend = w;

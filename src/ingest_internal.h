@@ -74,6 +74,7 @@ struct ig_mrow {
 	size_t nitems;
 	char key[M2W_KEY_MAX + 1]; /* key_field value */
 	int has_key;
+	uint64_t parcel;         /* tracking: hash of order and track */
 };
 
 void ig_mrow_release(struct ig_mrow *w);
@@ -132,6 +133,10 @@ struct ig {
 	struct ig_mrow pend;
 	int has_pend;
 	uint64_t pend_row, pend_line, pend_rows;
+	/* every parcel opened in this stream (hash, first line): a row of a
+	 * closed one met again further down is refused, not a duplicate */
+	struct ig_seen { uint64_t h, line; } *seen;
+	size_t nseen, capseen;
 	struct m2w_file_info base; /* o->progress as it was at the start */
 	/* collecting (m2w_ingest_parse_body) */
 	int collect;
@@ -139,6 +144,12 @@ struct ig {
 	uint64_t rows_max;       /* 0 = no limit */
 	int csv_header;          /* the CSV header was mapped */
 };
+
+/* Notes that a parcel (w: its order and track, or its key) opens at
+ * `line`: 0 the first time, 1 when it opened before (*first: where), -1
+ * out of memory. */
+int ig_parcel_seen(struct ig *g, const struct ig_mrow *w, uint64_t line,
+		   uint64_t *first);
 
 int ig_init(struct ig *g, struct m2w_queue *q, const struct m2w_ingest_opts *o,
 	    struct m2w_ingest_result *res, m2w_ingest_error_fn on_error,

@@ -679,6 +679,26 @@ START_TEST(test_items)
 	ck_assert_str_eq(s.ecol[0], "sku");
 	ck_assert_str_eq(s.ecol[1], "qty");
 	ck_assert_str_eq(s.ecol[2], "qty");  /* items[0].qty must be > 0 */
+	/* a parcel's rows apart: the later ones are refused with the reason
+	 * (as a task of their own they would be its duplicate, and their
+	 * items never shipped); the same again without items is a duplicate
+	 * as before, and another file's parcel is not looked at */
+	ck_assert_int_eq(run_str(e.q, "order,track,carrier,sku,qty\n"
+				 "204,C5,ups,A,1\n205,C6,ups,A,1\n"
+				 "204,C5,ups,D,1\n204,C5,ups,E,2\n", "tracking",
+				 NULL, &r, &s), M2W_OK);
+	ck_assert_int_eq(r.accepted, 2);
+	ck_assert_int_eq(r.rejected, 2);
+	ck_assert_int_eq(s.eline[0], 4);
+	ck_assert_int_eq(s.eline[1], 5);
+	ck_assert_str_eq(s.ecol[0], "track");
+	ck_assert_ptr_nonnull(strstr(s.ereason[0], "began at line 2"));
+	ck_assert_ptr_nonnull(strstr(s.ereason[0], "next to each other"));
+	ck_assert_int_eq(run_str(e.q, "order,track,carrier,sku,qty\n"
+				 "204,C5,ups,A,1\n", "tracking", NULL, &r, &s),
+			 M2W_OK);
+	ck_assert_int_eq(r.duplicates, 1);
+	ck_assert_int_eq(r.rejected, 0);
 	tu_env_done(&e);
 }
 END_TEST

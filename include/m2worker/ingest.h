@@ -34,7 +34,11 @@
  *             sku + qty (both columns, or neither) ship only those items.
  *             Adjacent rows with the same order, track, carrier and title
  *             and an sku each are one task with all their items (a 3PL
- *             writes one line per item of a parcel).
+ *             writes one line per item of a parcel). A row with items
+ *             whose order and track (or key) opened a parcel earlier in
+ *             the same input, with other rows between, is rejected ("the
+ *             rows of one parcel must be next to each other"): as a task
+ *             of its own it would be a duplicate and its items lost.
  *   stock     sku, qty required; source, status optional.
  *   price     sku, price required; store_id optional.
  *   rest      NDJSON only.
