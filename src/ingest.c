@@ -846,6 +846,7 @@ int ig_map_record(const struct m2w_ingest_map *m, const char *const *fields,
 		memcpy(w->key, s, sn);
 		w->key[sn] = '\0';
 		w->has_key = 1;
+		w->parcel = fnv(FNV_BASIS, s, sn);  /* the key is the identity */
 	}
 	if (w->head.oom || w->items.oom)
 		return M2W_ENOMEM;
@@ -1241,12 +1242,9 @@ void ig_release(struct ig *g)
 int ig_parcel_seen(struct ig *g, const struct ig_mrow *w, uint64_t line,
 		   uint64_t *first)
 {
-	uint64_t h = w->has_key ? fnv(FNV_BASIS, w->key,
-				      strlen(w->key))
-				: w->parcel;
+	uint64_t h = w->parcel | 1;   /* 0 marks an empty slot */
 	size_t i, mask;
 
-	h |= 1;                  /* 0 marks an empty slot */
 	if (2 * (g->nseen + 1) > g->capseen) {   /* grow: half full at most */
 		size_t cap = g->capseen ? 2 * g->capseen : 1024, j;
 		struct ig_seen *t = calloc(cap, sizeof(*t));

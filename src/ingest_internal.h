@@ -74,7 +74,7 @@ struct ig_mrow {
 	size_t nitems;
 	char key[M2W_KEY_MAX + 1]; /* key_field value */
 	int has_key;
-	uint64_t parcel;         /* tracking: hash of order and track */
+	uint64_t parcel;         /* hash of the key, or of order and track */
 };
 
 void ig_mrow_release(struct ig_mrow *w);
@@ -145,7 +145,7 @@ struct ig {
 	int csv_header;          /* the CSV header was mapped */
 };
 
-/* Notes that a parcel (w: its order and track, or its key) opens at
+/* Notes that a parcel (w->parcel: its key, or order and track) opens at
  * `line`: 0 the first time, 1 when it opened before (*first: where), -1
  * out of memory. */
 int ig_parcel_seen(struct ig *g, const struct ig_mrow *w, uint64_t line,

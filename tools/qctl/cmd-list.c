@@ -53,7 +53,7 @@ static int list_exec(struct qctl *c, int argc, char **argv)
 	struct m2w_list_opts lo;
 	struct m2w_task **ts = NULL, **keep;
 	char errbuf[M2W_ERRBUF_SIZE] = "", next[M2W_CURSOR_MAX];
-	int64_t since = -1, until = -1;
+	int64_t since = -1, until = -1, *when;
 	size_t n = 0, kept = 0, i;
 	long limit;
 	int ch, rc;
@@ -79,8 +79,8 @@ static int list_exec(struct qctl *c, int argc, char **argv)
 			break;
 		case 'S':
 		case 'U':
-			if ((ch == 'S' ? (since = qctl_parse_when(optarg, c->now))
-				       : (until = qctl_parse_when(optarg, c->now))) < 0) {
+			when = ch == 'S' ? &since : &until;
+			if ((*when = qctl_parse_when(optarg, c->now)) < 0) {
 				qctl_error("bad time \"%s\" (an age: 90s, 15m, 2h, "
 					   "7d; today, yesterday; or a date: "
 					   "2026-11-24, 2026-11-24 13:00)", optarg);
