@@ -1018,14 +1018,5 @@ static Suite *config_suite(void)
 
 int main(void)
 {
-	SRunner *sr;
-	int failed;
-
-	tu_base_init("check_config");
-	sr = srunner_create(config_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	tu_base_cleanup();
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return tu_run("check_config", config_suite());
 }

@@ -526,14 +526,5 @@ static Suite *crash_suite(void)
 
 int main(void)
 {
-	SRunner *sr;
-	int failed;
-
-	tu_base_init("m2w-check-crash");
-	sr = srunner_create(crash_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	tu_base_cleanup();
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return tu_run("m2w-check-crash", crash_suite());
 }

@@ -1529,14 +1529,5 @@ static Suite *ingest_suite(void)
 
 int main(void)
 {
-	SRunner *sr;
-	int failed;
-
-	tu_base_init("m2w-check-ingest");
-	sr = srunner_create(ingest_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	tu_base_cleanup();
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return tu_run("m2w-check-ingest", ingest_suite());
 }

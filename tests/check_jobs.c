@@ -1020,8 +1020,7 @@ static Suite *jobs_suite(void)
 int main(void)
 {
 	char eb[M2W_ERRBUF_SIZE] = "";
-	SRunner *sr;
-	int failed, rc;
+	int rc;
 
 	rc = m2_global_init(eb);
 	if (rc != M2W_OK) {
@@ -1029,12 +1028,7 @@ int main(void)
 			m2w_strerror(rc), eb);
 		return EXIT_FAILURE;
 	}
-	tu_base_init("check_jobs");
-	sr = srunner_create(jobs_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	tu_base_cleanup();
+	rc = tu_run("check_jobs", jobs_suite());
 	m2_global_cleanup();
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return rc;
 }

@@ -1433,8 +1433,7 @@ static Suite *magento_suite(void)
 int main(void)
 {
 	char eb[M2W_ERRBUF_SIZE] = "";
-	SRunner *sr;
-	int failed, rc;
+	int rc;
 
 	rc = m2_global_init(eb);
 	if (rc != M2W_OK) {
@@ -1442,12 +1441,7 @@ int main(void)
 			m2w_strerror(rc), eb);
 		return EXIT_FAILURE;
 	}
-	tu_base_init("check_magento");
-	sr = srunner_create(magento_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	tu_base_cleanup();
+	rc = tu_run("check_magento", magento_suite());
 	m2_global_cleanup();
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return rc;
 }

@@ -3109,14 +3109,5 @@ static Suite *queue_suite(void)
 
 int main(void)
 {
-	SRunner *sr;
-	int failed;
-
-	tu_base_init("m2w-check-queue");
-	sr = srunner_create(queue_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	tu_base_cleanup();
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return tu_run("m2w-check-queue", queue_suite());
 }

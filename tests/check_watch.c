@@ -278,16 +278,10 @@ static Suite *watch_suite(void)
 
 int main(void)
 {
-	SRunner *sr;
-	int failed;
+	int rc;
 
 	m2w_log_open(NULL, M2W_LOG_ERROR);
-	tu_base_init("m2w-check-watch");
-	sr = srunner_create(watch_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	tu_base_cleanup();
+	rc = tu_run("m2w-check-watch", watch_suite());
 	m2w_log_close();
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return rc;
 }

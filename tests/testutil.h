@@ -169,6 +169,22 @@ static inline void tu_base_cleanup(void)
 	tu_base[0] = '\0';
 }
 
+/* A unit test's main(): the suite run under a base directory named after
+ * `name` (see tu_base_init); EXIT_SUCCESS when every test passed. */
+static inline int tu_run(const char *name, Suite *s)
+{
+	SRunner *sr;
+	int failed;
+
+	tu_base_init(name);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	tu_base_cleanup();
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
 /* ---------------------------------------------------- test environment */
 
 struct tu_env {
