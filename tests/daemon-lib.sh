@@ -5,8 +5,8 @@
 #                           when the fake, jq or curl are missing, a temp
 #                           dir $T with the store path $S, a cleanup trap
 #                           (daemon and fake killed; the daemon's log shown
-#                           on failure; M2W_TEST_KEEP=1 keeps $T), and
-#                           fail / is / say
+#                           on failure; M2W_TEST_KEEP=1 keeps $T), say, and
+#                           tests/assert-lib.sh's fail / is / run / has
 #   lib_fake ARGS...        starts the fake Magento (token test-token) with
 #                           ARGS; sets $F (its URL) and state()
 # The test counts failures in $fails, keeps the daemon's pid in $DPID and
@@ -19,7 +19,7 @@ QCTL="$top_builddir/tools/qctl/qctl"
 FAKE="$top_builddir/tools/fake-magento/fake-magento"
 FAKE_PID=
 DPID=
-fails=0
+. "$top_srcdir/tests/assert-lib.sh"   # fail, is (and run, has, ...)
 
 lib_cleanup() {
 	[ -n "$DPID" ] && kill -9 "$DPID" 2>/dev/null
@@ -41,8 +41,6 @@ lib_setup() {
 	trap lib_cleanup EXIT INT TERM
 }
 
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-is() { [ "$1" = "$2" ] || fail "$3: got '$1', wanted '$2'"; }
 say() { echo "== $*"; }
 
 lib_fake() {

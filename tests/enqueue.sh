@@ -12,21 +12,8 @@ D="$top_srcdir/tests/data"
 T=$(mktemp -d "${TMPDIR:-/tmp}/m2w-enqueue.XXXXXX") || exit 99
 trap 'rm -rf "$T"' EXIT INT TERM
 S="$T/store"
-fails=0
-n=0
+. "$top_srcdir/tests/assert-lib.sh"
 
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-run() {
-	want=$1; shift
-	n=$((n + 1))
-	"$@" >"$T/out" 2>"$T/err"
-	got=$?
-	[ "$got" -eq "$want" ] ||
-		fail "exit $got, wanted $want: $* ($(head -c 300 "$T/err"))"
-}
-has() { grep -q -- "$1" "$T/out" || fail "output lacks '$1': $(head -c 400 "$T/out")"; }
-errhas() { grep -q -- "$1" "$T/err" || fail "stderr lacks '$1': $(cat "$T/err")"; }
-is() { [ "$1" = "$2" ] || fail "$3: got '$1', wanted '$2'"; }
 q() { "$QCTL" -d "$S" "$@"; }
 
 command -v jq >/dev/null || { echo "jq missing: skipped"; exit 77; }

@@ -4,32 +4,18 @@
 set -u
 
 top_builddir=${top_builddir:-.}
+top_srcdir=${top_srcdir:-.}
 QCTL="$top_builddir/tools/qctl/qctl"
 MKSTORE="$top_builddir/tests/mkstore"
 T=$(mktemp -d "${TMPDIR:-/tmp}/m2w-qctl.XXXXXX") || exit 99
 trap 'rm -rf "$T"' EXIT INT TERM
 S="$T/store"
-fails=0
-n=0
+. "$top_srcdir/tests/assert-lib.sh"
 
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-# run EXPECTED_EXIT CMD...: output in $T/out, stderr in $T/err
-run() {
-	want=$1; shift
-	n=$((n + 1))
-	"$@" >"$T/out" 2>"$T/err"
-	got=$?
-	[ "$got" -eq "$want" ] ||
-		fail "exit $got, wanted $want: $* ($(head -c 300 "$T/err"))"
-}
-has() { grep -q -- "$1" "$T/out" || fail "output lacks '$1': $(head -c 400 "$T/out")"; }
-lacks() { ! grep -q -- "$1" "$T/out" || fail "output has '$1'"; }
-errhas() { grep -q -- "$1" "$T/err" || fail "stderr lacks '$1': $(cat "$T/err")"; }
 ids() { # STATE -> ids as "a,b,c"
 	"$QCTL" -d "$S" list --state "$1" --limit 1000 --json |
 		jq -r '[.tasks[].id] | map(tostring) | join(",")'
 }
-is() { [ "$1" = "$2" ] || fail "$3: got '$1', wanted '$2'"; }
 
 "$MKSTORE" "$S" || { echo "mkstore failed"; exit 99; }
 command -v jq >/dev/null || { echo "jq missing: skipped"; exit 77; }
