@@ -7,7 +7,7 @@
 #include <check.h>
 #include <stdlib.h>
 
-#include "internal.h"
+#include "store/internal.h"
 
 static struct rec sample(void)
 {

@@ -16,7 +16,7 @@
 
 #include "m2worker/ingest.h"
 #include "m2worker/log.h"
-#include "m2worker/watch.h"
+#include "daemon/watch.h"
 #include "testutil.h"
 
 struct wenv {

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "m2worker/worker.h"
+#include "daemon/worker.h"
 
 START_TEST(breaker_opens_after_threshold)
 {

@@ -50,7 +50,7 @@ static CURLcode fuzz_getinfo(CURL *h, CURLINFO info, void *p);
 #undef curl_easy_getinfo
 #define curl_easy_getinfo(h, info, p) fuzz_getinfo(h, info, p)
 
-#include "magento.c"
+#include "magento/magento.c"
 
 #undef curl_easy_perform
 #undef curl_easy_getinfo

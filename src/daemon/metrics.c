@@ -15,7 +15,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "m2worker/worker.h"
+#include "worker.h"
 
 static const int64_t bounds[M2W_LAT_BUCKETS - 1] = {
 	5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000,

@@ -53,7 +53,7 @@
 
 #include "m2worker/ingest.h"
 #include "m2worker/log.h"
-#include "m2worker/watch.h"
+#include "watch.h"
 
 #define SUFFIX_MAX 10000         /* name.1.csv ... name.9999.csv */
 #define SCAN_MAX_MS 60000        /* sleep at most this long */

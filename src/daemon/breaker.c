@@ -10,7 +10,7 @@
  */
 #include "config.h"
 
-#include "m2worker/worker.h"
+#include "worker.h"
 
 static const char *const names[] = { "closed", "open", "half-open" };
 

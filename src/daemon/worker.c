@@ -38,7 +38,7 @@
 
 #include "m2worker/jobs.h"
 #include "m2worker/log.h"
-#include "m2worker/worker.h"
+#include "worker.h"
 
 struct m2w_pool;
 

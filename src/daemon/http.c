@@ -51,7 +51,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
-#include "m2worker/http.h"
+#include "http.h"
 #include "m2worker/report.h"
 #include "m2worker/ingest.h"
 #include "m2worker/jobs.h"

@@ -61,7 +61,7 @@
 #include "m2worker/config.h"
 #include "m2worker/error.h"
 #include "m2worker/queue.h"
-#include "m2worker/worker.h"
+#include "worker.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -34,14 +34,14 @@
 
 #include "m2worker/config.h"
 #ifdef HAVE_MHD
-#include "m2worker/http.h"
+#include "http.h"
 #endif
 #include "m2worker/log.h"
 #include "m2worker/magento.h"
-#include "m2worker/notify.h"
+#include "notify.h"
 #include "m2worker/queue.h"
-#include "m2worker/watch.h"
-#include "m2worker/worker.h"
+#include "watch.h"
+#include "worker.h"
 
 #define REPORT_MAX 16384
 

@@ -12,7 +12,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-#include "m2worker/notify.h"
+#include "notify.h"
 
 #ifdef HAVE_SYSTEMD
 #include <systemd/sd-daemon.h>
