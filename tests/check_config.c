@@ -221,11 +221,11 @@ static void check_defaults(const struct m2w_config *c, int all)
 	ck_assert_int_eq(c->breaker_cooldown_ms, 30000);
 	ck_assert_int_eq(c->log_level, M2W_LOG_INFO);
 	ck_assert_ptr_null(c->log_file);
-	ck_assert_int_eq(c->notify, 1);
-	ck_assert_ptr_null(c->ship_comment);
-	ck_assert_ptr_null(c->ship_source);
-	ck_assert_int_eq(c->stock_legacy, 0);
-	ck_assert_str_eq(c->stock_source, "default");
+	ck_assert_str_eq(m2w_config_setting(c, "tracking", "notify"), "yes");
+	ck_assert_ptr_null(m2w_config_setting(c, "tracking", "comment"));
+	ck_assert_ptr_null(m2w_config_setting(c, "tracking", "source_code"));
+	ck_assert_str_eq(m2w_config_setting(c, "stock", "mode"), "msi");
+	ck_assert_str_eq(m2w_config_setting(c, "stock", "source_code"), "default");
 	ck_assert_uint_eq(c->ntypes, 4);
 	for (i = 0; i < 4; i++) {
 		const struct m2w_type_cfg *t = &c->types[i];
@@ -251,7 +251,7 @@ START_TEST(test_defaults)
 
 	m2w_config_defaults(&c);
 	check_defaults(&c, 1);
-	ck_assert_uint_eq(c.ncarriers, 0);
+	ck_assert_uint_eq(m2w_config_map(&c, "carriers")->n, 0);
 	ck_assert_ptr_null(c.path);
 	m2w_config_release(&c);
 }
@@ -266,7 +266,7 @@ START_TEST(test_minimal)
 	ck_assert_str_eq(c.path, cpath);
 	ck_assert_str_eq(c.magento.base_url, "https://shop.example.com");
 	check_defaults(&c, 0);
-	ck_assert_uint_eq(c.ncarriers, 0);
+	ck_assert_uint_eq(m2w_config_map(&c, "carriers")->n, 0);
 	m2w_config_release(&c);
 }
 END_TEST
@@ -404,11 +404,11 @@ START_TEST(test_full)
 	ck_assert_int_eq(c.log_level, M2W_LOG_DEBUG);
 	ck_assert_str_eq(c.log_file, "/var/log/m2worker.log");
 
-	ck_assert_int_eq(c.notify, 0);
-	ck_assert_str_eq(c.ship_comment, "Shipped by the 3PL # see portal");
-	ck_assert_str_eq(c.ship_source, "warehouse_1");
-	ck_assert_int_eq(c.stock_legacy, 1);
-	ck_assert_str_eq(c.stock_source, "eu");
+	ck_assert_str_eq(m2w_config_setting(&c, "tracking", "notify"), "no");
+	ck_assert_str_eq(m2w_config_setting(&c, "tracking", "comment"), "Shipped by the 3PL # see portal");
+	ck_assert_str_eq(m2w_config_setting(&c, "tracking", "source_code"), "warehouse_1");
+	ck_assert_str_eq(m2w_config_setting(&c, "stock", "mode"), "legacy");
+	ck_assert_str_eq(m2w_config_setting(&c, "stock", "source_code"), "eu");
 
 	ck_assert_uint_eq(c.ntypes, 4);
 	t = m2w_config_type(&c, "tracking");
@@ -448,13 +448,13 @@ START_TEST(test_full)
 	ck_assert_uint_eq(t->batch, 1);
 	ck_assert_int_eq(t->lease_ms, 300000);
 
-	ck_assert_uint_eq(c.ncarriers, 3);
-	ck_assert_str_eq(c.carriers[0].name, "UPS Ground");
-	ck_assert_str_eq(c.carriers[0].code, "ups");
-	ck_assert_str_eq(c.carriers[1].name, "Deutsche Post DHL");
-	ck_assert_str_eq(c.carriers[1].code, "dhl");
-	ck_assert_str_eq(c.carriers[2].name, "Hermes");
-	ck_assert_str_eq(c.carriers[2].code, "hermes_de");
+	ck_assert_uint_eq(m2w_config_map(&c, "carriers")->n, 3);
+	ck_assert_str_eq(m2w_config_map(&c, "carriers")->v[0].name, "UPS Ground");
+	ck_assert_str_eq(m2w_config_map(&c, "carriers")->v[0].value, "ups");
+	ck_assert_str_eq(m2w_config_map(&c, "carriers")->v[1].name, "Deutsche Post DHL");
+	ck_assert_str_eq(m2w_config_map(&c, "carriers")->v[1].value, "dhl");
+	ck_assert_str_eq(m2w_config_map(&c, "carriers")->v[2].name, "Hermes");
+	ck_assert_str_eq(m2w_config_map(&c, "carriers")->v[2].value, "hermes_de");
 
 	m2w_config_release(&c);
 	unsetenv("M2W_TEST_TOKEN");
@@ -648,7 +648,7 @@ START_TEST(test_long_line)
 	k = load_text(text, &c);
 	ck_assert_msg(k == 1, "%d mistakes:\n%s", k, rep);
 	CK_AT(6, "line is longer than 4096 bytes");
-	ck_assert_uint_eq(strlen(c.ship_comment), 4096 - 10);
+	ck_assert_uint_eq(strlen(m2w_config_setting(&c, "tracking", "comment")), 4096 - 10);
 	ck_assert_ptr_null(c.log_file);
 	m2w_config_release(&c);
 	free(text);
@@ -831,9 +831,9 @@ START_TEST(test_bom_crlf_quotes_comments)
 			    sizeof(rep));
 	ck_assert_msg(n == 0, "%d:\n%s", n, rep);
 	ck_assert_str_eq(c.magento.base_url, "https://shop.example.com");
-	ck_assert_str_eq(c.ship_comment,
+	ck_assert_str_eq(m2w_config_setting(&c, "tracking", "comment"),
 			 "  spaced \"and\" quoted \\ # kept  ");
-	ck_assert_str_eq(c.ship_source, "a\"b");
+	ck_assert_str_eq(m2w_config_setting(&c, "tracking", "source_code"), "a\"b");
 	ck_assert_str_eq(c.log_file, "/tmp/x.log");
 	m2w_config_release(&c);
 
@@ -858,7 +858,8 @@ START_TEST(test_sample)
 	/* it shows the defaults */
 	ck_assert_str_eq(c.magento.base_url, "https://shop.example.com");
 	check_defaults(&c, 0);
-	ck_assert_str_eq(m2w_config_carrier(&c, "ups ground"), "ups");
+	ck_assert_str_eq(m2w_map_get(m2w_config_map(&c, "carriers"),
+				     "ups ground"), "ups");
 	m2w_config_release(&c);
 }
 END_TEST
@@ -866,28 +867,26 @@ END_TEST
 START_TEST(test_carrier)
 {
 	struct m2w_config c;
+	const struct m2w_map *m;
 
+	/* the map only: the known codes and "custom" are the tracking job's
+	 * (check_jobs) */
 	ck_assert_int_eq(load_text(OK_HEAD "[carriers]\nUPS Ground = ups\n"
 				   "Post = dhl\nFedEx = usps\n", &c), 0);
-	ck_assert_str_eq(m2w_config_carrier(&c, "UPS Ground"), "ups");
-	ck_assert_str_eq(m2w_config_carrier(&c, "  ups ground "), "ups");
-	ck_assert_str_eq(m2w_config_carrier(&c, "UPS  Ground"), "custom");
-	ck_assert_str_eq(m2w_config_carrier(&c, "post"), "dhl");
-	/* the table wins over a known code */
-	ck_assert_str_eq(m2w_config_carrier(&c, "fedex"), "usps");
-	ck_assert_str_eq(m2w_config_carrier(&c, "UPS"), "ups");
-	ck_assert_str_eq(m2w_config_carrier(&c, "Usps"), "usps");
-	ck_assert_str_eq(m2w_config_carrier(&c, "DHL "), "dhl");
-	ck_assert_str_eq(m2w_config_carrier(&c, "CUSTOM"), "custom");
-	ck_assert_str_eq(m2w_config_carrier(&c, "Hermes"), "custom");
-	ck_assert_str_eq(m2w_config_carrier(&c, ""), "custom");
-	ck_assert_str_eq(m2w_config_carrier(&c, "ups2"), "custom");
-	ck_assert_str_eq(m2w_config_carrier(&c, NULL), "custom");
+	m = m2w_config_map(&c, "carriers");
+	ck_assert_str_eq(m2w_map_get(m, "UPS Ground"), "ups");
+	ck_assert_str_eq(m2w_map_get(m, "  ups ground "), "ups");
+	ck_assert_ptr_null(m2w_map_get(m, "UPS  Ground"));
+	ck_assert_str_eq(m2w_map_get(m, "post"), "dhl");
+	ck_assert_str_eq(m2w_map_get(m, "fedex"), "usps");
+	ck_assert_ptr_null(m2w_map_get(m, "UPS"));
+	ck_assert_ptr_null(m2w_map_get(m, ""));
+	ck_assert_ptr_null(m2w_map_get(m, NULL));
 	m2w_config_release(&c);
 
 	m2w_config_defaults(&c);
-	ck_assert_str_eq(m2w_config_carrier(&c, "FEDEX"), "fedex");
-	ck_assert_str_eq(m2w_config_carrier(&c, "UPS Ground"), "custom");
+	ck_assert_uint_eq(m2w_config_map(&c, "carriers")->n, 0);
+	ck_assert_ptr_null(m2w_config_map(&c, "nope"));
 	m2w_config_release(&c);
 }
 END_TEST
@@ -913,7 +912,7 @@ START_TEST(test_layered)
 	ck_assert_str_eq(c.magento.base_url, "https://shop.example.com");
 	ck_assert_uint_eq(c.threads, 4);
 	ck_assert_str_eq(c.log_file, "/x.log");
-	ck_assert_uint_eq(c.ncarriers, 2);
+	ck_assert_uint_eq(m2w_config_map(&c, "carriers")->n, 2);
 	m2w_config_release(&c);
 }
 END_TEST

@@ -42,7 +42,6 @@ static struct fake F;
 static struct m2_client *C;
 static struct m2_conn *K;
 static struct m2w_config CFG;
-static struct m2w_carrier CARRIERS[2];
 static struct m2w_job_env ENV;
 static uint64_t next_task_id;
 
@@ -66,13 +65,14 @@ static uint64_t next_task_id;
 		      "message \"%s\" lacks \"%s\"", (o).message, (s))
 
 /* Runs tasks of `payloads` (n of them) in one run() call. */
-static void run_n(const struct m2w_job *job, const char *const *payloads,
+static void run_n(const char *type, const char *const *payloads,
 		  size_t n, struct m2w_outcome *out)
 {
+	const struct m2w_job *job = m2w_job_find(type);
 	struct m2w_task tasks[8], *tp[8];
 	size_t i;
 
-	ck_assert(n <= 8);
+	ck_assert(job && n <= 8);
 	for (i = 0; i < n; i++) {
 		memset(&tasks[i], 0, sizeof(tasks[i]));
 		tasks[i].id = ++next_task_id;
@@ -83,10 +83,11 @@ static void run_n(const struct m2w_job *job, const char *const *payloads,
 		tp[i] = &tasks[i];
 	}
 	memset(out, 0x5a, n * sizeof(*out)); /* run() must fill them */
-	job->run(&ENV, tp, n, out);
+	ENV.settings = m2w_config_type(&CFG, job->name)->settings;
+	ck_assert_int_eq(m2w_job_run(job, &ENV, tp, n, out), M2W_OK);
 }
 
-static struct m2w_outcome run1(const struct m2w_job *job, const char *payload)
+static struct m2w_outcome run1(const char *job, const char *payload)
 {
 	struct m2w_outcome o;
 
@@ -94,19 +95,33 @@ static struct m2w_outcome run1(const struct m2w_job *job, const char *payload)
 	return o;
 }
 
+/* The config of the jobs: [magento] and [carriers], then `extra`, read
+ * through the config parser as the daemon reads it. */
+static void cfg_use(const char *extra)
+{
+	char path[] = "/tmp/check_jobs.XXXXXX", rep[1024];
+	FILE *f;
+	int fd;
+
+	m2w_config_release(&CFG);
+	m2w_config_defaults(&CFG);
+	fd = mkstemp(path);
+	ck_assert_int_ge(fd, 0);
+	f = fdopen(fd, "w");
+	ck_assert_ptr_nonnull(f);
+	fprintf(f, "[magento]\nbase_url = http://127.0.0.1:1\n"
+		"[carriers]\nUPS Ground = ups\nDeutsche Post DHL = dhl\n%s",
+		extra ? extra : "");
+	fclose(f);
+	ck_assert_msg(m2w_config_load(path, &CFG, rep, sizeof(rep)) == 0, "%s",
+		      rep);
+	unlink(path);
+}
+
 static void cfg_init(void)
 {
 	memset(&CFG, 0, sizeof(CFG));
-	memset(CARRIERS, 0, sizeof(CARRIERS));
-	CFG.notify = 0;
-	CARRIERS[0].name = (char *)"UPS Ground";
-	CARRIERS[0].code = (char *)"ups";
-	CARRIERS[1].name = (char *)"Deutsche Post DHL";
-	CARRIERS[1].code = (char *)"dhl";
-	CFG.carriers = CARRIERS;
-	CFG.ncarriers = 2;
-	CFG.stock_legacy = 0;
-	CFG.stock_source = (char *)"default";
+	cfg_use("[tracking]\nnotify = no\n");
 }
 
 static void setup_pure(void)
@@ -134,7 +149,6 @@ static void setup(void)
 	rc = m2_conn_new(C, &K, eb);
 	ck_assert_msg(rc == M2W_OK, "m2_conn_new: %s", eb);
 	ENV.conn = K;
-	ENV.cfg = &CFG;
 }
 
 static void teardown(void)
@@ -210,17 +224,24 @@ static double shipped_in(const char *inc, size_t idx, int64_t item)
 
 START_TEST(test_find)
 {
-	ck_assert_ptr_eq(m2w_job_find("tracking"), &m2w_job_tracking);
-	ck_assert_ptr_eq(m2w_job_find("stock"), &m2w_job_stock);
-	ck_assert_ptr_eq(m2w_job_find("price"), &m2w_job_price);
-	ck_assert_ptr_eq(m2w_job_find("rest"), &m2w_job_rest);
+	char names[128];
+
+	ck_assert_ptr_eq(m2w_job_find("tracking"), m2w_job_at(0));
+	ck_assert_ptr_eq(m2w_job_find("stock"), m2w_job_at(1));
+	ck_assert_ptr_eq(m2w_job_find("price"), m2w_job_at(2));
+	ck_assert_ptr_eq(m2w_job_find("rest"), m2w_job_at(3));
+	ck_assert_ptr_null(m2w_job_at(4));
 	ck_assert_ptr_null(m2w_job_find("nope"));
 	ck_assert_ptr_null(m2w_job_find(NULL));
-	ck_assert_int_eq(m2w_job_tracking.batches, 0);
-	ck_assert_int_eq(m2w_job_stock.batches, 1);
-	ck_assert_int_eq(m2w_job_price.batches, 1);
-	ck_assert_int_eq(m2w_job_rest.batches, 0);
-	ck_assert_str_eq(m2w_job_stock.name, "stock");
+	ck_assert_int_eq(m2w_job_find("tracking")->batch, 0);
+	ck_assert_int_eq(m2w_job_find("stock")->batch, 50);
+	ck_assert_int_eq(m2w_job_find("price")->batch, 50);
+	ck_assert_int_eq(m2w_job_find("rest")->batch, 0);
+	ck_assert_str_eq(m2w_job_find("stock")->name, "stock");
+	ck_assert_str_eq(m2w_job_names(0, names, sizeof(names)),
+			 "tracking, stock, price or rest");
+	ck_assert_str_eq(m2w_job_names(M2W_IN_CSV, names, sizeof(names)),
+			 "tracking, stock or price");
 }
 END_TEST
 
@@ -270,15 +291,42 @@ END_TEST
 /* ------------------------------------------------------- pure: check */
 
 struct check_case {
-	const struct m2w_job *job;
+	const char *job;
 	const char *payload;
 	const char *why;         /* NULL: accepted; else a part of why */
 };
 
-#define T (&m2w_job_tracking)
-#define S (&m2w_job_stock)
-#define P (&m2w_job_price)
-#define R (&m2w_job_rest)
+#define T "tracking"
+#define S "stock"
+#define P "price"
+#define R "rest"
+
+/* A payload text through the job's load: 0, or -1 with why. */
+static int check_text(const char *type, const char *payload, char *why,
+		      size_t len)
+{
+	json_object *o;
+
+	if (m2w_job_load(m2w_job_find(type), payload, &o, why, len))
+		return -1;
+	json_object_put(o);
+	return 0;
+}
+
+/* A payload text's keys: 0, or -1 when it does not load. */
+static int keys_text(const char *type, const char *payload, char *idem,
+		     char *group, int *sup)
+{
+	const struct m2w_job *job = m2w_job_find(type);
+	json_object *o;
+	int rc;
+
+	if (m2w_job_load(job, payload, &o, NULL, 0))
+		return -1;
+	rc = m2w_job_keys(job, o, idem, group, sup);
+	json_object_put(o);
+	return rc;
+}
 
 static const struct check_case check_cases[] = {
 	/* tracking */
@@ -393,16 +441,16 @@ START_TEST(test_check)
 	int rc;
 
 	snprintf(why, sizeof(why), "(untouched)");
-	rc = c->job->check(c->payload, why, sizeof(why));
+	rc = check_text(c->job, c->payload, why, sizeof(why));
 	if (!c->why) {
-		ck_assert_msg(rc == 0, "%s check(%s) refused: %s", c->job->name,
+		ck_assert_msg(rc == 0, "%s check(%s) refused: %s", c->job,
 			      c->payload, why);
 		return;
 	}
 	ck_assert_msg(rc == -1, "%s check(%s) accepted; expected \"%s\"",
-		      c->job->name, c->payload, c->why);
+		      c->job, c->payload, c->why);
 	ck_assert_msg(strstr(why, c->why) != NULL,
-		      "%s check(%s): why \"%s\" lacks \"%s\"", c->job->name,
+		      "%s check(%s): why \"%s\" lacks \"%s\"", c->job,
 		      c->payload, why, c->why);
 }
 END_TEST
@@ -412,16 +460,16 @@ START_TEST(test_check_small_why)
 	char why[8];
 
 	/* a short buffer is cut, never overrun; NULL is allowed */
-	ck_assert_int_eq(m2w_job_stock.check("{}", why, sizeof(why)), -1);
+	ck_assert_int_eq(check_text(S, "{}", why, sizeof(why)), -1);
 	ck_assert_uint_lt(strlen(why), sizeof(why));
-	ck_assert_int_eq(m2w_job_stock.check("{}", NULL, 0), -1);
-	ck_assert_int_eq(m2w_job_tracking.check(NULL, why, sizeof(why)), -1);
+	ck_assert_int_eq(check_text(S, "{}", NULL, 0), -1);
+	ck_assert_int_eq(check_text(T, NULL, why, sizeof(why)), -1);
 }
 END_TEST
 
 /* -------------------------------------------------------- pure: keys */
 
-static void ck_keys(const struct m2w_job *job, const char *payload,
+static void ck_keys(const char *job, const char *payload,
 		    const char *idem, const char *group, int supersede)
 {
 	char ik[M2W_KEY_MAX + 1], gk[M2W_KEY_MAX + 1];
@@ -429,8 +477,8 @@ static void ck_keys(const struct m2w_job *job, const char *payload,
 
 	memset(ik, 'x', sizeof(ik));
 	memset(gk, 'x', sizeof(gk));
-	ck_assert_msg(job->keys(payload, ik, gk, &sup) == 0, "%s keys(%s)",
-		      job->name, payload);
+	ck_assert_msg(keys_text(job, payload, ik, gk, &sup) == 0, "%s keys(%s)",
+		      job, payload);
 	ck_assert_str_eq(ik, idem);
 	ck_assert_str_eq(gk, group);
 	ck_assert_int_eq(sup, supersede);
@@ -458,11 +506,11 @@ START_TEST(test_keys)
 	ck_keys(R, "{\"method\":\"GET\",\"path\":\"/orders/1\"}", "", "", 0);
 
 	/* a payload that does not check has no keys */
-	ck_assert_int_eq(T->keys("{\"order\":\"1\"}", ik, gk, &sup), -1);
-	ck_assert_int_eq(S->keys("{\"sku\":\"A\",\"qty\":-1}", ik, gk, &sup),
+	ck_assert_int_eq(keys_text(T, "{\"order\":\"1\"}", ik, gk, &sup), -1);
+	ck_assert_int_eq(keys_text(S, "{\"sku\":\"A\",\"qty\":-1}", ik, gk, &sup),
 			 -1);
-	ck_assert_int_eq(P->keys("nope", ik, gk, &sup), -1);
-	ck_assert_int_eq(R->keys("{\"method\":\"GET\"}", ik, gk, &sup), -1);
+	ck_assert_int_eq(keys_text(P, "nope", ik, gk, &sup), -1);
+	ck_assert_int_eq(keys_text(R, "{\"method\":\"GET\"}", ik, gk, &sup), -1);
 }
 END_TEST
 
@@ -625,9 +673,8 @@ START_TEST(test_tracking_config_extras)
 {
 	struct m2w_outcome o;
 
-	CFG.notify = 1;
-	CFG.ship_comment = (char *)"Shipped by the 3PL";
-	CFG.ship_source = (char *)"warehouse-2";
+	cfg_use("[tracking]\nnotify = yes\ncomment = Shipped by the 3PL\n"
+		"source_code = warehouse-2\n");
 	o = run1(T, trk(0, O1, "1ZX1", "ups", ",\"notify\":false"));
 	ck_done(o);
 	o = run1(T, trk(0, O2, "1ZX2", "ups", ""));
@@ -803,7 +850,7 @@ START_TEST(test_stock_source_default)
 {
 	struct m2w_outcome o;
 
-	CFG.stock_source = (char *)"warehouse-2";
+	cfg_use("[stock]\nsource_code = warehouse-2\n");
 	o = run1(S, "{\"sku\":\"SKU-1\",\"qty\":3}");
 	ck_done(o);
 	ck_assert(stock_qty("SKU-1", "warehouse-2") == 3);
@@ -839,7 +886,7 @@ START_TEST(test_stock_legacy)
 	struct m2w_outcome o[3];
 	double q = -1;
 
-	CFG.stock_legacy = 1;
+	cfg_use("[stock]\nmode = legacy\n");
 	run_n(S, p, 3, o);
 	ck_done(o[0]);
 	ck_outcome(o[1], M2W_EPERMANENT, M2W_CLASS_PERMANENT);
@@ -863,7 +910,7 @@ START_TEST(test_stock_legacy_outage)
 	struct m2w_outcome o[3];
 	int i;
 
-	CFG.stock_legacy = 1;
+	cfg_use("[stock]\nmode = legacy\n");
 	fake_set_faults(&F, "{\"outage\":true}");
 	run_n(S, p, 3, o);
 	for (i = 0; i < 3; i++)

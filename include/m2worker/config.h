@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "m2worker/jobs.h"
 #include "m2worker/log.h"
 #include "m2worker/magento.h"
 #include "m2worker/queue.h"
@@ -33,28 +34,24 @@ extern "C" {
 #define M2W_CONFIG_PATH "/etc/m2worker/m2worker.conf"
 #define M2W_MAX_TYPES 8
 
-/* One job type: section [tracking], [stock], [price] or [rest]. */
+/* One job type of the table (jobs.h): its section [NAME]. */
 struct m2w_type_cfg {
 	char name[M2W_TYPE_MAX + 1];
+	const struct m2w_job *job;
 	struct m2w_policy policy;  /* max_attempts, backoff_base, backoff_cap,
 				    * jitter_percent */
 	unsigned concurrency;      /* workers on this type at once; 0 = all */
 	unsigned batch;            /* tasks per Magento call (stock, price) */
 	int64_t lease_ms;          /* lease; extended while a call runs */
-};
-
-/* [carriers]: a free-text carrier name (as 3PL files write it) -> a
- * Magento carrier code. Names compare case-insensitively. */
-struct m2w_carrier {
-	char *name;
-	char *code;
+	void *settings;            /* the job's own keys (job->settings), a
+				    * struct of job->settings_size bytes */
 };
 
 /* [watch "NAME"]: a directory of CSV files for one job type. */
 struct m2w_watch_cfg {
 	char *name;                /* the section's name */
 	char *path;                /* path = (required) the incoming directory */
-	char type[M2W_TYPE_MAX + 1]; /* type = (required) tracking|stock|price */
+	char type[M2W_TYPE_MAX + 1]; /* type = (required) a type read from CSV */
 	char *processed;           /* processed = PATH/../processed */
 	char *failed;              /* failed = PATH/../failed */
 	char *pattern;             /* pattern = *.csv (a glob; ^...$ is an
@@ -103,21 +100,9 @@ struct m2w_config {
 	int log_level;             /* level = error|warn|info|debug (info) */
 	char *log_file;            /* file = (stderr) */
 
-	/* [tracking] extras */
-	int notify;                /* notify = yes: Magento emails the customer */
-	char *ship_comment;        /* comment = (none) */
-	char *ship_source;         /* source_code = (none): MSI source shipped from */
-
-	/* [stock] extras */
-	int stock_legacy;          /* mode = msi|legacy */
-	char *stock_source;        /* source_code = default */
-
-	/* job types, always tracking, stock, price, rest in that order */
+	/* job types, in the order of the job table (m2w_job_at) */
 	struct m2w_type_cfg types[M2W_MAX_TYPES];
 	size_t ntypes;
-
-	struct m2w_carrier *carriers;
-	size_t ncarriers;
 
 	/* [http]: HTTP push, /healthz and /metrics (libmicrohttpd) */
 	int http;                  /* enabled = no */
@@ -153,11 +138,16 @@ void m2w_config_release(struct m2w_config *cfg);
 const struct m2w_type_cfg *m2w_config_type(const struct m2w_config *cfg,
 					   const char *name);
 
-/* The Magento carrier code for a free-text name: the [carriers] table,
- * else the name itself when it is a code Magento knows (ups, usps, fedex,
- * dhl, custom; any case), else "custom". */
-const char *m2w_config_carrier(const struct m2w_config *cfg,
-			       const char *name);
+/*
+ * A job's own setting `key` of section [type] as text: a string (NULL when
+ * unset), "yes"/"no", or the enum's choice. NULL for an unknown type or
+ * key, and for a map (m2w_config_map).
+ */
+const char *m2w_config_setting(const struct m2w_config *cfg,
+			       const char *type, const char *key);
+/* The map section `section` ([carriers]) of a job's settings, or NULL. */
+const struct m2w_map *m2w_config_map(const struct m2w_config *cfg,
+				     const char *section);
 
 /* "30s" -> 30000 etc.; -1 when it does not parse. */
 int64_t m2w_parse_duration_ms(const char *s);

@@ -98,8 +98,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "m2worker/config.h"
 #include "m2worker/error.h"
+#include "m2worker/jobs.h"
 #include "m2worker/queue.h"
 
 #ifdef __cplusplus
@@ -120,8 +120,6 @@ enum m2w_ingest_format {
 
 struct m2w_ingest_opts {
 	const char *type;         /* job type (m2w_job_find), required */
-	const struct m2w_config *cfg; /* may be NULL: defaults. Not read yet;
-				   * the [watch] column maps will live here */
 	int format;               /* enum m2w_ingest_format */
 	char delimiter;           /* CSV: ',' ';' '\t', or 0 = detect */
 	const char *source;       /* label: file name, "stdin", "http"; NULL =
@@ -236,8 +234,10 @@ int m2w_ingest_map_new(const struct m2w_ingest_opts *opts,
 		       struct m2w_ingest_map **out, char *errbuf);
 void m2w_ingest_map_free(struct m2w_ingest_map *m);
 
-/* Checks an opts.columns text: M2W_OK, or M2W_EINVAL naming the entry. */
-int m2w_ingest_columns_check(const char *columns, char *errbuf);
+/* Checks an opts.columns text for a type: M2W_OK, or M2W_EINVAL naming
+ * the entry. */
+int m2w_ingest_columns_check(const char *type, const char *columns,
+			     char *errbuf);
 
 /*
  * A CSV record (`fields[i]` of `lens[i]` bytes, not NUL-terminated) into a

@@ -45,9 +45,10 @@
 
 #include "m2worker/config.h"
 #include "m2worker/error.h"
+#include "watch.h"
 
 #define LINE_MAX_BYTES 4096
-#define CARRIER_CODE_MAX 63   /* struct m2_track's carrier_code[64] */
+#define MAP_VALUE_MAX 63      /* a map value (struct m2_track's carrier_code[64]) */
 
 #define KIB ((uint64_t)1 << 10)
 #define MS_S INT64_C(1000)
@@ -185,13 +186,55 @@ int m2w_parse_bool(const char *s)
 
 /* ---------------------------------------------------------------- defaults */
 
-static const struct {
-	const char *name;
-	unsigned batch;
-} type_defaults[] = {
-	{ "tracking", 1 }, { "stock", 50 }, { "price", 50 }, { "rest", 1 },
-};
-#define NTYPES (sizeof(type_defaults) / sizeof(type_defaults[0]))
+static void settings_release(const struct m2w_job *job, void *set);
+
+/* A job's settings: a copy of its defaults, strings duplicated. NULL out
+ * of memory (or a job without settings). */
+static void *settings_new(const struct m2w_job *job)
+{
+	const struct m2w_setting *k;
+	char *set;
+
+	if (!job->settings_size)
+		return NULL;
+	if (!(set = calloc(1, job->settings_size)))
+		return NULL;
+	if (job->defaults)
+		memcpy(set, job->defaults, job->settings_size);
+	for (k = job->settings; k && k->name; k++) {
+		char **sp = (char **)(set + k->off);
+
+		if (k->kind == M2W_SET_MAP)
+			memset(set + k->off, 0, sizeof(struct m2w_map));
+		else if (k->kind == M2W_SET_STR && *sp && !(*sp = strdup(*sp))) {
+			settings_release(job, set);
+			return NULL;
+		}
+	}
+	return set;
+}
+
+static void settings_release(const struct m2w_job *job, void *p)
+{
+	const struct m2w_setting *k;
+	char *set = p;
+	size_t i;
+
+	for (k = job->settings; set && k && k->name; k++) {
+		if (k->kind == M2W_SET_STR) {
+			free(*(char **)(set + k->off));
+		} else if (k->kind == M2W_SET_MAP) {
+			struct m2w_map *m = (struct m2w_map *)(set + k->off);
+
+			for (i = 0; i < m->n; i++) {
+				free(m->v[i].name);
+				free(m->v[i].value);
+			}
+			free(m->v);
+		}
+	}
+	free(set);
+}
 
 void m2w_config_defaults(struct m2w_config *cfg)
 {
@@ -222,20 +265,18 @@ void m2w_config_defaults(struct m2w_config *cfg)
 	cfg->log_level = M2W_LOG_INFO;
 	cfg->log_file = NULL;
 
-	cfg->notify = 1;
-	cfg->stock_legacy = 0;
-	cfg->stock_source = strdup("default");
-
-	for (i = 0; i < NTYPES; i++) {
+	for (i = 0; i < M2W_MAX_TYPES && m2w_job_at(i); i++) {
 		struct m2w_type_cfg *t = &cfg->types[i];
 
-		snprintf(t->name, sizeof(t->name), "%s", type_defaults[i].name);
+		t->job = m2w_job_at(i);
+		snprintf(t->name, sizeof(t->name), "%s", t->job->name);
 		m2w_policy_default(&t->policy);
 		t->concurrency = 0;
-		t->batch = type_defaults[i].batch;
+		t->batch = t->job->batch ? t->job->batch : 1;
 		t->lease_ms = 60 * MS_S;
+		t->settings = settings_new(t->job);
 	}
-	cfg->ntypes = NTYPES;
+	cfg->ntypes = i;
 
 	cfg->http = 0;
 	cfg->http_listen = strdup("127.0.0.1");
@@ -253,9 +294,6 @@ void m2w_config_release(struct m2w_config *cfg)
 	free(cfg->path);
 	free(cfg->store_path);
 	free(cfg->log_file);
-	free(cfg->ship_comment);
-	free(cfg->ship_source);
-	free(cfg->stock_source);
 	/* the const char * of m2_client_opts are ours (not user_agent) */
 	free((void *)m->base_url);
 	free((void *)m->store_code);
@@ -268,11 +306,8 @@ void m2w_config_release(struct m2w_config *cfg)
 	free((void *)m->access_token_secret);
 	free((void *)m->ca_file);
 	free((void *)m->proxy);
-	for (i = 0; i < cfg->ncarriers; i++) {
-		free(cfg->carriers[i].name);
-		free(cfg->carriers[i].code);
-	}
-	free(cfg->carriers);
+	for (i = 0; i < cfg->ntypes; i++)
+		settings_release(cfg->types[i].job, cfg->types[i].settings);
 	free(cfg->http_listen);
 	free(cfg->http_tokens);
 	for (i = 0; i < cfg->nwatches; i++) {
@@ -303,29 +338,50 @@ const struct m2w_type_cfg *m2w_config_type(const struct m2w_config *cfg,
 	return NULL;
 }
 
-const char *m2w_config_carrier(const struct m2w_config *cfg,
-			       const char *name)
+/* The setting named key of a type's job, or NULL. */
+static const struct m2w_setting *setting_of(const struct m2w_type_cfg *t,
+					    const char *key, int kind)
 {
-	static const char *const known[] = {
-		"ups", "usps", "fedex", "dhl", "custom",
-	};
-	size_t i, len;
+	const struct m2w_setting *k;
 
-	if (!name)
-		return "custom";
-	name = skip_space(name);
-	len = strlen(name);
-	while (len > 0 && isspace((unsigned char)name[len - 1]))
-		len--;
-	for (i = 0; i < cfg->ncarriers; i++)
-		if (strlen(cfg->carriers[i].name) == len &&
-		    strncasecmp(cfg->carriers[i].name, name, len) == 0)
-			return cfg->carriers[i].code;
-	for (i = 0; i < sizeof(known) / sizeof(known[0]); i++)
-		if (strlen(known[i]) == len &&
-		    strncasecmp(known[i], name, len) == 0)
-			return known[i];
-	return "custom";
+	for (k = t->job->settings; k && k->name; k++)
+		if (strcmp(k->name, key) == 0 && (kind < 0 || k->kind == kind))
+			return k;
+	return NULL;
+}
+
+const char *m2w_config_setting(const struct m2w_config *cfg,
+			       const char *type, const char *key)
+{
+	const struct m2w_type_cfg *t = m2w_config_type(cfg, type);
+	const struct m2w_setting *k = t ? setting_of(t, key, -1) : NULL;
+	const char *set;
+
+	if (!k || !t->settings || k->kind == M2W_SET_MAP)
+		return NULL;
+	set = (const char *)t->settings + k->off;
+	switch (k->kind) {
+	case M2W_SET_STR:
+		return *(char *const *)set;
+	case M2W_SET_BOOL:
+		return *(const int *)set ? "yes" : "no";
+	default:
+		return k->choices[*(const int *)set];
+	}
+}
+
+const struct m2w_map *m2w_config_map(const struct m2w_config *cfg,
+				     const char *section)
+{
+	const struct m2w_setting *k;
+	size_t i;
+
+	for (i = 0; i < cfg->ntypes; i++)
+		if ((k = setting_of(&cfg->types[i], section, M2W_SET_MAP)) &&
+		    cfg->types[i].settings)
+			return (const struct m2w_map *)
+				((const char *)cfg->types[i].settings + k->off);
+	return NULL;
 }
 
 /* ------------------------------------------------------------------ parser */
@@ -346,14 +402,15 @@ enum kind {
 	K_RATE,     /* double >= 0 */
 	K_AUTH,     /* magento.auth */
 	K_LEVEL,    /* log_level */
-	K_MODE,     /* stock_legacy */
-	K_JOBTYPE,  /* char[M2W_TYPE_MAX + 1]: a configured job type */
+	K_ENUM,     /* int: index of the value in `choices` */
+	K_JOBTYPE,  /* char[M2W_TYPE_MAX + 1]: a job type read from CSV */
 	K_DELIM,    /* char: auto , ; tab */
 	K_WATCHMODE,/* int poll: inotify | poll */
 	K_REFUSE    /* a key that is known but not allowed here: `note` says why */
 };
 
-#define ON_WATCH 2  /* key_def.on_type: the current [watch] entry */
+#define ON_WATCH 2    /* key_def.on_type: the current [watch] entry */
+#define ON_SETTINGS 3 /* key_def.on_type: the section's job settings */
 
 struct key_def {
 	const char *name;
@@ -363,6 +420,7 @@ struct key_def {
 	int64_t min, max;    /* K_UINT: range; K_MS*: range in ms (max 0: none) */
 	int nonempty;        /* K_STR: "" is a mistake, not "unset" */
 	const char *note;    /* K_REFUSE */
+	const char *const *choices; /* K_ENUM */
 };
 
 struct parser;
@@ -372,6 +430,7 @@ struct section_def {
 	int named;                     /* `[name "sub"]` form */
 	const struct key_def *keys;    /* NULL: free-form keys (`key` below) */
 	int type;                      /* index in cfg->types, or -1 */
+	const struct m2w_setting *map; /* a job's M2W_SET_MAP section */
 	/* a free-form key; 0, or -1 after reporting */
 	int (*key)(struct parser *p, const char *key, const char *value);
 	/* at the header (named sections: the name); 0 or -1 after reporting */
@@ -394,6 +453,8 @@ struct parser {
 	size_t len, used;
 	int count;
 	int line;
+	struct section_def secs[32];   /* the fixed ones, then the jobs' */
+	size_t nsecs;
 	const struct section_def *sec; /* NULL: no section yet, or skipped */
 	char *sec_name;                /* the current section's name, or NULL */
 	int skip;                      /* in an unknown section: keys ignored */
@@ -531,9 +592,24 @@ static int parse_uint(const char *v, uint64_t *out)
 static const char *const auth_names[] = { "none", "token", "admin", "oauth" };
 
 /* Sets one key from the current section's table; -1 after a mistake. */
+/* "a, b or c" of a NULL-terminated list, into buf. */
+static const char *choice_list(const char *const *c, char *buf, size_t size)
+{
+	size_t i, n = 0, o = 0;
+
+	while (c[n])
+		n++;
+	buf[0] = '\0';
+	for (i = 0; i < n && o < size; i++)
+		o += (size_t)snprintf(buf + o, size - o, "%s%s",
+				      i == 0 ? "" : i + 1 == n ? " or " : ", ",
+				      c[i]);
+	return buf;
+}
+
 static int set_key(struct parser *p, const struct key_def *k, const char *v)
 {
-	char *base, buf[96], eb[M2W_ERRBUF_SIZE];
+	char *base, buf[96], eb[M2W_ERRBUF_SIZE], names[128];
 	char *s;
 	int64_t ms;
 	uint64_t n;
@@ -545,6 +621,8 @@ static int set_key(struct parser *p, const struct key_def *k, const char *v)
 
 	if (k->on_type == ON_WATCH)
 		base = (char *)&p->cfg->watches[p->cfg->nwatches - 1];
+	else if (k->on_type == ON_SETTINGS)
+		base = p->cfg->types[p->sec->type].settings;
 	else if (k->on_type)
 		base = (char *)&p->cfg->types[p->sec->type];
 	else
@@ -703,19 +781,24 @@ static int set_key(struct parser *p, const struct key_def *k, const char *v)
 		}
 		*(int *)(base + k->off) = b;
 		return 0;
-	case K_MODE:
-		if (strcmp(v, "msi") != 0 && strcmp(v, "legacy") != 0) {
-			mistake(p, p->line, "%s: %s is not msi or legacy",
-				k->name, shown(buf, sizeof(buf), v));
+	case K_ENUM:
+		for (i = 0; k->choices[i]; i++)
+			if (strcmp(v, k->choices[i]) == 0)
+				break;
+		if (!k->choices[i]) {
+			mistake(p, p->line, "%s: %s is not %s", k->name,
+				shown(buf, sizeof(buf), v),
+				choice_list(k->choices, names, sizeof(names)));
 			return -1;
 		}
-		*(int *)(base + k->off) = strcmp(v, "legacy") == 0;
+		*(int *)(base + k->off) = (int)i;
 		return 0;
 	case K_JOBTYPE:
-		if (!m2w_config_type(p->cfg, v)) {
-			mistake(p, p->line, "%s: %s is not a job type (tracking, "
-				"stock, price)", k->name,
-				shown(buf, sizeof(buf), v));
+		if (!m2w_config_type(p->cfg, v) ||
+		    !(m2w_job_find(v)->inputs & M2W_IN_CSV)) {
+			mistake(p, p->line, "%s: %s is not a job type read from "
+				"CSV (%s)", k->name, shown(buf, sizeof(buf), v),
+				m2w_job_names(M2W_IN_CSV, names, sizeof(names)));
 			return -1;
 		}
 		snprintf(base + k->off, M2W_TYPE_MAX + 1, "%s", v);
@@ -751,43 +834,45 @@ static int set_key(struct parser *p, const struct key_def *k, const char *v)
 	return 0;
 }
 
-/* [carriers]: `Free Text Name = code` */
-static int carrier_key(struct parser *p, const char *key, const char *value)
+/* A job's map section ([carriers]): `Free Text Name = value`. */
+static int map_key(struct parser *p, const char *key, const char *value)
 {
-	struct m2w_config *cfg = p->cfg;
-	struct m2w_carrier *c;
+	const struct m2w_setting *k = p->sec->map;
+	struct m2w_map *m = (struct m2w_map *)
+		((char *)p->cfg->types[p->sec->type].settings + k->off);
+	struct m2w_map_entry *e;
 	char buf[96], buf2[96];
-	size_t i, n = strlen(value);
+	size_t n = strlen(value);
 
-	if (n == 0 || n > CARRIER_CODE_MAX ||
-	    strspn(value, "abcdefghijklmnopqrstuvwxyz0123456789_") != n) {
-		mistake(p, p->line, "carrier %s: %s is not a carrier code "
-			"([a-z0-9_]+)", shown(buf, sizeof(buf), key),
-			shown(buf2, sizeof(buf2), value));
+	if (n == 0 || n > MAP_VALUE_MAX || strspn(value, k->charset) != n) {
+		mistake(p, p->line, "%s %s: %s is not a %s code ([%s]+)",
+			k->what, shown(buf, sizeof(buf), key),
+			shown(buf2, sizeof(buf2), value), k->what,
+			strcmp(k->charset, "abcdefghijklmnopqrstuvwxyz"
+			       "0123456789_") == 0 ? "a-z0-9_" : k->charset);
 		return -1;
 	}
-	for (i = 0; i < cfg->ncarriers; i++)
-		if (strcasecmp(cfg->carriers[i].name, key) == 0) {
-			mistake(p, p->line, "carrier %s is already mapped "
-				"above", shown(buf, sizeof(buf), key));
-			return -1;
-		}
-	c = realloc(cfg->carriers, (cfg->ncarriers + 1) * sizeof(*c));
-	if (!c) {
+	if (m2w_map_get(m, key)) {
+		mistake(p, p->line, "%s %s is already mapped above", k->what,
+			shown(buf, sizeof(buf), key));
+		return -1;
+	}
+	e = realloc(m->v, (m->n + 1) * sizeof(*e));
+	if (!e) {
 		mistake(p, p->line, "out of memory");
 		return -1;
 	}
-	cfg->carriers = c;
-	c += cfg->ncarriers;
-	c->name = strdup(key);
-	c->code = strdup(value);
-	if (!c->name || !c->code) {
-		free(c->name);
-		free(c->code);
+	m->v = e;
+	e += m->n;
+	e->name = strdup(key);
+	e->value = strdup(value);
+	if (!e->name || !e->value) {
+		free(e->name);
+		free(e->value);
 		mistake(p, p->line, "out of memory");
 		return -1;
 	}
-	cfg->ncarriers++;
+	m->n++;
 	return 0;
 }
 
@@ -795,128 +880,104 @@ static int carrier_key(struct parser *p, const char *key, const char *value)
 #define TYP(f) offsetof(struct m2w_type_cfg, f)
 
 static const struct key_def store_keys[] = {
-	{ "path", K_STR, CFG(store_path), 0, 0, 0, 1, NULL },
-	{ "map_initial", K_SIZE, CFG(map_initial), 0, 0, 0, 0, NULL },
-	{ "map_max", K_SIZE, CFG(map_max), 0, 0, 0, 0, NULL },
-	{ "nosync", K_BOOL, CFG(nosync), 0, 0, 0, 0, NULL },
-	{ NULL, K_STR, 0, 0, 0, 0, 0, NULL }
+	{ "path", K_STR, CFG(store_path), 0, 0, 0, 1, NULL, NULL },
+	{ "map_initial", K_SIZE, CFG(map_initial), 0, 0, 0, 0, NULL, NULL },
+	{ "map_max", K_SIZE, CFG(map_max), 0, 0, 0, 0, NULL, NULL },
+	{ "nosync", K_BOOL, CFG(nosync), 0, 0, 0, 0, NULL, NULL },
+	{ NULL, K_STR, 0, 0, 0, 0, 0, NULL, NULL }
 };
 
 static const struct key_def magento_keys[] = {
-	{ "base_url", K_URL, CFG(magento.base_url), 0, 0, 0, 0, NULL },
-	{ "store_code", K_CODE, CFG(magento.store_code), 0, 0, 0, 0, NULL },
-	{ "auth", K_AUTH, CFG(magento.auth), 0, 0, 0, 0, NULL },
-	{ "token", K_SECRET, CFG(magento.token), 0, 0, 0, 0, NULL },
-	{ "username", K_CSTR, CFG(magento.username), 0, 0, 0, 0, NULL },
-	{ "password", K_SECRET, CFG(magento.password), 0, 0, 0, 0, NULL },
+	{ "base_url", K_URL, CFG(magento.base_url), 0, 0, 0, 0, NULL, NULL },
+	{ "store_code", K_CODE, CFG(magento.store_code), 0, 0, 0, 0, NULL, NULL },
+	{ "auth", K_AUTH, CFG(magento.auth), 0, 0, 0, 0, NULL, NULL },
+	{ "token", K_SECRET, CFG(magento.token), 0, 0, 0, 0, NULL, NULL },
+	{ "username", K_CSTR, CFG(magento.username), 0, 0, 0, 0, NULL, NULL },
+	{ "password", K_SECRET, CFG(magento.password), 0, 0, 0, 0, NULL, NULL },
 	{ "admin_token_ttl", K_S_LONG, CFG(magento.admin_token_ttl_s), 0,
-	  MS_S, 0, 0, NULL },
+	  MS_S, 0, 0, NULL, NULL },
 	{ "consumer_key", K_SECRET, CFG(magento.consumer_key), 0, 0, 0, 0,
-	  NULL },
+	  NULL, NULL },
 	{ "consumer_secret", K_SECRET, CFG(magento.consumer_secret), 0, 0, 0,
-	  0, NULL },
+	  0, NULL, NULL },
 	{ "access_token", K_SECRET, CFG(magento.access_token), 0, 0, 0, 0,
-	  NULL },
+	  NULL, NULL },
 	{ "access_token_secret", K_SECRET, CFG(magento.access_token_secret),
-	  0, 0, 0, 0, NULL },
-	{ "timeout", K_MS_LONG, CFG(magento.timeout_ms), 0, 1, 0, 0, NULL },
+	  0, 0, 0, 0, NULL, NULL },
+	{ "timeout", K_MS_LONG, CFG(magento.timeout_ms), 0, 1, 0, 0, NULL, NULL },
 	{ "connect_timeout", K_MS_LONG, CFG(magento.connect_timeout_ms), 0, 1,
-	  0, 0, NULL },
-	{ "ca_file", K_CSTR, CFG(magento.ca_file), 0, 0, 0, 0, NULL },
-	{ "proxy", K_CSTR, CFG(magento.proxy), 0, 0, 0, 0, NULL },
-	{ "insecure", K_BOOL, CFG(magento.insecure), 0, 0, 0, 0, NULL },
-	{ "rate_limit", K_RATE, CFG(rate_limit), 0, 0, 0, 0, NULL },
-	{ NULL, K_STR, 0, 0, 0, 0, 0, NULL }
+	  0, 0, NULL, NULL },
+	{ "ca_file", K_CSTR, CFG(magento.ca_file), 0, 0, 0, 0, NULL, NULL },
+	{ "proxy", K_CSTR, CFG(magento.proxy), 0, 0, 0, 0, NULL, NULL },
+	{ "insecure", K_BOOL, CFG(magento.insecure), 0, 0, 0, 0, NULL, NULL },
+	{ "rate_limit", K_RATE, CFG(rate_limit), 0, 0, 0, 0, NULL, NULL },
+	{ NULL, K_STR, 0, 0, 0, 0, 0, NULL, NULL }
 };
 
 static const struct key_def workers_keys[] = {
-	{ "threads", K_UINT, CFG(threads), 0, 1, 256, 0, NULL },
-	{ "shutdown_grace", K_MS, CFG(grace_ms), 0, 0, 0, 0, NULL },
-	{ "reap_interval", K_MS, CFG(reap_interval_ms), 0, 1, 0, 0, NULL },
-	{ NULL, K_STR, 0, 0, 0, 0, 0, NULL }
+	{ "threads", K_UINT, CFG(threads), 0, 1, 256, 0, NULL, NULL },
+	{ "shutdown_grace", K_MS, CFG(grace_ms), 0, 0, 0, 0, NULL, NULL },
+	{ "reap_interval", K_MS, CFG(reap_interval_ms), 0, 1, 0, 0, NULL, NULL },
+	{ NULL, K_STR, 0, 0, 0, 0, 0, NULL, NULL }
 };
 
 static const struct key_def breaker_keys[] = {
-	{ "failures", K_UINT, CFG(breaker_failures), 0, 1, 1000000, 0, NULL },
-	{ "cooldown", K_MS, CFG(breaker_cooldown_ms), 0, 1, 0, 0, NULL },
-	{ NULL, K_STR, 0, 0, 0, 0, 0, NULL }
+	{ "failures", K_UINT, CFG(breaker_failures), 0, 1, 1000000, 0, NULL, NULL },
+	{ "cooldown", K_MS, CFG(breaker_cooldown_ms), 0, 1, 0, 0, NULL, NULL },
+	{ NULL, K_STR, 0, 0, 0, 0, 0, NULL, NULL }
 };
 
 static const struct key_def log_keys[] = {
-	{ "level", K_LEVEL, CFG(log_level), 0, 0, 0, 0, NULL },
-	{ "file", K_STR, CFG(log_file), 0, 0, 0, 0, NULL },
-	{ NULL, K_STR, 0, 0, 0, 0, 0, NULL }
+	{ "level", K_LEVEL, CFG(log_level), 0, 0, 0, 0, NULL, NULL },
+	{ "file", K_STR, CFG(log_file), 0, 0, 0, 0, NULL, NULL },
+	{ NULL, K_STR, 0, 0, 0, 0, 0, NULL, NULL }
 };
 
 /* Every job type's section has these. */
 #define TYPE_KEYS                                                            \
 	{ "max_attempts", K_UINT, TYP(policy.max_attempts), 1, 1, 65535, 0,  \
-	  NULL },                                                            \
+	  NULL, NULL },                                                            \
 	{ "backoff_base", K_MS, TYP(policy.backoff_base_ms), 1, 1, 0, 0,     \
-	  NULL },                                                            \
+	  NULL, NULL },                                                            \
 	{ "backoff_cap", K_MS, TYP(policy.backoff_cap_ms), 1, 1, 0, 0,       \
-	  NULL },                                                            \
+	  NULL, NULL },                                                            \
 	{ "jitter_percent", K_UINT, TYP(policy.jitter_pct), 1, 0, 100, 0,    \
-	  NULL },                                                            \
-	{ "concurrency", K_UINT, TYP(concurrency), 1, 0, 65535, 0, NULL },   \
-	{ "lease", K_MS, TYP(lease_ms), 1, MS_S, 0, 0, NULL }
+	  NULL, NULL },                                                            \
+	{ "concurrency", K_UINT, TYP(concurrency), 1, 0, 65535, 0, NULL, NULL },   \
+	{ "lease", K_MS, TYP(lease_ms), 1, MS_S, 0, 0, NULL, NULL }
 
-static const struct key_def tracking_keys[] = {
+static const struct key_def type_keys[] = {
 	TYPE_KEYS,
-	{ "batch", K_REFUSE, 0, 0, 0, 0, 0,
-	  "a shipment is created and tracked one order per call" },
-	{ "notify", K_BOOL, CFG(notify), 0, 0, 0, 0, NULL },
-	{ "comment", K_STR, CFG(ship_comment), 0, 0, 0, 0, NULL },
-	{ "source_code", K_STR, CFG(ship_source), 0, 0, 0, 0, NULL },
-	{ NULL, K_STR, 0, 0, 0, 0, 0, NULL }
-};
-
-static const struct key_def stock_keys[] = {
-	TYPE_KEYS,
-	{ "batch", K_UINT, TYP(batch), 1, 1, 500, 0, NULL },
-	{ "mode", K_MODE, CFG(stock_legacy), 0, 0, 0, 0, NULL },
-	{ "source_code", K_STR, CFG(stock_source), 0, 0, 0, 1, NULL },
-	{ NULL, K_STR, 0, 0, 0, 0, 0, NULL }
-};
-
-static const struct key_def price_keys[] = {
-	TYPE_KEYS,
-	{ "batch", K_UINT, TYP(batch), 1, 1, 500, 0, NULL },
-	{ NULL, K_STR, 0, 0, 0, 0, 0, NULL }
-};
-
-static const struct key_def rest_keys[] = {
-	TYPE_KEYS,
-	{ NULL, K_STR, 0, 0, 0, 0, 0, NULL }
+	{ NULL, K_STR, 0, 0, 0, 0, 0, NULL, NULL }
 };
 
 static const struct key_def http_keys[] = {
-	{ "enabled", K_BOOL, CFG(http), 0, 0, 0, 0, NULL },
-	{ "listen", K_STR, CFG(http_listen), 0, 0, 0, 1, NULL },
-	{ "port", K_UINT, CFG(http_port), 0, 1, 65535, 0, NULL },
-	{ "tokens", K_SECRET, CFG(http_tokens), 0, 0, 0, 0, NULL },
-	{ "body_max", K_SIZE, CFG(http_body_max), 0, 0, 0, 0, NULL },
-	{ "connections", K_UINT, CFG(http_connections), 0, 1, 1024, 0, NULL },
-	{ "timeout", K_MS, CFG(http_timeout_ms), 0, MS_S, 0, 0, NULL },
-	{ NULL, K_STR, 0, 0, 0, 0, 0, NULL }
+	{ "enabled", K_BOOL, CFG(http), 0, 0, 0, 0, NULL, NULL },
+	{ "listen", K_STR, CFG(http_listen), 0, 0, 0, 1, NULL, NULL },
+	{ "port", K_UINT, CFG(http_port), 0, 1, 65535, 0, NULL, NULL },
+	{ "tokens", K_SECRET, CFG(http_tokens), 0, 0, 0, 0, NULL, NULL },
+	{ "body_max", K_SIZE, CFG(http_body_max), 0, 0, 0, 0, NULL, NULL },
+	{ "connections", K_UINT, CFG(http_connections), 0, 1, 1024, 0, NULL, NULL },
+	{ "timeout", K_MS, CFG(http_timeout_ms), 0, MS_S, 0, 0, NULL, NULL },
+	{ NULL, K_STR, 0, 0, 0, 0, 0, NULL, NULL }
 };
 
 #define WAT(f) offsetof(struct m2w_watch_cfg, f)
 
 static const struct key_def watch_keys[] = {
-	{ "path", K_STR, WAT(path), ON_WATCH, 0, 0, 1, NULL },
-	{ "type", K_JOBTYPE, WAT(type), ON_WATCH, 0, 0, 0, NULL },
-	{ "processed", K_STR, WAT(processed), ON_WATCH, 0, 0, 1, NULL },
-	{ "failed", K_STR, WAT(failed), ON_WATCH, 0, 0, 1, NULL },
-	{ "pattern", K_STR, WAT(pattern), ON_WATCH, 0, 0, 1, NULL },
-	{ "delimiter", K_DELIM, WAT(delimiter), ON_WATCH, 0, 0, 0, NULL },
-	{ "mode", K_WATCHMODE, WAT(poll), ON_WATCH, 0, 0, 0, NULL },
+	{ "path", K_STR, WAT(path), ON_WATCH, 0, 0, 1, NULL, NULL },
+	{ "type", K_JOBTYPE, WAT(type), ON_WATCH, 0, 0, 0, NULL, NULL },
+	{ "processed", K_STR, WAT(processed), ON_WATCH, 0, 0, 1, NULL, NULL },
+	{ "failed", K_STR, WAT(failed), ON_WATCH, 0, 0, 1, NULL, NULL },
+	{ "pattern", K_STR, WAT(pattern), ON_WATCH, 0, 0, 1, NULL, NULL },
+	{ "delimiter", K_DELIM, WAT(delimiter), ON_WATCH, 0, 0, 0, NULL, NULL },
+	{ "mode", K_WATCHMODE, WAT(poll), ON_WATCH, 0, 0, 0, NULL, NULL },
 	{ "poll_interval", K_MS, WAT(poll_interval_ms), ON_WATCH, 10, 0, 0,
-	  NULL },
-	{ "settle", K_MS, WAT(settle_ms), ON_WATCH, 0, 0, 0, NULL },
-	{ "columns", K_STR, WAT(columns), ON_WATCH, 0, 0, 0, NULL },
-	{ "key_field", K_STR, WAT(key_field), ON_WATCH, 0, 0, 0, NULL },
-	{ NULL, K_STR, 0, 0, 0, 0, 0, NULL }
+	  NULL, NULL },
+	{ "settle", K_MS, WAT(settle_ms), ON_WATCH, 0, 0, 0, NULL, NULL },
+	{ "columns", K_STR, WAT(columns), ON_WATCH, 0, 0, 0, NULL, NULL },
+	{ "key_field", K_STR, WAT(key_field), ON_WATCH, 0, 0, 0, NULL, NULL },
+	{ NULL, K_STR, 0, 0, 0, 0, 0, NULL, NULL }
 };
 
 /* [watch "NAME"]: a new directory entry with its defaults. */
@@ -953,21 +1014,82 @@ static int watch_begin(struct parser *p, const char *name)
 
 /* The sections. A later one (`[watch "3pl"]` of the ingest) is one entry:
  * named = 1, a `begin` that makes the entry the name refers to, and a
- * `key` callback (or a key table) that fills it. */
+ * `key` callback (or a key table) that fills it. The job types' sections
+ * ([tracking] ...) and their map sections ([carriers]) come after these,
+ * from the job table (sections_init). */
 static const struct section_def sections[] = {
-	{ "store", 0, store_keys, -1, NULL, NULL },
-	{ "magento", 0, magento_keys, -1, NULL, NULL },
-	{ "workers", 0, workers_keys, -1, NULL, NULL },
-	{ "breaker", 0, breaker_keys, -1, NULL, NULL },
-	{ "log", 0, log_keys, -1, NULL, NULL },
-	{ "tracking", 0, tracking_keys, 0, NULL, NULL },
-	{ "stock", 0, stock_keys, 1, NULL, NULL },
-	{ "price", 0, price_keys, 2, NULL, NULL },
-	{ "rest", 0, rest_keys, 3, NULL, NULL },
-	{ "carriers", 0, NULL, -1, carrier_key, NULL },
-	{ "http", 0, http_keys, -1, NULL, NULL },
-	{ "watch", 1, watch_keys, -1, NULL, watch_begin },
+	{ "store", 0, store_keys, -1, NULL, NULL, NULL },
+	{ "magento", 0, magento_keys, -1, NULL, NULL, NULL },
+	{ "workers", 0, workers_keys, -1, NULL, NULL, NULL },
+	{ "breaker", 0, breaker_keys, -1, NULL, NULL, NULL },
+	{ "log", 0, log_keys, -1, NULL, NULL, NULL },
+	{ "http", 0, http_keys, -1, NULL, NULL, NULL },
+	{ "watch", 1, watch_keys, -1, NULL, NULL, watch_begin },
 };
+
+/* The fixed sections, then [NAME] of each job type and its map
+ * sections. */
+static void sections_init(struct parser *p)
+{
+	const struct m2w_setting *k;
+	size_t i, max = sizeof(p->secs) / sizeof(p->secs[0]);
+
+	for (i = 0; i < sizeof(sections) / sizeof(sections[0]); i++)
+		p->secs[p->nsecs++] = sections[i];
+	for (i = 0; i < p->cfg->ntypes && p->nsecs < max; i++) {
+		struct section_def d = { p->cfg->types[i].name, 0, type_keys,
+					 (int)i, NULL, NULL, NULL };
+
+		p->secs[p->nsecs++] = d;
+		for (k = p->cfg->types[i].job->settings; k && k->name &&
+		     p->nsecs < max; k++) {
+			if (k->kind != M2W_SET_MAP)
+				continue;
+			d.name = k->name;
+			d.keys = NULL;
+			d.map = k;
+			d.key = map_key;
+			p->secs[p->nsecs++] = d;
+		}
+	}
+}
+
+/*
+ * A key of a job type's section beyond the policy keys: `batch` (a range
+ * from the job, or refused with its note) or one of the job's settings.
+ * Fills *def; 0, or -1 when the job has no such key.
+ */
+static int job_key(const struct parser *p, const char *key,
+		   struct key_def *def)
+{
+	const struct m2w_job *job = p->cfg->types[p->sec->type].job;
+	const struct m2w_setting *k;
+
+	memset(def, 0, sizeof(*def));
+	if (strcmp(key, "batch") == 0 && (job->batch || job->batch_note)) {
+		def->name = "batch";
+		def->kind = job->batch ? K_UINT : K_REFUSE;
+		def->off = TYP(batch);
+		def->on_type = 1;
+		def->min = 1;
+		def->max = job->batch_max ? job->batch_max : job->batch;
+		def->note = job->batch_note;
+		return 0;
+	}
+	for (k = job->settings; k && k->name; k++) {
+		if (strcmp(k->name, key) != 0 || k->kind == M2W_SET_MAP)
+			continue;
+		def->name = k->name;
+		def->kind = k->kind == M2W_SET_STR ? K_STR :
+			    k->kind == M2W_SET_BOOL ? K_BOOL : K_ENUM;
+		def->off = k->off;
+		def->on_type = ON_SETTINGS;
+		def->nonempty = k->nonempty;
+		def->choices = k->choices;
+		return 0;
+	}
+	return -1;
+}
 
 /* --------------------------------------------------------------- the lines */
 
@@ -1040,10 +1162,10 @@ static void section_line(struct parser *p, char *s)
 			"[name \"sub\"])");
 		return;
 	}
-	for (i = 0; i < sizeof(sections) / sizeof(sections[0]); i++)
-		if (strcmp(sections[i].name, name) == 0)
+	for (i = 0; i < p->nsecs; i++)
+		if (strcmp(p->secs[i].name, name) == 0)
 			break;
-	if (i == sizeof(sections) / sizeof(sections[0])) {
+	if (i == p->nsecs) {
 		if (sub)
 			mistake(p, p->line, "unknown section [%s %s]", name,
 				shown(buf, sizeof(buf), sub));
@@ -1051,18 +1173,18 @@ static void section_line(struct parser *p, char *s)
 			mistake(p, p->line, "unknown section [%s]", name);
 		return;
 	}
-	if (sections[i].named && (!sub || !*sub)) {
+	if (p->secs[i].named && (!sub || !*sub)) {
 		mistake(p, p->line, "section [%s] needs a name: [%s \"...\"]",
 			name, name);
 		return;
 	}
-	if (!sections[i].named && sub) {
+	if (!p->secs[i].named && sub) {
 		mistake(p, p->line, "section [%s] takes no name", name);
 		return;
 	}
 	if (sub && !(p->sec_name = dup_or_oom(p, sub)))
 		return;
-	p->sec = &sections[i];
+	p->sec = &p->secs[i];
 	if (p->sec->begin && p->sec->begin(p, sub) < 0) {
 		p->sec = NULL;
 		return;
@@ -1073,6 +1195,7 @@ static void section_line(struct parser *p, char *s)
 static void key_line(struct parser *p, char *s, char *eq)
 {
 	const struct key_def *k;
+	struct key_def jk;
 	char *key, *value;
 	int prev;
 
@@ -1101,6 +1224,8 @@ static void key_line(struct parser *p, char *s, char *eq)
 	for (k = p->sec->keys; k->name; k++)
 		if (strcmp(k->name, key) == 0)
 			break;
+	if (!k->name && p->sec->type >= 0 && job_key(p, key, &jk) == 0)
+		k = &jk;
 	if (!k->name) {
 		mistake(p, p->line, "unknown key \"%.64s\" in [%s]", key,
 			p->sec->name);
@@ -1158,6 +1283,7 @@ static void check_all(struct parser *p)
 		"token", "username", "password", "consumer_key",
 		"consumer_secret", "access_token", "access_token_secret",
 	};
+	char eb[M2W_ERRBUF_SIZE];
 	const char *mode;
 	int line, l;
 	size_t i;
@@ -1217,6 +1343,9 @@ static void check_all(struct parser *p)
 			mistake(p, 0, "[watch \"%s\"] needs path", w->name);
 		if (!w->type[0] && !seen_bad(p, "watch", "type"))
 			mistake(p, 0, "[watch \"%s\"] needs type", w->name);
+		/* what the watcher itself refuses at start */
+		if (w->path && w->type[0] && m2w_watch_cfg_check(w, eb))
+			mistake(p, 0, "%s", eb);
 		for (j = 0; j < i && w->path; j++)
 			if (cfg->watches[j].path &&
 			    strcmp(cfg->watches[j].path, w->path) == 0)
@@ -1287,11 +1416,14 @@ int m2w_config_load(const char *path, struct m2w_config *cfg, char *report,
 
 	/* cfg holds the defaults (or an earlier file: files can be layered);
 	 * these three are never NULL unless m2w_config_defaults ran out */
-	if (!cfg->store_path || !cfg->magento.store_code ||
-	    !cfg->stock_source) {
+	for (i = 0; i < cfg->ntypes; i++)
+		if (cfg->types[i].job->settings_size && !cfg->types[i].settings)
+			break;
+	if (!cfg->store_path || !cfg->magento.store_code || i < cfg->ntypes) {
 		mistake(&p, 0, "out of memory");
 		return p.count;
 	}
+	sections_init(&p);
 	if (!path) {
 		mistake(&p, 0, "no configuration file given");
 		return p.count;

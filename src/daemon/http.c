@@ -365,7 +365,9 @@ static json_object *row_error(uint64_t row, uint64_t line, const char *field,
 static int push_opts(struct MHD_Connection *c, struct req *rq,
 		     struct m2w_body_opts *bo, struct reply *out)
 {
+	const struct m2w_job *job = NULL;
 	const char *type, *kf, *delim;
+	char names[128];
 
 	type = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "type");
 	kf = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "key_field");
@@ -373,17 +375,18 @@ static int push_opts(struct MHD_Connection *c, struct req *rq,
 					    "delimiter");
 	if (type && !*type)
 		type = NULL;
-	if (type && !m2w_job_find(type)) {
-		set_error(out, 400, "unknown type \"%.40s\": tracking, stock, "
-			  "price or rest", type);
+	if (type && !(job = m2w_job_find(type))) {
+		set_error(out, 400, "unknown type \"%.40s\": %s", type,
+			  m2w_job_names(0, names, sizeof(names)));
 		return -1;
 	}
 	if (rq->kind == M2W_BODY_CSV && !type) {
-		set_error(out, 400, "text/csv needs ?type=tracking|stock|price");
+		set_error(out, 400, "text/csv needs ?type= (%s)",
+			  m2w_job_names(M2W_IN_CSV, names, sizeof(names)));
 		return -1;
 	}
-	if (rq->kind == M2W_BODY_CSV && strcmp(type, "rest") == 0) {
-		set_error(out, 400, "type rest takes JSON, not CSV");
+	if (rq->kind == M2W_BODY_CSV && !(job->inputs & M2W_IN_CSV)) {
+		set_error(out, 400, "type %s takes JSON, not CSV", type);
 		return -1;
 	}
 	if (kf && !type) {

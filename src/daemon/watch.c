@@ -822,7 +822,6 @@ static int take(struct m2w_watcher *w, struct wdir *d, const char *name)
 		goto out;
 	}
 	m2w_ingest_opts_init(&o, d->c->type);
-	o.cfg = w->cfg;
 	o.delimiter = d->c->delimiter;
 	o.source = name;
 	o.fingerprint = fp;
@@ -1157,6 +1156,60 @@ static void dir_release(struct wdir *d)
 	memset(d, 0, sizeof(*d));
 }
 
+/* A `^...$` pattern compiled into *re (*is_re 1), or a glob (0). */
+static int pattern_compile(const struct m2w_watch_cfg *c, regex_t *re,
+			   int *is_re, char *errbuf)
+{
+	char *text, msg[160];
+	size_t n;
+	int e;
+
+	*is_re = 0;
+	if (!c->pattern || c->pattern[0] != '^')
+		return M2W_OK;
+	n = 4 * strlen(c->pattern) + 16;
+	if (!(text = malloc(n)))
+		return m2w_fail(errbuf, M2W_ENOMEM, "out of memory");
+	if (regex_translate(c->pattern, text, n) != 0) {
+		free(text);
+		return m2w_fail(errbuf, M2W_EINVAL, "[watch \"%s\"]: pattern "
+				"too long", c->name);
+	}
+	e = regcomp(re, text, REG_EXTENDED | REG_NOSUB);
+	free(text);
+	if (e) {
+		regerror(e, re, msg, sizeof(msg));
+		return m2w_fail(errbuf, M2W_EINVAL, "[watch \"%s\"]: pattern "
+				"%s: %s", c->name, c->pattern, msg);
+	}
+	*is_re = 1;
+	return M2W_OK;
+}
+
+int m2w_watch_cfg_check(const struct m2w_watch_cfg *c, char *errbuf)
+{
+	const struct m2w_job *job = m2w_job_find(c->type);
+	char eb[M2W_ERRBUF_SIZE] = "", names[128];
+	regex_t re;
+	int rc, is_re;
+
+	if (!c->path || !*c->path)
+		return m2w_fail(errbuf, M2W_EINVAL, "[watch \"%s\"]: no path",
+				c->name);
+	if (!job || !(job->inputs & M2W_IN_CSV))
+		return m2w_fail(errbuf, M2W_EINVAL, "[watch \"%s\"]: type %s "
+				"cannot be read from CSV (%s)", c->name, c->type,
+				m2w_job_names(M2W_IN_CSV, names, sizeof(names)));
+	if (m2w_ingest_columns_check(c->type, c->columns, eb) != M2W_OK)
+		return m2w_fail(errbuf, M2W_EINVAL, "[watch \"%s\"]: %s",
+				c->name, eb);
+	if ((rc = pattern_compile(c, &re, &is_re, errbuf)) != M2W_OK)
+		return rc;
+	if (is_re)
+		regfree(&re);
+	return M2W_OK;
+}
+
 static int dir_init(struct wdir *d, const struct m2w_watch_cfg *c,
 		    char *errbuf)
 {
@@ -1167,41 +1220,9 @@ static int dir_init(struct wdir *d, const struct m2w_watch_cfg *c,
 	memset(d, 0, sizeof(*d));
 	d->c = c;
 	d->wd = -1;
-	if (!c->path || !*c->path)
-		return m2w_fail(errbuf, M2W_EINVAL, "[watch \"%s\"]: no path",
-				c->name);
-	if (strcmp(c->type, "tracking") != 0 && strcmp(c->type, "stock") != 0 &&
-	    strcmp(c->type, "price") != 0)
-		return m2w_fail(errbuf, M2W_EINVAL, "[watch \"%s\"]: type %s "
-				"cannot be read from CSV (tracking, stock or "
-				"price)", c->name, c->type);
-	if (m2w_ingest_columns_check(c->columns, eb) != M2W_OK)
-		return m2w_fail(errbuf, M2W_EINVAL, "[watch \"%s\"]: %s",
-				c->name, eb);
-	if (c->pattern && c->pattern[0] == '^') {
-		char *re;
-		int e;
-
-		n = 4 * strlen(c->pattern) + 16;
-		if (!(re = malloc(n)))
-			return m2w_fail(errbuf, M2W_ENOMEM, "out of memory");
-		if (regex_translate(c->pattern, re, n) != 0) {
-			free(re);
-			return m2w_fail(errbuf, M2W_EINVAL, "[watch \"%s\"]: "
-					"pattern too long", c->name);
-		}
-		e = regcomp(&d->re, re, REG_EXTENDED | REG_NOSUB);
-		free(re);
-		if (e) {
-			char msg[160];
-
-			regerror(e, &d->re, msg, sizeof(msg));
-			return m2w_fail(errbuf, M2W_EINVAL, "[watch \"%s\"]: "
-					"pattern %s: %s", c->name, c->pattern,
-					msg);
-		}
-		d->is_re = 1;
-	}
+	if ((rc = m2w_watch_cfg_check(c, errbuf)) != M2W_OK ||
+	    (rc = pattern_compile(c, &d->re, &d->is_re, errbuf)) != M2W_OK)
+		return rc;
 	d->path = strdup(c->path);
 	if (!d->path || !(parent = parent_dir(c->path)) ||
 	    !(d->processed = c->processed ? strdup(c->processed) :

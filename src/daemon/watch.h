@@ -72,6 +72,14 @@ int m2w_watch_start(struct m2w_queue *q, const struct m2w_config *cfg,
 void m2w_watch_stop(struct m2w_watcher *w);
 
 /*
+ * What a [watch] section must hold for m2w_watch_start to take it: a
+ * path, a type read from CSV, good `columns`, a pattern that compiles.
+ * The config's own check calls it too, so `--check-config` and a start
+ * never disagree. M2W_OK, or M2W_EINVAL with errbuf "[watch \"NAME\"]: ...".
+ */
+int m2w_watch_cfg_check(const struct m2w_watch_cfg *c, char *errbuf);
+
+/*
  * Synchronously takes every candidate file now in the directory of `wc`,
  * without waiting for it to settle (tests, and tools that know the files
  * are complete). Returns M2W_OK, or the first error that left a file in

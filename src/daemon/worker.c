@@ -328,7 +328,7 @@ static int run_batch(struct m2w_pool *p, struct slot *sl, size_t ti,
 	const struct m2w_type_cfg *tc = &p->cfg->types[ti];
 	const char *type = tc->name;
 	struct m2w_lease_opts lo;
-	struct m2w_job_env env = { sl->conn, p->cfg };
+	struct m2w_job_env env = { sl->conn, tc->settings };
 	struct m2w_outcome *out;
 	struct m2w_task **ts = NULL;
 	char errbuf[M2W_ERRBUF_SIZE] = "";
@@ -337,7 +337,7 @@ static int run_batch(struct m2w_pool *p, struct slot *sl, size_t ti,
 	int rc;
 
 	memset(&lo, 0, sizeof(lo));
-	lo.max = probe || !p->jobs[ti]->batches ? 1 : (tc->batch ? tc->batch : 1);
+	lo.max = probe || !p->jobs[ti]->batch ? 1 : (tc->batch ? tc->batch : 1);
 	lo.lease_ms = tc->lease_ms;
 	lo.types = &type;
 	lo.ntypes = 1;
@@ -358,7 +358,7 @@ static int run_batch(struct m2w_pool *p, struct slot *sl, size_t ti,
 	}
 	track(p, sl, ts, n, tc->lease_ms);
 	t0 = wall_ms();
-	p->jobs[ti]->run(&env, ts, n, out);
+	m2w_job_run(p->jobs[ti], &env, ts, n, out);
 	settle(p, ti, ts, n, out, probe, wall_ms() - t0);
 	track(p, sl, NULL, 0, 0);
 	free(out);
@@ -504,7 +504,7 @@ int m2w_pool_start(const struct m2w_pool_opts *o, struct m2w_pool **out,
 	m2w_breaker_init(&p->breaker, o->cfg->breaker_failures,
 			 o->cfg->breaker_cooldown_ms);
 	for (i = 0; i < o->cfg->ntypes; i++) {
-		p->jobs[i] = m2w_job_find(o->cfg->types[i].name);
+		p->jobs[i] = o->cfg->types[i].job;
 		rc = m2w_queue_set_policy(o->q, o->cfg->types[i].name,
 					  &o->cfg->types[i].policy, errbuf);
 		if (rc != M2W_OK)

@@ -42,7 +42,6 @@
 
 #include "ingest_internal.h"
 
-#define ITEMS_MAX 1000   /* jobs: tracking "items" at most */
 #define SOURCE_LABEL_MAX 1000
 
 /* ------------------------------------------------------------- strbuf */
@@ -103,7 +102,7 @@ void ig_sb_release(struct ig_sb *b)
 }
 
 /* s[0..n) as a JSON string. */
-static void sb_json_str(struct ig_sb *b, const char *s, size_t n)
+void ig_json_str(struct ig_sb *b, const char *s, size_t n)
 {
 	static const char hex[] = "0123456789abcdef";
 	size_t i, run = 0;
@@ -158,7 +157,7 @@ void ig_trim(const char **s, size_t *n)
 }
 
 /* Well-formed UTF-8 (no overlongs, no surrogates). */
-static int utf8_ok(const unsigned char *s, size_t n)
+int ig_utf8_ok(const unsigned char *s, size_t n)
 {
 	size_t i = 0, k, need;
 	unsigned long cp;
@@ -232,8 +231,8 @@ static int json_number_form(const char *s, size_t n)
  * A decimal number ([+-] digits [. digits] [e[+-]digits], a dot for
  * decimals) into b as JSON. 0, or -1 with why.
  */
-static int add_number(struct ig_sb *b, const char *col, const char *s,
-		      size_t n, int integer, char *why, size_t len)
+int ig_add_number(struct ig_sb *b, const char *col, const char *s,
+		  size_t n, int integer, char *why, size_t len)
 {
 	char tmp[64], *end;
 	size_t i = 0, digits = 0;
@@ -297,14 +296,7 @@ static int add_number(struct ig_sb *b, const char *col, const char *s,
 
 /* --------------------------------------------------------------- rows */
 
-static int reject(struct m2w_ingest_row *r, const char *column,
-		  const char *fmt, ...)
-#if defined(__GNUC__)
-	__attribute__((format(printf, 3, 4)))
-#endif
-	;
-
-static int reject(struct m2w_ingest_row *r, const char *column,
+int ig_row_reject(struct m2w_ingest_row *r, const char *column,
 		  const char *fmt, ...)
 {
 	va_list ap;
@@ -349,584 +341,48 @@ static void reason_key(const char *why, char *key, size_t size)
 	key[n] = '\0';
 }
 
-int ig_finish(const struct m2w_job *job, const char *type, const char *fp,
-	      const char *keyval, uint64_t line, char *payload, size_t len,
+int ig_finish(const struct m2w_job *job, const char *fp, const char *keyval,
+	      uint64_t line, char *payload, size_t len, struct json_object *o,
 	      struct m2w_ingest_row *r)
 {
-	char why[M2W_INGEST_REASON_MAX];
-	int n;
+	char why[M2W_INGEST_REASON_MAX], key[M2W_INGEST_COLUMN_MAX + 1];
+	struct json_object *own = NULL;
+	int n, rc = M2W_OK;
 
 	r->payload = payload;
 	r->payload_len = len;
 	r->idem[0] = r->group[0] = '\0';
 	r->supersede = 0;
 	if (len > M2W_PAYLOAD_MAX)
-		return reject(r, NULL, "payload is larger than %u bytes",
-			      (unsigned)M2W_PAYLOAD_MAX);
+		return ig_row_reject(r, NULL, "payload is larger than %u bytes",
+				     (unsigned)M2W_PAYLOAD_MAX);
 	why[0] = '\0';
-	if (job->check(payload, why, sizeof(why))) {
-		char key[M2W_INGEST_COLUMN_MAX + 1];
-
+	if (o ? m2w_job_check_object(job, o, why, sizeof(why))
+	      : m2w_job_load(job, payload, &own, why, sizeof(why))) {
 		reason_key(why, key, sizeof(key));
-		return reject(r, key, "%s", why[0] ? why : "refused by the job");
+		return ig_row_reject(r, key, "%s",
+				     why[0] ? why : "refused by the job");
 	}
-	if (job->keys(payload, r->idem, r->group, &r->supersede))
-		return reject(r, NULL, "its keys are longer than %d bytes",
-			      M2W_KEY_MAX);
+	if (m2w_job_keys(job, o ? o : own, r->idem, r->group, &r->supersede))
+		rc = ig_row_reject(r, NULL, "its keys are longer than %d bytes",
+				   M2W_KEY_MAX);
+	json_object_put(own);
+	if (rc != M2W_OK)
+		return rc;
 	if (keyval) {
-		n = snprintf(r->idem, sizeof(r->idem), "%s:%s", type, keyval);
+		n = snprintf(r->idem, sizeof(r->idem), "%s:%s", job->name,
+			     keyval);
 		if (n < 0 || n > M2W_KEY_MAX)
-			return reject(r, NULL, "idempotency key is longer than "
-				      "%d bytes", M2W_KEY_MAX);
+			return ig_row_reject(r, NULL, "idempotency key is longer "
+					     "than %d bytes", M2W_KEY_MAX);
 	} else if (!r->idem[0] && fp && *fp) {
-		n = snprintf(r->idem, sizeof(r->idem), "%s:%s:%llu", type, fp,
-			     (unsigned long long)line);
+		n = snprintf(r->idem, sizeof(r->idem), "%s:%s:%llu", job->name,
+			     fp, (unsigned long long)line);
 		if (n < 0 || n > M2W_KEY_MAX)
-			return reject(r, NULL, "fingerprint key is longer than "
-				      "%d bytes", M2W_KEY_MAX);
+			return ig_row_reject(r, NULL, "fingerprint key is longer "
+					     "than %d bytes", M2W_KEY_MAX);
 	}
 	return M2W_OK;
-}
-
-/* ---------------------------------------------------------------- map */
-
-static const struct {
-	const char *what;        /* in errors: "header has no <what> column" */
-	const char *key;         /* payload key */
-	const char *alias[5];
-} fld[IG_NFLD] = {
-	{ "order", "order", { "order_number", "order_id", "increment_id",
-			      "order", NULL } },
-	{ "tracking number", "track", { "tracking_number", "tracking", "awb",
-					"track", NULL } },
-	{ "carrier", "carrier", { "carrier_code", "carrier", NULL } },
-	{ "title", "title", { "title", "carrier_title", NULL } },
-	{ "sku", "sku", { "sku", NULL } },
-	{ "qty", "qty", { "qty", "quantity", NULL } },
-	{ "source", "source", { "source_code", "source", NULL } },
-	{ "status", "status", { "status", NULL } },
-	{ "price", "price", { "price", NULL } },
-	{ "store", "store_id", { "store_id", NULL } },
-	{ "key", NULL, { NULL } },
-};
-
-int ig_kind(const char *type)
-{
-	if (!type)
-		return -1;
-	if (strcmp(type, "tracking") == 0)
-		return IK_TRACKING;
-	if (strcmp(type, "stock") == 0)
-		return IK_STOCK;
-	if (strcmp(type, "price") == 0)
-		return IK_PRICE;
-	if (strcmp(type, "rest") == 0)
-		return IK_REST;
-	return -1;
-}
-
-/* The fields a kind reads from CSV. */
-static int uses(int kind, int f)
-{
-	switch (kind) {
-	case IK_TRACKING:
-		return f == IG_ORDER || f == IG_TRACK || f == IG_CARRIER ||
-		       f == IG_TITLE || f == IG_SKU || f == IG_QTY;
-	case IK_STOCK:
-		return f == IG_SKU || f == IG_QTY || f == IG_SOURCE ||
-		       f == IG_STATUS;
-	case IK_PRICE:
-		return f == IG_SKU || f == IG_PRICE || f == IG_STORE;
-	default:
-		return 0;
-	}
-}
-
-void ig_name_norm(const char *s, size_t n, char *out, size_t size)
-{
-	size_t o = 0;
-
-	while (n >= 3 && memcmp(s, "\xef\xbb\xbf", 3) == 0) {
-		s += 3;
-		n -= 3;
-	}
-	ig_trim(&s, &n);
-	for (; n && o + 1 < size; s++, n--) {
-		char c = (char)tolower((unsigned char)*s);
-
-		if (c == ' ' || c == '-' || c == '\t')
-			c = '_';
-		if (c == '_' && o && out[o - 1] == '_')
-			continue;
-		out[o++] = c;
-	}
-	out[o] = '\0';
-}
-
-/*
- * Whether the normalised header `name` is an alias of field f in
- * `columns` ("FIELD=Header, ..."). An entry whose FIELD names no field:
- * -1 with errbuf set.
- */
-static int extra_alias(const char *columns, int f, const char *name,
-		       char *errbuf)
-{
-	char lhs[M2W_INGEST_COLUMN_MAX + 1], rhs[M2W_INGEST_COLUMN_MAX + 1];
-	const char *p = columns, *e, *eq;
-	size_t a;
-	int g, hit = 0;
-
-	while (p && *p) {
-		e = strchr(p, ',');
-		if (!e)
-			e = p + strlen(p);
-		eq = memchr(p, '=', (size_t)(e - p));
-		if (!eq) {
-			ig_name_norm(p, (size_t)(e - p), lhs, sizeof(lhs));
-			if (lhs[0]) {
-				m2w_fail(errbuf, M2W_EINVAL, "columns: \"%s\" "
-					 "is not FIELD=Header Name", lhs);
-				return -1;
-			}
-		} else {
-			ig_name_norm(p, (size_t)(eq - p), lhs, sizeof(lhs));
-			ig_name_norm(eq + 1, (size_t)(e - eq - 1), rhs,
-				     sizeof(rhs));
-			for (g = 0; g < IG_KEY; g++) {
-				if (strcmp(lhs, fld[g].key) == 0)
-					break;
-				for (a = 0; fld[g].alias[a]; a++)
-					if (strcmp(lhs, fld[g].alias[a]) == 0)
-						break;
-				if (fld[g].alias[a])
-					break;
-			}
-			if (g == IG_KEY || !rhs[0]) {
-				m2w_fail(errbuf, M2W_EINVAL, "columns: %s%s%s",
-					 g == IG_KEY ? "unknown field " : "no "
-					 "header name for ", lhs[0] ? lhs : "?",
-					 g == IG_KEY ? " (order, track, carrier, "
-					 "title, sku, qty, source, status, "
-					 "price, store_id)" : "");
-				return -1;
-			}
-			if (g == f && strcmp(rhs, name) == 0)
-				hit = 1;
-		}
-		p = *e ? e + 1 : e;
-	}
-	return hit;
-}
-
-int m2w_ingest_columns_check(const char *columns, char *errbuf)
-{
-	return extra_alias(columns, -1, "", errbuf) < 0 ? M2W_EINVAL : M2W_OK;
-}
-
-static void alias_list(int f, char *out, size_t size)
-{
-	size_t i, o = 0;
-
-	out[0] = '\0';
-	for (i = 0; fld[f].alias[i] && o < size; i++)
-		o += (size_t)snprintf(out + o, size - o, "%s%s", i ? ", " : "",
-				      fld[f].alias[i]);
-}
-
-int m2w_ingest_map_new(const struct m2w_ingest_opts *o,
-		       const char *const *names, size_t n,
-		       struct m2w_ingest_map **out, char *errbuf)
-{
-	struct m2w_ingest_map *m;
-	char name[M2W_INGEST_COLUMN_MAX + 1], key[M2W_INGEST_COLUMN_MAX + 1];
-	char list[160];
-	size_t i, a;
-	int f, kind;
-
-	*out = NULL;
-	if (!o || !o->type || !m2w_job_find(o->type))
-		return m2w_fail(errbuf, M2W_EINVAL, "unknown job type \"%s\"",
-				o && o->type ? o->type : "(none)");
-	kind = ig_kind(o->type);
-	if (kind == IK_REST || kind < 0)
-		return m2w_fail(errbuf, M2W_EINVAL, "type %s takes NDJSON, "
-				"not CSV", o->type);
-	m = calloc(1, sizeof(*m));
-	if (!m)
-		return m2w_fail(errbuf, M2W_ENOMEM, "out of memory");
-	m->job = m2w_job_find(o->type);
-	m->kind = kind;
-	snprintf(m->type, sizeof(m->type), "%s", o->type);
-	m->ncols = n;
-	for (f = 0; f < IG_NFLD; f++)
-		m->col[f] = -1;
-	if (m2w_ingest_columns_check(o->columns, errbuf) != M2W_OK) {
-		free(m);
-		return M2W_EINVAL;
-	}
-	key[0] = '\0';
-	if (o->key_field && *o->key_field)
-		ig_name_norm(o->key_field, strlen(o->key_field), key,
-			     sizeof(key));
-	for (i = 0; i < n; i++) {
-		ig_name_norm(names[i], strlen(names[i]), name, sizeof(name));
-		if (key[0] && strcmp(name, key) == 0 && m->col[IG_KEY] < 0) {
-			m->col[IG_KEY] = (int)i;
-			snprintf(m->name[IG_KEY], sizeof(m->name[IG_KEY]), "%s",
-				 name);
-		}
-		for (f = 0; f < IG_KEY; f++) {
-			if (!uses(kind, f))
-				continue;
-			for (a = 0; fld[f].alias[a]; a++)
-				if (strcmp(name, fld[f].alias[a]) == 0)
-					break;
-			if (!fld[f].alias[a]) {
-				int x = extra_alias(o->columns, f, name, errbuf);
-
-				if (x < 0) {
-					free(m);
-					return M2W_EINVAL;
-				}
-				if (!x)
-					continue;
-			}
-			if (m->col[f] >= 0) {
-				m2w_fail(errbuf, M2W_EINVAL, "header has two %s "
-					 "columns: %s (column %d) and %s "
-					 "(column %zu)", fld[f].what,
-					 m->name[f], m->col[f] + 1, name, i + 1);
-				free(m);
-				return M2W_EINVAL;
-			}
-			m->col[f] = (int)i;
-			snprintf(m->name[f], sizeof(m->name[f]), "%s", name);
-		}
-	}
-	/* required columns */
-	for (f = 0; f < IG_KEY; f++) {
-		int need = 0;
-
-		if (kind == IK_TRACKING)
-			need = f == IG_ORDER || f == IG_TRACK;
-		else if (kind == IK_STOCK)
-			need = f == IG_SKU || f == IG_QTY;
-		else if (kind == IK_PRICE)
-			need = f == IG_SKU || f == IG_PRICE;
-		if (need && m->col[f] < 0) {
-			alias_list(f, list, sizeof(list));
-			m2w_fail(errbuf, M2W_EINVAL, "header has no %s column: "
-				 "expected one of %s", fld[f].what, list);
-			free(m);
-			return M2W_EINVAL;
-		}
-	}
-	if (kind == IK_TRACKING && m->col[IG_CARRIER] < 0 &&
-	    m->col[IG_TITLE] < 0) {
-		m2w_fail(errbuf, M2W_EINVAL, "header has no carrier column: "
-			 "expected one of carrier_code, carrier, title, "
-			 "carrier_title");
-		free(m);
-		return M2W_EINVAL;
-	}
-	if (kind == IK_TRACKING && (m->col[IG_SKU] < 0) != (m->col[IG_QTY] < 0)) {
-		m2w_fail(errbuf, M2W_EINVAL, "header has %s but no %s column: "
-			 "items need both", m->col[IG_SKU] < 0 ? "qty" : "sku",
-			 m->col[IG_SKU] < 0 ? "sku" : "qty");
-		free(m);
-		return M2W_EINVAL;
-	}
-	if (key[0] && m->col[IG_KEY] < 0) {
-		m2w_fail(errbuf, M2W_EINVAL, "header has no %s column (the "
-			 "key field)", key);
-		free(m);
-		return M2W_EINVAL;
-	}
-	if ((o->fingerprint && !(m->fingerprint = strdup(o->fingerprint))) ||
-	    (key[0] && !(m->key_field = strdup(key)))) {
-		m2w_ingest_map_free(m);
-		return m2w_fail(errbuf, M2W_ENOMEM, "out of memory");
-	}
-	*out = m;
-	return M2W_OK;
-}
-
-void m2w_ingest_map_free(struct m2w_ingest_map *m)
-{
-	if (!m)
-		return;
-	free(m->fingerprint);
-	free(m->key_field);
-	free(m);
-}
-
-/* FNV-1a, 64 bits */
-#define FNV_BASIS 14695981039346656037ULL
-static uint64_t fnv(uint64_t h, const char *s, size_t n)
-{
-	while (n--) {
-		h ^= (unsigned char)*s++;
-		h *= 1099511628211ULL;
-	}
-	return h;
-}
-
-void ig_mrow_release(struct ig_mrow *w)
-{
-	ig_sb_release(&w->head);
-	ig_sb_release(&w->items);
-	memset(w, 0, sizeof(*w));
-}
-
-/* The trimmed value of field f in the record: 1, or 0 (empty or no
- * column). */
-static int val(const struct m2w_ingest_map *m, const char *const *fields,
-	       const size_t *lens, int f, const char **s, size_t *n)
-{
-	*s = "";
-	*n = 0;
-	if (m->col[f] < 0)
-		return 0;
-	*s = fields[m->col[f]] ? fields[m->col[f]] : "";
-	*n = fields[m->col[f]] ? lens[m->col[f]] : 0;
-	ig_trim(s, n);
-	return *n > 0;
-}
-
-/* Appends `"key":"value"` for field f (must be given, UTF-8). */
-static int add_str(const struct m2w_ingest_map *m, struct ig_sb *b, int f,
-		   const char *s, size_t n, int first, struct m2w_ingest_row *r)
-{
-	if (!utf8_ok((const unsigned char *)s, n))
-		return reject(r, m->name[f], "%s is not valid UTF-8 (save the "
-			      "file as UTF-8)", m->name[f]);
-	if (!first)
-		ig_sb_addc(b, ',');
-	ig_sb_addc(b, '"');
-	ig_sb_adds(b, fld[f].key);
-	ig_sb_adds(b, "\":");
-	sb_json_str(b, s, n);
-	return 0;
-}
-
-static int add_num(const struct m2w_ingest_map *m, struct ig_sb *b, int f,
-		   const char *s, size_t n, int integer,
-		   struct m2w_ingest_row *r)
-{
-	char why[M2W_INGEST_REASON_MAX];
-
-	ig_sb_adds(b, ",\"");
-	ig_sb_adds(b, fld[f].key);
-	ig_sb_adds(b, "\":");
-	if (add_number(b, m->name[f], s, n, integer, why, sizeof(why)))
-		return reject(r, m->name[f], "%s", why);
-	return 0;
-}
-
-/* A required field: its value, or the row is rejected. */
-#define NEED(f, s, n)                                                        \
-	do {                                                                 \
-		if (!val(m, fields, lens, f, &s, &n))                        \
-			return reject(r, m->name[f], "%s is empty",          \
-				      m->name[f]);                           \
-	} while (0)
-
-int ig_map_record(const struct m2w_ingest_map *m, const char *const *fields,
-		  const size_t *lens, size_t n, struct ig_mrow *w,
-		  struct m2w_ingest_row *r)
-{
-	const char *s, *t;
-	size_t sn, tn, i;
-
-	memset(r, 0, sizeof(*r));
-	ig_mrow_release(w);
-	if (n < m->ncols)
-		return reject(r, NULL, "row has %zu field%s, the header %zu", n,
-			      n == 1 ? "" : "s", m->ncols);
-	for (i = m->ncols; i < n; i++) {
-		s = fields[i] ? fields[i] : "";
-		sn = fields[i] ? lens[i] : 0;
-		ig_trim(&s, &sn);
-		if (sn)
-			return reject(r, NULL, "row has %zu fields, the header "
-				      "%zu", n, m->ncols);
-	}
-	ig_sb_addc(&w->head, '{');
-	switch (m->kind) {
-	case IK_TRACKING:
-		NEED(IG_ORDER, s, sn);
-		if (add_str(m, &w->head, IG_ORDER, s, sn, 1, r))
-			return M2W_EINVAL;
-		w->parcel = fnv(FNV_BASIS, s, sn);
-		NEED(IG_TRACK, s, sn);
-		if (add_str(m, &w->head, IG_TRACK, s, sn, 0, r))
-			return M2W_EINVAL;
-		w->parcel = fnv(fnv(w->parcel, "", 1), s, sn);
-		val(m, fields, lens, IG_CARRIER, &s, &sn);
-		val(m, fields, lens, IG_TITLE, &t, &tn);
-		if (!sn && !tn)
-			return reject(r, m->name[m->col[IG_CARRIER] >= 0
-						 ? IG_CARRIER : IG_TITLE],
-				      "%s is empty",
-				      m->name[m->col[IG_CARRIER] >= 0
-					      ? IG_CARRIER : IG_TITLE]);
-		if (sn) {
-			if (add_str(m, &w->head, IG_CARRIER, s, sn, 0, r))
-				return M2W_EINVAL;
-		} else {
-			/* a title alone names the carrier (the job maps it) */
-			if (!utf8_ok((const unsigned char *)t, tn))
-				return reject(r, m->name[IG_TITLE], "%s is not "
-					      "valid UTF-8 (save the file as "
-					      "UTF-8)", m->name[IG_TITLE]);
-			ig_sb_adds(&w->head, ",\"carrier\":");
-			sb_json_str(&w->head, t, tn);
-		}
-		if (tn && add_str(m, &w->head, IG_TITLE, t, tn, 0, r))
-			return M2W_EINVAL;
-		if (m->col[IG_SKU] >= 0) {
-			int hs = val(m, fields, lens, IG_SKU, &s, &sn);
-			int hq = val(m, fields, lens, IG_QTY, &t, &tn);
-
-			if (hs && !hq)
-				return reject(r, m->name[IG_QTY], "%s is empty "
-					      "but %s is given", m->name[IG_QTY],
-					      m->name[IG_SKU]);
-			if (hq && !hs)
-				return reject(r, m->name[IG_SKU], "%s is empty "
-					      "but %s is given", m->name[IG_SKU],
-					      m->name[IG_QTY]);
-			if (hs) {
-				if (add_str(m, &w->items, IG_SKU, s, sn, 1, r) ||
-				    add_num(m, &w->items, IG_QTY, t, tn, 0, r))
-					return M2W_EINVAL;
-				ig_sb_insert_brace(&w->items);
-				w->nitems = 1;
-			}
-		}
-		break;
-	case IK_STOCK:
-		NEED(IG_SKU, s, sn);
-		if (add_str(m, &w->head, IG_SKU, s, sn, 1, r))
-			return M2W_EINVAL;
-		NEED(IG_QTY, s, sn);
-		if (add_num(m, &w->head, IG_QTY, s, sn, 0, r))
-			return M2W_EINVAL;
-		if (val(m, fields, lens, IG_SOURCE, &s, &sn) &&
-		    add_str(m, &w->head, IG_SOURCE, s, sn, 0, r))
-			return M2W_EINVAL;
-		if (val(m, fields, lens, IG_STATUS, &s, &sn) &&
-		    add_num(m, &w->head, IG_STATUS, s, sn, 1, r))
-			return M2W_EINVAL;
-		break;
-	case IK_PRICE:
-		NEED(IG_SKU, s, sn);
-		if (add_str(m, &w->head, IG_SKU, s, sn, 1, r))
-			return M2W_EINVAL;
-		NEED(IG_PRICE, s, sn);
-		if (add_num(m, &w->head, IG_PRICE, s, sn, 0, r))
-			return M2W_EINVAL;
-		if (val(m, fields, lens, IG_STORE, &s, &sn) &&
-		    add_num(m, &w->head, IG_STORE, s, sn, 1, r))
-			return M2W_EINVAL;
-		break;
-	default:
-		return reject(r, NULL, "type %s takes NDJSON, not CSV",
-			      m->type);
-	}
-	if (m->col[IG_KEY] >= 0) {
-		NEED(IG_KEY, s, sn);
-		if (!utf8_ok((const unsigned char *)s, sn))
-			return reject(r, m->name[IG_KEY], "%s is not valid "
-				      "UTF-8", m->name[IG_KEY]);
-		if (sn + strlen(m->type) + 1 > M2W_KEY_MAX)
-			return reject(r, m->name[IG_KEY], "%s is longer than "
-				      "%zu bytes", m->name[IG_KEY],
-				      M2W_KEY_MAX - strlen(m->type) - 1);
-		memcpy(w->key, s, sn);
-		w->key[sn] = '\0';
-		w->has_key = 1;
-		w->parcel = fnv(FNV_BASIS, s, sn);  /* the key is the identity */
-	}
-	if (w->head.oom || w->items.oom)
-		return M2W_ENOMEM;
-	return M2W_OK;
-}
-
-/* `{"sku":..,"qty":..` -> `{"sku":..,"qty":..}`: items hold one object
- * each, the opening brace is added by add_str's caller. */
-void ig_sb_insert_brace(struct ig_sb *b)
-{
-	if (ig_sb_grow(b, 2))
-		return;
-	memmove(b->s + 1, b->s, b->n + 1);
-	b->s[0] = '{';
-	b->n++;
-	ig_sb_addc(b, '}');
-}
-
-int ig_mrow_finish(const struct m2w_ingest_map *m, const struct ig_mrow *w,
-		   uint64_t line, struct m2w_ingest_row *r)
-{
-	struct ig_sb p;
-	int rc;
-
-	memset(&p, 0, sizeof(p));
-	ig_sb_add(&p, w->head.s, w->head.n);
-	if (w->nitems) {
-		ig_sb_adds(&p, ",\"items\":[");
-		ig_sb_add(&p, w->items.s, w->items.n);
-		ig_sb_addc(&p, ']');
-	}
-	ig_sb_addc(&p, '}');
-	if (p.oom) {
-		ig_sb_release(&p);
-		return M2W_ENOMEM;
-	}
-	rc = ig_finish(m->job, m->type, m->fingerprint,
-		       w->has_key ? w->key : NULL, line, p.s, p.n, r);
-	if (rc == M2W_EINVAL && r->column[0]) {
-		/* the payload key named by check() -> the header's column */
-		int f;
-
-		for (f = 0; f < IG_KEY; f++)
-			if (fld[f].key && strcmp(r->column, fld[f].key) == 0)
-				break;
-		if (f == IG_CARRIER && m->col[IG_CARRIER] < 0)
-			f = IG_TITLE;
-		if (strcmp(r->column, "items") == 0)
-			f = IG_SKU;
-		if (f < IG_KEY && m->col[f] >= 0)
-			snprintf(r->column, sizeof(r->column), "%s", m->name[f]);
-	}
-	return rc;
-}
-
-int m2w_ingest_csv_row(const struct m2w_ingest_map *m,
-		       const char *const *fields, const size_t *lens, size_t n,
-		       uint64_t line, struct m2w_ingest_row *r)
-{
-	struct ig_mrow w;
-	size_t i;
-	int rc;
-
-	memset(&w, 0, sizeof(w));
-	memset(r, 0, sizeof(*r));
-	for (i = 0; i < n; i++) {
-		const char *s = fields[i] ? fields[i] : "";
-		size_t sn = fields[i] ? lens[i] : 0;
-
-		ig_trim(&s, &sn);
-		if (sn)
-			break;
-	}
-	if (i == n)
-		return M2W_OK;
-	rc = ig_map_record(m, fields, lens, n, &w, r);
-	if (rc == M2W_OK)
-		rc = ig_mrow_finish(m, &w, line, r);
-	ig_mrow_release(&w);
-	return rc;
 }
 
 /* --------------------------------------------------------------- JSON */
@@ -1081,26 +537,25 @@ int m2w_ingest_json_row(const struct m2w_ingest_opts *opts, const char *json,
 	json_object *o, *kv = NULL;
 	size_t n = len, plen;
 	char *payload;
-	int rc, kind;
+	int rc;
 
 	memset(r, 0, sizeof(*r));
 	if (!opts || !(job = m2w_job_find(opts->type)))
-		return reject(r, NULL, "unknown job type \"%s\"",
+		return ig_row_reject(r, NULL, "unknown job type \"%s\"",
 			      opts && opts->type ? opts->type : "(none)");
-	kind = ig_kind(opts->type);
 	ig_trim(&t, &n);
 	if (!n)
 		return M2W_OK;
 	if (memchr(t, '\0', n))
-		return reject(r, NULL, "not valid JSON: a NUL byte");
+		return ig_row_reject(r, NULL, "not valid JSON: a NUL byte");
 	if (!(o = parse_object(t, n, why, sizeof(why))))
-		return reject(r, NULL, "%s", why);
-	trim_object(o, kind != IK_REST);
+		return ig_row_reject(r, NULL, "%s", why);
+	trim_object(o, job->item_fields != NULL);
 	kf = opts->key_field && *opts->key_field ? opts->key_field : NULL;
 	if (kf) {
 		if (!json_object_object_get_ex(o, kf, &kv) || !kv) {
 			json_object_put(o);
-			return reject(r, kf, "missing \"%s\" (the idempotency "
+			return ig_row_reject(r, kf, "missing \"%s\" (the idempotency "
 				      "key)", kf);
 		}
 		if (json_object_is_type(kv, json_type_int)) {
@@ -1113,12 +568,12 @@ int m2w_ingest_json_row(const struct m2w_ingest_opts *opts, const char *json,
 			if (strlen(keyval) + strlen(opts->type) + 1 >
 			    M2W_KEY_MAX) {
 				json_object_put(o);
-				return reject(r, kf, "\"%s\" is too long for a "
+				return ig_row_reject(r, kf, "\"%s\" is too long for a "
 					      "key", kf);
 			}
 		} else {
 			json_object_put(o);
-			return reject(r, kf, "\"%s\" must be a string or an "
+			return ig_row_reject(r, kf, "\"%s\" must be a string or an "
 				      "integer (the idempotency key)", kf);
 		}
 	}
@@ -1126,8 +581,8 @@ int m2w_ingest_json_row(const struct m2w_ingest_opts *opts, const char *json,
 		json_object_put(o);
 		return M2W_ENOMEM;
 	}
-	rc = ig_finish(job, opts->type, opts->fingerprint, kf ? keyval : NULL,
-		       line, payload, plen, r);
+	rc = ig_finish(job, opts->fingerprint, kf ? keyval : NULL, line,
+		       payload, plen, o, r);
 	if (rc == M2W_EINVAL && kf) {
 		/* the key field may be no payload key: try without it */
 		snprintf(why1, sizeof(why1), "%s", r->reason);
@@ -1137,8 +592,8 @@ int m2w_ingest_json_row(const struct m2w_ingest_opts *opts, const char *json,
 			json_object_put(o);
 			return M2W_ENOMEM;
 		}
-		rc = ig_finish(job, opts->type, opts->fingerprint, keyval,
-			       line, payload, plen, r);
+		rc = ig_finish(job, opts->fingerprint, keyval, line, payload,
+			       plen, o, r);
 		snprintf(why, sizeof(why), "missing \"%s\"", kf);
 		if (rc == M2W_EINVAL && strcmp(r->reason, why) == 0) {
 			snprintf(r->reason, sizeof(r->reason), "%s", why1);
@@ -1168,7 +623,6 @@ static void ig_setup(struct ig *g, const struct m2w_ingest_opts *o,
 	g->res = res;
 	g->errbuf = errbuf;
 	g->source = o->source && *o->source ? o->source : "stdin";
-	g->kind = -1;
 }
 
 int ig_init(struct ig *g, struct m2w_queue *q, const struct m2w_ingest_opts *o,
@@ -1187,7 +641,6 @@ int ig_init(struct ig *g, struct m2w_queue *q, const struct m2w_ingest_opts *o,
 	if (!o->type || !(g->job = m2w_job_find(o->type)))
 		return m2w_fail(errbuf, M2W_EINVAL, "unknown job type \"%s\"",
 				o->type ? o->type : "(none)");
-	g->kind = ig_kind(o->type);
 	if (o->progress)
 		g->base = *o->progress;
 	g->t = calloc(g->batch, sizeof(*g->t));
@@ -1209,8 +662,6 @@ int ig_init_collect(struct ig *g, const struct m2w_ingest_opts *o,
 	if (o->type && !(g->job = m2w_job_find(o->type)))
 		return m2w_fail(errbuf, M2W_EINVAL, "unknown job type \"%s\"",
 				o->type);
-	if (o->type)
-		g->kind = ig_kind(o->type);
 	return M2W_OK;
 }
 

@@ -31,7 +31,6 @@
 
 #include "ingest_internal.h"
 
-#define ITEMS_MAX 1000
 
 struct cst {
 	struct ig *g;
@@ -186,13 +185,14 @@ static void data_row(struct cst *s)
 		reject_row(s, line, r.column, r.reason);
 	} else if (rc != M2W_OK) {
 		g->rc = m2w_fail(g->errbuf, rc, "out of memory");
-	} else if (g->kind == IK_TRACKING && w.nitems) {
+	} else if (w.nitems) {
 		/* one item of a parcel: merge with the open one, or open it */
 		if (g->has_pend && same_parcel(&g->pend, &w)) {
-			if (g->pend.nitems >= ITEMS_MAX) {
-				reject_row(s, line, s->map->name[IG_SKU],
-					   "more than 1000 items for one "
-					   "tracking number");
+			if (g->pend.nitems >= g->job->items_max) {
+				snprintf(why, sizeof(why), "more than %u items "
+					 "in one parcel", g->job->items_max);
+				reject_row(s, line, ig_map_column(s->map, 0),
+					   why);
 			} else {
 				ig_sb_addc(&g->pend.items, ',');
 				ig_sb_add(&g->pend.items, w.items.s, w.items.n);
@@ -207,11 +207,15 @@ static void data_row(struct cst *s)
 		} else if (seen) {
 			/* merged with the one at `first` it would have been;
 			 * as a task of its own it would be its duplicate */
-			snprintf(why, sizeof(why), "this order's parcel with "
-				 "this tracking number began at line %" PRIu64
-				 " and other rows came between: the rows of one "
-				 "parcel must be next to each other", first);
-			reject_row(s, line, s->map->name[IG_TRACK], why);
+			char ident[96];
+
+			snprintf(why, sizeof(why), "this parcel (the same "
+				 "%s) began at line %" PRIu64 " and other rows "
+				 "came between: the rows of one parcel must be "
+				 "next to each other",
+				 ig_map_ident(s->map, ident, sizeof(ident)),
+				 first);
+			reject_row(s, line, ig_map_column(s->map, 1), why);
 		} else if (ig_flush_pend(g, s->map, row - 1, s->last_line) ==
 			   M2W_OK) {
 			g->pend = w;
@@ -445,7 +449,7 @@ static int csv_begin(struct cst *s, struct ig *g, const char *pre, size_t n)
 	if (!g->job)
 		return g->rc = m2w_fail(g->errbuf, M2W_EINVAL, "CSV needs a "
 					"job type");
-	if (g->kind == IK_REST)
+	if (!(g->job->inputs & M2W_IN_CSV))
 		return g->rc = m2w_fail(g->errbuf, M2W_EINVAL, "type %s takes "
 					"NDJSON, not CSV", g->o->type);
 	s->popts = CSV_STRICT;

@@ -44,28 +44,48 @@ void ig_trim(const char **s, size_t *n);
  * tab and '-' as one '_'. */
 void ig_name_norm(const char *s, size_t n, char *out, size_t size);
 
-enum ig_kind { IK_TRACKING = 0, IK_STOCK, IK_PRICE, IK_REST };
-/* enum ig_kind of a type name, or -1. */
-int ig_kind(const char *type);
+/* s[0..n) as a JSON string (quoted, escaped). */
+void ig_json_str(struct ig_sb *b, const char *s, size_t n);
+/* Well-formed UTF-8 (no overlongs, no surrogates)? */
+int ig_utf8_ok(const unsigned char *s, size_t n);
+/* A decimal number of column `col` ([+-] digits [. digits] [e[+-]digits],
+ * a dot for decimals) into b as JSON. 0, or -1 with why. */
+int ig_add_number(struct ig_sb *b, const char *col, const char *s, size_t n,
+		  int integer, char *why, size_t len);
+/* Rejects r: its payload freed, column and reason set. M2W_EINVAL. */
+int ig_row_reject(struct m2w_ingest_row *r, const char *column,
+		  const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 3, 4)))
+#endif
+	;
 
-/* The fields a CSV column may map to. */
-enum ig_field {
-	IG_ORDER = 0, IG_TRACK, IG_CARRIER, IG_TITLE, IG_SKU, IG_QTY,
-	IG_SOURCE, IG_STATUS, IG_PRICE, IG_STORE,
-	IG_KEY,          /* the key_field column */
-	IG_NFLD
-};
+#define IG_FMAX 16               /* CSV fields of a type, items included */
 
+/* A CSV header mapped onto a job's fields (ingest_map.c). */
 struct m2w_ingest_map {
 	const struct m2w_job *job;
-	int kind;
-	char type[M2W_TYPE_MAX + 1];
 	char *fingerprint;       /* or NULL */
 	char *key_field;         /* normalised, or NULL */
 	size_t ncols;            /* fields in the header */
-	int col[IG_NFLD];        /* header index of each field, -1 = none */
-	char name[IG_NFLD][M2W_INGEST_COLUMN_MAX + 1]; /* its header name */
+	size_t nf;               /* the job's CSV fields, then its items' */
+	const struct m2w_field *f[IG_FMAX];
+	int item[IG_FMAX];       /* f[i] is an item field */
+	int col[IG_FMAX];        /* header index of f[i], -1 = none */
+	char name[IG_FMAX][M2W_INGEST_COLUMN_MAX + 1]; /* its header name */
+	int key_col;             /* the key_field column, -1 = none */
+	char key_name[M2W_INGEST_COLUMN_MAX + 1];
+	int ident[IG_FMAX];      /* the fields of the idempotency template:
+				  * a parcel's identity */
+	size_t nident;
 };
+
+/* The header name of the first item column (ident 0), or of the parcel's
+ * last identity column (ident 1); "" when none. */
+const char *ig_map_column(const struct m2w_ingest_map *m, int ident);
+/* "order and tracking number": what the parcel's identity is made of. */
+const char *ig_map_ident(const struct m2w_ingest_map *m, char *buf,
+			 size_t size);
 
 /* A CSV row, mapped. */
 struct ig_mrow {
@@ -85,10 +105,12 @@ int ig_map_record(const struct m2w_ingest_map *m, const char *const *fields,
 /* w's payload, checked and keyed, into r (as m2w_ingest_csv_row). */
 int ig_mrow_finish(const struct m2w_ingest_map *m, const struct ig_mrow *w,
 		   uint64_t line, struct m2w_ingest_row *r);
-/* payload (malloc'd, now r's) through check() and keys(); idempotency key
- * from keyval, else the job's, else type:fp:line. */
-int ig_finish(const struct m2w_job *job, const char *type, const char *fp,
-	      const char *keyval, uint64_t line, char *payload, size_t len,
+/* payload (malloc'd, now r's) through the job's load (or, when `o` is
+ * given, the same object parsed already: it is checked, not parsed again)
+ * and keys; idempotency key from keyval, else the job's, else
+ * type:fp:line. */
+int ig_finish(const struct m2w_job *job, const char *fp, const char *keyval,
+	      uint64_t line, char *payload, size_t len, struct json_object *o,
 	      struct m2w_ingest_row *r);
 /* Strict JSON text s[0..n) (any value; white space around it allowed), or
  * NULL with why: "not valid JSON: ..." (at_byte: "not valid JSON at byte
@@ -121,7 +143,6 @@ struct ig {
 	void *arg;
 	char *errbuf;
 	const struct m2w_job *job; /* NULL: collecting JSON items of any type */
-	int kind;                /* enum ig_kind, -1 with job NULL */
 	const char *source;
 	size_t batch;
 	struct ig_task *t;       /* batch: t[0..n) of cap */

@@ -25,75 +25,32 @@
 
 #include "jobs_internal.h"
 
-static const struct jf_field fields[] = {
-	{ "sku", JF_STRING, 1, JF_ANY_VALUE, JF_TEXT_MAX },
-	{ "price", JF_NUMBER, 1, JF_GE0, 0 },
-	{ "store_id", JF_INT, 0, JF_GE0, 0 },
-	{ NULL, 0, 0, 0, 0 }
+static const struct m2w_field fields[] = {
+	{ "sku", M2W_FIELD_STRING, 1, 0, JF_TEXT_MAX, NULL, { "sku" }, NULL },
+	{ "price", M2W_FIELD_NUMBER, 1, M2W_RANGE_GE0, 0, NULL, { "price" },
+	  NULL },
+	/* struct m2_price holds an int */
+	{ "store_id", M2W_FIELD_INT, 0, M2W_RANGE_INT32, 0, "store",
+	  { "store_id" }, NULL },
+	{ NULL, 0, 0, 0, 0, NULL, { NULL }, NULL }
 };
 
 /* A payload, read. */
 struct row {
-	int ok;                  /* read and checked */
+	int ok;                  /* loaded */
 	char sku[JF_TEXT_MAX + 1];
 	double price;
 	int64_t store_id;
 };
 
-/* ------------------------------------------------------------- payload */
-
-static int check(const char *payload, char *why, size_t len)
+/* The loaded payload into r. */
+static void row_read(struct json_object *o, struct row *r)
 {
-	struct json_object *o;
-
-	if (jf_load(payload, fields, &o, why, len))
-		return -1;
-	/* struct m2_price holds an int */
-	if (jf_int(o, "store_id", 0) > INT32_MAX) {
-		if (why && len)
-			snprintf(why, len, "\"store_id\" is too large");
-		json_object_put(o);
-		return -1;
-	}
-	json_object_put(o);
-	return 0;
-}
-
-static int keys(const char *payload, char *idem, char *group, int *supersede)
-{
-	struct json_object *o;
-	char sku[JF_TEXT_MAX + 1];
-	int64_t store;
-
-	idem[0] = group[0] = '\0';
-	*supersede = 0;
-	if (check(payload, NULL, 0) ||
-	    jf_load(payload, fields, &o, NULL, 0))
-		return -1;
-	jf_str(o, "sku", sku, sizeof(sku));
-	store = jf_int(o, "store_id", 0);
-	json_object_put(o);
-	if (jf_key(group, "price:%s:%" PRId64, sku, store))
-		return -1;
-	*supersede = 1;
-	return 0;
-}
-
-/* The payload into r; 0, or -1 with why. */
-static int row_read(const char *payload, struct row *r, char *why,
-		    size_t len)
-{
-	struct json_object *o;
-
 	memset(r, 0, sizeof(*r));
-	if (check(payload, why, len) || jf_load(payload, fields, &o, why, len))
-		return -1;
 	jf_str(o, "sku", r->sku, sizeof(r->sku));
 	r->price = jf_num(o, "price", 0);
 	r->store_id = jf_int(o, "store_id", 0);
 	r->ok = 1;
-	json_object_put(o);
-	return 0;
 }
 
 /* ---------------------------------------------------------------- run */
@@ -145,29 +102,40 @@ static void save(const struct m2w_job_env *env, const struct row *rows,
 }
 
 static void run(const struct m2w_job_env *env, struct m2w_task *const *tasks,
-		size_t n, struct m2w_outcome *out)
+		struct json_object *const *obj, size_t n,
+		struct m2w_outcome *out)
 {
 	struct row *rows;
 	struct m2_price *p;
-	char why[256];
 	size_t i;
 
-	jf_outcomes_clear(out, n);
+	(void)tasks;
 	rows = calloc(n ? n : 1, sizeof(*rows));
 	p = calloc(n ? n : 1, sizeof(*p));
 	if (!rows || !p) {
 		for (i = 0; i < n; i++)
-			jf_outcome(&out[i], M2W_ENOMEM, M2W_CLASS_TRANSIENT,
-				   "out of memory");
+			if (obj[i])
+				jf_outcome(&out[i], M2W_ENOMEM,
+					   M2W_CLASS_TRANSIENT,
+					   "out of memory");
 	} else {
 		for (i = 0; i < n; i++)
-			if (row_read(tasks[i]->payload, &rows[i], why,
-				     sizeof(why)))
-				jf_bad_payload(&out[i], why);
+			if (obj[i])
+				row_read(obj[i], &rows[i]);
 		save(env, rows, n, out, p);
 	}
 	free(p);
 	free(rows);
 }
 
-const struct m2w_job m2w_job_price = { "price", 1, check, keys, run };
+const struct m2w_job m2w_job_price = {
+	.name = "price",
+	.summary = "a product's base price in a store",
+	.fields = fields,
+	.group_key = "price:{sku}:{store_id=0}",
+	.supersede = 1,
+	.inputs = M2W_IN_CSV | M2W_IN_NDJSON | M2W_IN_JSON,
+	.batch = 50,
+	.batch_max = 500,
+	.run = run,
+};

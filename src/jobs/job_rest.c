@@ -22,11 +22,11 @@
 
 #include "jobs_internal.h"
 
-static const struct jf_field fields[] = {
-	{ "method", JF_STRING, 1, JF_ANY_VALUE, 8 },
-	{ "path", JF_STRING, 1, JF_ANY_VALUE, JF_PATH_MAX },
-	{ "body", JF_ANY, 0, JF_ANY_VALUE, 0 },
-	{ NULL, 0, 0, 0, 0 }
+static const struct m2w_field fields[] = {
+	{ "method", M2W_FIELD_STRING, 1, 0, 8, NULL, { NULL }, NULL },
+	{ "path", M2W_FIELD_STRING, 1, 0, JF_PATH_MAX, NULL, { NULL }, NULL },
+	{ "body", M2W_FIELD_ANY, 0, 0, 0, NULL, { NULL }, NULL },
+	{ NULL, 0, 0, 0, 0, NULL, { NULL }, NULL }
 };
 
 static const char *const methods[] = { "GET", "POST", "PUT", "DELETE", NULL };
@@ -58,8 +58,8 @@ static int bad(char *why, size_t len, const char *what)
 	return -1;
 }
 
-/* Checks what the table cannot: method and path. */
-static int check_more(struct json_object *o, char *why, size_t len)
+/* What the table cannot say: the method and the path's form. */
+static int check(struct json_object *o, char *why, size_t len)
 {
 	char m[16], path[JF_PATH_MAX + 1];
 	size_t i;
@@ -78,74 +78,35 @@ static int check_more(struct json_object *o, char *why, size_t len)
 	return 0;
 }
 
-static int load(const char *payload, struct json_object **out, char *why,
-		size_t len)
+/* The loaded payload into r; 0, or -1 out of memory. */
+static int req_read(struct json_object *o, struct req *r)
 {
-	if (jf_load(payload, fields, out, why, len))
-		return -1;
-	if (check_more(*out, why, len)) {
-		json_object_put(*out);
-		*out = NULL;
-		return -1;
-	}
-	return 0;
-}
-
-static int check(const char *payload, char *why, size_t len)
-{
-	struct json_object *o;
-
-	if (load(payload, &o, why, len))
-		return -1;
-	json_object_put(o);
-	return 0;
-}
-
-static int keys(const char *payload, char *idem, char *group, int *supersede)
-{
-	idem[0] = group[0] = '\0';
-	*supersede = 0;
-	return check(payload, NULL, 0);
-}
-
-/* The payload into r; 0, or -1 with why. */
-static int req_read(const char *payload, struct req *r, char *why,
-		    size_t len)
-{
-	struct json_object *o, *body;
+	struct json_object *body;
 	char m[16];
-	int rc = 0;
 
 	memset(r, 0, sizeof(*r));
-	if (load(payload, &o, why, len))
-		return -1;
 	jf_str(o, "method", m, sizeof(m));
 	r->method = method_of(m);
 	jf_str(o, "path", r->path, sizeof(r->path));
 	body = jf_get(o, "body");
-	if (body) {
-		r->body = strdup(json_object_to_json_string_ext(
-			body, JSON_C_TO_STRING_PLAIN));
-		if (!r->body)
-			rc = bad(why, len, "out of memory");
-	}
-	json_object_put(o);
-	return rc;
+	if (body && !(r->body = strdup(json_object_to_json_string_ext(
+			      body, JSON_C_TO_STRING_PLAIN))))
+		return -1;
+	return 0;
 }
 
 /* ---------------------------------------------------------------- run */
 
-static void call(const struct m2w_job_env *env, const struct m2w_task *t,
+static void call(const struct m2w_job_env *env, struct json_object *p,
 		 struct m2w_outcome *o)
 {
 	struct m2_response resp;
 	struct m2_result res;
 	struct req r;
-	char why[256];
 	int rc;
 
-	if (req_read(t->payload, &r, why, sizeof(why))) {
-		jf_bad_payload(o, why);
+	if (req_read(p, &r)) {
+		jf_outcome(o, M2W_ENOMEM, M2W_CLASS_TRANSIENT, "out of memory");
 		return;
 	}
 	memset(&resp, 0, sizeof(resp));
@@ -161,13 +122,22 @@ static void call(const struct m2w_job_env *env, const struct m2w_task *t,
 }
 
 static void run(const struct m2w_job_env *env, struct m2w_task *const *tasks,
-		size_t n, struct m2w_outcome *out)
+		struct json_object *const *obj, size_t n,
+		struct m2w_outcome *out)
 {
 	size_t i;
 
-	jf_outcomes_clear(out, n);
+	(void)tasks;
 	for (i = 0; i < n; i++)
-		call(env, tasks[i], &out[i]);
+		if (obj[i])
+			call(env, obj[i], &out[i]);
 }
 
-const struct m2w_job m2w_job_rest = { "rest", 0, check, keys, run };
+const struct m2w_job m2w_job_rest = {
+	.name = "rest",
+	.summary = "any Magento REST call: {\"method\", \"path\", \"body\"}",
+	.fields = fields,
+	.inputs = M2W_IN_NDJSON | M2W_IN_JSON,
+	.check = check,
+	.run = run,
+};

@@ -39,18 +39,39 @@
 #define DEFAULT_SOURCE "default"
 #define LEGACY_ITEM_ID 1
 
-static const struct jf_field fields[] = {
-	{ "sku", JF_STRING, 1, JF_ANY_VALUE, JF_TEXT_MAX },
-	{ "qty", JF_NUMBER, 1, JF_GE0, 0 },
-	{ "source", JF_STRING, 0, JF_ANY_VALUE, JF_TEXT_MAX },
-	{ "status", JF_INT, 0, JF_BIT, 0 },
-	{ "item_id", JF_INT, 0, JF_GT0, 0 },
-	{ NULL, 0, 0, 0, 0 }
+static const struct m2w_field fields[] = {
+	{ "sku", M2W_FIELD_STRING, 1, 0, JF_TEXT_MAX, NULL, { "sku" }, NULL },
+	{ "qty", M2W_FIELD_NUMBER, 1, M2W_RANGE_GE0, 0, NULL,
+	  { "qty", "quantity" }, NULL },
+	{ "source", M2W_FIELD_STRING, 0, 0, JF_TEXT_MAX, NULL,
+	  { "source_code", "source" }, NULL },
+	{ "status", M2W_FIELD_INT, 0, M2W_RANGE_BIT, 0, NULL, { "status" },
+	  NULL },
+	{ "item_id", M2W_FIELD_INT, 0, M2W_RANGE_GT0, 0, NULL, { NULL }, NULL },
+	{ NULL, 0, 0, 0, 0, NULL, { NULL }, NULL }
+};
+
+/* [stock] */
+struct settings {
+	int legacy;              /* mode = msi|legacy */
+	char *source_code;       /* source_code = default */
+};
+
+static const struct settings defaults = { 0, DEFAULT_SOURCE };
+
+static const char *const modes[] = { "msi", "legacy", NULL };
+
+static const struct m2w_setting settings[] = {
+	{ "mode", M2W_SET_ENUM, JF_SET(struct settings, legacy), 0, modes,
+	  NULL, NULL },
+	{ "source_code", M2W_SET_STR, JF_SET(struct settings, source_code), 1,
+	  NULL, NULL, NULL },
+	{ NULL, 0, 0, 0, NULL, NULL, NULL }
 };
 
 /* A payload, read. */
 struct row {
-	int ok;                  /* read and checked */
+	int ok;                  /* loaded */
 	char sku[JF_TEXT_MAX + 1];
 	char source[JF_TEXT_MAX + 1]; /* "" when not given */
 	double qty;
@@ -58,70 +79,37 @@ struct row {
 	int64_t item_id;         /* 0 when not given */
 };
 
-/* ------------------------------------------------------------- payload */
-
-static int check(const char *payload, char *why, size_t len)
+/* The loaded payload into r. */
+static void row_read(struct json_object *o, struct row *r)
 {
-	struct json_object *o;
-
-	if (jf_load(payload, fields, &o, why, len))
-		return -1;
-	json_object_put(o);
-	return 0;
-}
-
-static int keys(const char *payload, char *idem, char *group, int *supersede)
-{
-	struct json_object *o;
-	char why[256], sku[JF_TEXT_MAX + 1], source[JF_TEXT_MAX + 1];
-
-	idem[0] = group[0] = '\0';
-	*supersede = 0;
-	if (jf_load(payload, fields, &o, why, sizeof(why)))
-		return -1;
-	jf_str(o, "sku", sku, sizeof(sku));
-	if (!jf_str(o, "source", source, sizeof(source)))
-		snprintf(source, sizeof(source), "%s", DEFAULT_SOURCE);
-	json_object_put(o);
-	if (jf_key(group, "stock:%s:%s", sku, source))
-		return -1;
-	*supersede = 1;
-	return 0;
-}
-
-/* The payload into r; 0, or -1 with why. */
-static int row_read(const char *payload, struct row *r, char *why,
-		    size_t len)
-{
-	struct json_object *o;
-
 	memset(r, 0, sizeof(*r));
-	if (jf_load(payload, fields, &o, why, len))
-		return -1;
 	jf_str(o, "sku", r->sku, sizeof(r->sku));
 	jf_str(o, "source", r->source, sizeof(r->source));
 	r->qty = jf_num(o, "qty", 0);
 	r->status = (int)jf_int(o, "status", -1);
 	r->item_id = jf_int(o, "item_id", 0);
 	r->ok = 1;
-	json_object_put(o);
-	return 0;
 }
 
 /* ---------------------------------------------------------------- run */
+
+static const struct settings *settings_of(const struct m2w_job_env *env)
+{
+	return env->settings ? env->settings : &defaults;
+}
 
 static int in_stock(const struct row *r)
 {
 	return r->status >= 0 ? r->status : r->qty > 0;
 }
 
-static const char *source_of(const struct m2w_config *cfg,
+static const char *source_of(const struct settings *set,
 			     const struct row *r)
 {
 	if (r->source[0])
 		return r->source;
-	if (cfg->stock_source && *cfg->stock_source)
-		return cfg->stock_source;
+	if (set->source_code && *set->source_code)
+		return set->source_code;
 	return DEFAULT_SOURCE;
 }
 
@@ -154,11 +142,11 @@ static void not_sent(struct m2w_outcome *o, const struct m2w_outcome *why)
 		 why->message);
 }
 
-static void source_item(const struct m2w_config *cfg, const struct row *r,
+static void source_item(const struct settings *set, const struct row *r,
 			struct m2_source_item *it)
 {
 	it->sku = r->sku;
-	it->source_code = source_of(cfg, r);
+	it->source_code = source_of(set, r);
 	it->quantity = r->qty;
 	it->status = in_stock(r);
 }
@@ -180,7 +168,7 @@ static void msi_each(const struct m2w_job_env *env, const struct row *rows,
 			not_sent(&out[i], stop);
 			continue;
 		}
-		source_item(env->cfg, &rows[i], &it);
+		source_item(settings_of(env), &rows[i], &it);
 		memset(&res, 0, sizeof(res));
 		rc = m2_source_items_save(env->conn, &it, 1, &res);
 		out[i].calls++;
@@ -209,7 +197,7 @@ static void msi(const struct m2w_job_env *env, const struct row *rows,
 	}
 	for (i = 0; i < n; i++)
 		if (rows[i].ok)
-			source_item(env->cfg, &rows[i], &items[m++]);
+			source_item(settings_of(env), &rows[i], &items[m++]);
 	if (m) {
 		memset(&res, 0, sizeof(res));
 		rc = m2_source_items_save(env->conn, items, m, &res);
@@ -255,28 +243,43 @@ static void legacy(const struct m2w_job_env *env, const struct row *rows,
 }
 
 static void run(const struct m2w_job_env *env, struct m2w_task *const *tasks,
-		size_t n, struct m2w_outcome *out)
+		struct json_object *const *obj, size_t n,
+		struct m2w_outcome *out)
 {
 	struct row *rows;
-	char why[256];
 	size_t i;
 
-	jf_outcomes_clear(out, n);
+	(void)tasks;
 	rows = calloc(n ? n : 1, sizeof(*rows));
 	if (!rows) {
 		for (i = 0; i < n; i++)
-			jf_outcome(&out[i], M2W_ENOMEM, M2W_CLASS_TRANSIENT,
-				   "out of memory");
+			if (obj[i])
+				jf_outcome(&out[i], M2W_ENOMEM,
+					   M2W_CLASS_TRANSIENT,
+					   "out of memory");
 		return;
 	}
 	for (i = 0; i < n; i++)
-		if (row_read(tasks[i]->payload, &rows[i], why, sizeof(why)))
-			jf_bad_payload(&out[i], why);
-	if (env->cfg->stock_legacy)
+		if (obj[i])
+			row_read(obj[i], &rows[i]);
+	if (settings_of(env)->legacy)
 		legacy(env, rows, n, out);
 	else
 		msi(env, rows, n, out);
 	free(rows);
 }
 
-const struct m2w_job m2w_job_stock = { "stock", 1, check, keys, run };
+const struct m2w_job m2w_job_stock = {
+	.name = "stock",
+	.summary = "a source item's quantity (MSI, or legacy stock items)",
+	.fields = fields,
+	.group_key = "stock:{sku}:{source=" DEFAULT_SOURCE "}",
+	.supersede = 1,
+	.inputs = M2W_IN_CSV | M2W_IN_NDJSON | M2W_IN_JSON,
+	.batch = 50,
+	.batch_max = 500,
+	.settings = settings,
+	.settings_size = sizeof(struct settings),
+	.defaults = &defaults,
+	.run = run,
+};

@@ -47,26 +47,55 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "jobs_internal.h"
 
 #define ITEMS_MAX 1000
 #define QTY_EPS 1e-9
 
-static const struct jf_field fields[] = {
-	{ "order", JF_STRING, 1, JF_ANY_VALUE, JF_ORDER_MAX },
-	{ "track", JF_STRING, 1, JF_ANY_VALUE, JF_TEXT_MAX },
-	{ "carrier", JF_STRING, 1, JF_ANY_VALUE, JF_TEXT_MAX },
-	{ "title", JF_STRING, 0, JF_ANY_VALUE, JF_TEXT_MAX },
-	{ "items", JF_ARRAY, 0, JF_ANY_VALUE, 0 },
-	{ "notify", JF_BOOL, 0, JF_ANY_VALUE, 0 },
-	{ NULL, 0, 0, 0, 0 }
+static const struct m2w_field fields[] = {
+	{ "order", M2W_FIELD_STRING, 1, 0, JF_ORDER_MAX, NULL,
+	  { "order_number", "order_id", "increment_id", "order" }, NULL },
+	{ "track", M2W_FIELD_STRING, 1, 0, JF_TEXT_MAX, "tracking number",
+	  { "tracking_number", "tracking", "awb", "track" }, NULL },
+	{ "carrier", M2W_FIELD_STRING, 1, 0, JF_TEXT_MAX, NULL,
+	  { "carrier_code", "carrier" }, "title" },
+	{ "title", M2W_FIELD_STRING, 0, 0, JF_TEXT_MAX, NULL,
+	  { "title", "carrier_title" }, NULL },
+	{ "items", M2W_FIELD_ITEMS, 0, 0, 0, NULL, { NULL }, NULL },
+	{ "notify", M2W_FIELD_BOOL, 0, 0, 0, NULL, { NULL }, NULL },
+	{ NULL, 0, 0, 0, 0, NULL, { NULL }, NULL }
 };
 
-static const struct jf_field item_fields[] = {
-	{ "sku", JF_STRING, 1, JF_ANY_VALUE, JF_TEXT_MAX },
-	{ "qty", JF_NUMBER, 1, JF_GT0, 0 },
-	{ NULL, 0, 0, 0, 0 }
+static const struct m2w_field item_fields[] = {
+	{ "sku", M2W_FIELD_STRING, 1, 0, JF_TEXT_MAX, NULL, { "sku" }, NULL },
+	{ "qty", M2W_FIELD_NUMBER, 1, M2W_RANGE_GT0, 0, NULL,
+	  { "qty", "quantity" }, NULL },
+	{ NULL, 0, 0, 0, 0, NULL, { NULL }, NULL }
+};
+
+/* [tracking] and [carriers]. */
+struct settings {
+	int notify;              /* notify = yes: Magento emails the customer */
+	char *comment;           /* comment = (none) */
+	char *source_code;       /* source_code = (none): MSI source shipped
+				  * from */
+	struct m2w_map carriers; /* [carriers] free-text name = carrier code */
+};
+
+static const struct settings defaults = { 1, NULL, NULL, { NULL, 0 } };
+
+static const struct m2w_setting settings[] = {
+	{ "notify", M2W_SET_BOOL, JF_SET(struct settings, notify), 0, NULL,
+	  NULL, NULL },
+	{ "comment", M2W_SET_STR, JF_SET(struct settings, comment), 0, NULL,
+	  NULL, NULL },
+	{ "source_code", M2W_SET_STR, JF_SET(struct settings, source_code), 0,
+	  NULL, NULL, NULL },
+	{ "carriers", M2W_SET_MAP, JF_SET(struct settings, carriers), 0, NULL,
+	  "carrier", "abcdefghijklmnopqrstuvwxyz0123456789_" },
+	{ NULL, 0, 0, 0, NULL, NULL, NULL }
 };
 
 /* One requested item. */
@@ -89,6 +118,7 @@ struct req {
 /* What one run has in hand. */
 struct ctx {
 	const struct m2w_job_env *env;
+	const struct settings *set;
 	struct m2w_outcome *o;
 	struct req r;
 	struct m2_order *order;
@@ -98,82 +128,6 @@ struct ctx {
 };
 
 /* ------------------------------------------------------------- payload */
-
-static int check_items(struct json_object *a, char *why, size_t len)
-{
-	size_t i, n = json_object_array_length(a);
-	char pre[32];
-
-	if (n == 0) {
-		snprintf(why, len, "\"items\" must not be empty");
-		return -1;
-	}
-	if (n > ITEMS_MAX) {
-		snprintf(why, len, "\"items\" has more than %d entries",
-			 ITEMS_MAX);
-		return -1;
-	}
-	for (i = 0; i < n; i++) {
-		struct json_object *it = json_object_array_get_idx(a, i);
-
-		snprintf(pre, sizeof(pre), "items[%zu].", i);
-		if (!json_object_is_type(it, json_type_object)) {
-			snprintf(why, len, "\"items[%zu]\" must be an object",
-				 i);
-			return -1;
-		}
-		if (jf_check(it, item_fields, pre, why, len))
-			return -1;
-	}
-	return 0;
-}
-
-/* Parses and checks; 0 and *out, or -1 with why. */
-static int load(const char *payload, struct json_object **out, char *why,
-		size_t len)
-{
-	struct json_object *items;
-
-	if (jf_load(payload, fields, out, why, len))
-		return -1;
-	items = jf_get(*out, "items");
-	if (items && check_items(items, why, len)) {
-		json_object_put(*out);
-		*out = NULL;
-		return -1;
-	}
-	return 0;
-}
-
-static int check(const char *payload, char *why, size_t len)
-{
-	struct json_object *o;
-
-	if (load(payload, &o, why, len))
-		return -1;
-	json_object_put(o);
-	return 0;
-}
-
-static int keys(const char *payload, char *idem, char *group, int *supersede)
-{
-	struct json_object *o;
-	char why[256], order[JF_ORDER_MAX + 1], track[JF_TEXT_MAX + 1];
-
-	idem[0] = group[0] = '\0';
-	*supersede = 0;
-	if (load(payload, &o, why, sizeof(why)))
-		return -1;
-	jf_str(o, "order", order, sizeof(order));
-	jf_str(o, "track", track, sizeof(track));
-	json_object_put(o);
-	if (jf_key(idem, "tracking:%s:%s", order, track) ||
-	    jf_key(group, "order:%s", order)) {
-		idem[0] = group[0] = '\0';
-		return -1;
-	}
-	return 0;
-}
 
 static void req_release(struct req *r)
 {
@@ -199,28 +153,19 @@ static int req_items(struct json_object *a, struct req *r)
 	return 0;
 }
 
-/* The payload into r; 0, or -1 with why. */
-static int req_read(const char *payload, struct req *r, char *why,
-		    size_t len)
+/* The loaded payload into r; 0, or -1 out of memory. */
+static int req_read(struct json_object *o, struct req *r)
 {
-	struct json_object *o, *items;
-	int rc = 0;
+	struct json_object *items;
 
 	memset(r, 0, sizeof(*r));
-	if (load(payload, &o, why, len))
-		return -1;
 	jf_str(o, "order", r->order, sizeof(r->order));
 	jf_str(o, "track", r->track, sizeof(r->track));
 	jf_str(o, "carrier", r->carrier, sizeof(r->carrier));
 	jf_str(o, "title", r->title, sizeof(r->title));
 	r->notify = jf_get(o, "notify") ? jf_bool(o, "notify", 0) : -1;
 	items = jf_get(o, "items");
-	if (items && req_items(items, r)) {
-		snprintf(why, len, "out of memory");
-		rc = -1;
-	}
-	json_object_put(o);
-	return rc;
+	return items ? req_items(items, r) : 0;
 }
 
 /* ------------------------------------------------------------ helpers */
@@ -257,12 +202,28 @@ static int64_t last_shipment(const struct m2_shipment *s, size_t n)
 	return id;
 }
 
+/* The Magento carrier code of a free-text name: [carriers], else the
+ * name itself when it is a code Magento knows (any case), else "custom". */
+static const char *carrier_code(const struct settings *set, const char *name)
+{
+	static const char *const known[] = {
+		"ups", "usps", "fedex", "dhl", "custom",
+	};
+	const char *code = m2w_map_get(&set->carriers, name);
+	size_t i;
+
+	for (i = 0; !code && i < sizeof(known) / sizeof(known[0]); i++)
+		if (strcasecmp(known[i], name) == 0)
+			code = known[i];
+	return code ? code : "custom";
+}
+
 /* Carrier code from [carriers]; title: the payload's, else the carrier as
  * the 3PL wrote it. */
-static void make_track(const struct m2w_config *cfg, const struct req *r,
+static void make_track(const struct settings *set, const struct req *r,
 		       struct m2_track *t)
 {
-	const char *code = m2w_config_carrier(cfg, r->carrier);
+	const char *code = carrier_code(set, r->carrier);
 
 	memset(t, 0, sizeof(*t));
 	snprintf(t->track_number, sizeof(t->track_number), "%s", r->track);
@@ -333,7 +294,7 @@ static int map_want(const struct m2_order *ord, const struct want *w,
 
 static void ship(struct ctx *c, const struct m2_ship_item *items, size_t n)
 {
-	const struct m2w_config *cfg = c->env->cfg;
+	const struct settings *set = c->set;
 	struct m2_ship_req q;
 	struct m2_result res;
 	int64_t sid = 0;
@@ -344,11 +305,10 @@ static void ship(struct ctx *c, const struct m2_ship_item *items, size_t n)
 	q.order_id = c->order->entity_id;
 	q.items = n ? items : NULL;
 	q.nitems = n;
-	q.notify = c->r.notify >= 0 ? c->r.notify : cfg->notify;
-	q.comment = cfg->ship_comment && *cfg->ship_comment ?
-			    cfg->ship_comment : NULL;
-	q.source_code = cfg->ship_source && *cfg->ship_source ?
-				cfg->ship_source : NULL;
+	q.notify = c->r.notify >= 0 ? c->r.notify : set->notify;
+	q.comment = set->comment && *set->comment ? set->comment : NULL;
+	q.source_code = set->source_code && *set->source_code ?
+				set->source_code : NULL;
 	q.tracks = &c->track;
 	q.ntracks = 1;
 	rc = m2_ship_create(c->env->conn, &q, &sid, &res);
@@ -442,23 +402,24 @@ static int read_order(struct ctx *c)
 	return 0;
 }
 
-static void track_one(const struct m2w_job_env *env,
-		      const struct m2w_task *task, struct m2w_outcome *o)
+static void track_one(const struct m2w_job_env *env, struct json_object *p,
+		      struct m2w_outcome *o)
 {
 	struct ctx c;
-	char why[256];
 	int64_t sid;
 
 	memset(&c, 0, sizeof(c));
 	c.env = env;
+	c.set = env->settings ? env->settings : &defaults;
 	c.o = o;
-	if (req_read(task->payload, &c.r, why, sizeof(why))) {
-		jf_bad_payload(o, why);
+	if (req_read(p, &c.r)) {
+		jf_outcome(o, M2W_ENOMEM, M2W_CLASS_TRANSIENT, "out of memory");
+		req_release(&c.r);
 		return;
 	}
 	if (read_order(&c) == 0) {
 		sid = track_on(c.ships, c.nships, c.r.track);
-		make_track(env->cfg, &c.r, &c.track);
+		make_track(c.set, &c.r, &c.track);
 		if (sid)
 			jf_done(o, "track %s already on shipment %" PRId64,
 				c.r.track, sid);
@@ -475,13 +436,31 @@ static void track_one(const struct m2w_job_env *env,
 }
 
 static void run(const struct m2w_job_env *env, struct m2w_task *const *tasks,
-		size_t n, struct m2w_outcome *out)
+		struct json_object *const *obj, size_t n,
+		struct m2w_outcome *out)
 {
 	size_t i;
 
-	jf_outcomes_clear(out, n);
+	(void)tasks;
 	for (i = 0; i < n; i++)
-		track_one(env, tasks[i], &out[i]);
+		if (obj[i])
+			track_one(env, obj[i], &out[i]);
 }
 
-const struct m2w_job m2w_job_tracking = { "tracking", 0, check, keys, run };
+const struct m2w_job m2w_job_tracking = {
+	.name = "tracking",
+	.summary = "a 3PL tracking number onto an order (its shipment)",
+	.fields = fields,
+	.item_fields = item_fields,
+	.items_max = ITEMS_MAX,
+	.idem_key = "tracking:{order}:{track}",
+	.group_key = "order:{order}",
+	.supersede = 0,
+	.inputs = M2W_IN_CSV | M2W_IN_NDJSON | M2W_IN_JSON,
+	.batch = 0,
+	.batch_note = "a shipment is created and tracked one order per call",
+	.settings = settings,
+	.settings_size = sizeof(struct settings),
+	.defaults = &defaults,
+	.run = run,
+};

@@ -179,7 +179,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		o.columns = "order=Auftrag, track=Sendung Nr, carrier=Versender,"
 			    " sku=Artikel, qty=Menge, price=Preis, "
 			    "source=Lager, store_id=Shop";
-		CHECK(m2w_ingest_columns_check(o.columns, errbuf) == M2W_OK);
+		CHECK(m2w_ingest_columns_check(o.type, o.columns, errbuf) ==
+		      M2W_OK);
 	}
 	if (flags & 0x20)
 		o.key_field = "ref";

@@ -86,6 +86,7 @@ static void check_ok(const struct m2w_body *b, const struct m2w_body_opts *o)
 		const struct m2w_body_at *at = &b->at[i];
 		const struct m2w_job *job = t->type ? m2w_job_find(t->type)
 						    : NULL;
+		json_object *obj = NULL;
 
 		if (!job)
 			bad("a task of no known type", b, i);
@@ -97,8 +98,9 @@ static void check_ok(const struct m2w_body *b, const struct m2w_body_opts *o)
 			bad("payload length", b, i);
 		if (!json_object_text(t->payload, t->payload_len))
 			bad("payload is not one strict JSON object", b, i);
-		if (job->check(t->payload, why, sizeof(why)) != 0)
+		if (m2w_job_load(job, t->payload, &obj, why, sizeof(why)) != 0)
 			bad("payload the job refuses", b, i);
+		json_object_put(obj);
 		if (!t->source || strncmp(t->source, "http:", 5) != 0)
 			bad("source", b, i);
 		if ((t->idem_key && (!*t->idem_key ||

@@ -115,8 +115,10 @@ static int enqueue_exec(struct qctl *c, int argc, char **argv)
 	if (optind + 1 < argc || !io.type)
 		return qctl_usage(&cmd_enqueue);
 	if (!m2w_job_find(io.type)) {
-		qctl_error("unknown type \"%s\": tracking, stock, price or rest",
-			   io.type);
+		char names[128];
+
+		qctl_error("unknown type \"%s\": %s", io.type,
+			   m2w_job_names(0, names, sizeof(names)));
 		return qctl_usage(&cmd_enqueue);
 	}
 	if (optind < argc && strcmp(argv[optind], "-") != 0)
