@@ -985,7 +985,7 @@ END_TEST
 static int body(const char *text, int format, const char *type,
 		struct m2w_body *b)
 {
-	struct m2w_body_opts o;
+	struct m2w_ingest_opts o;
 
 	memset(&o, 0, sizeof(o));
 	o.format = format;
@@ -994,7 +994,7 @@ static int body(const char *text, int format, const char *type,
 }
 
 /* Parses `text` with `o`, which must succeed. */
-static void ck_body_ok(const char *text, const struct m2w_body_opts *o,
+static void ck_body_ok(const char *text, const struct m2w_ingest_opts *o,
 		       struct m2w_body *b)
 {
 	int rc = m2w_ingest_parse_body(text, strlen(text), o, b);
@@ -1069,7 +1069,7 @@ static void ck_body_row(const char *text, int format, const char *type,
 
 START_TEST(test_body_json)
 {
-	struct m2w_body_opts o;
+	struct m2w_ingest_opts o;
 	struct m2w_body b;
 	const char *arr = "[" TRK("100", "T1") ",{\"type\":\"price\","
 		"\"payload\":{\"sku\":\" P1 \",\"price\":9.5},\"key\":\"p-1\","
@@ -1077,7 +1077,7 @@ START_TEST(test_body_json)
 		"{\"sku\":\"S1\",\"qty\":3},\"key\":42}]";
 
 	/* one object */
-	ck_assert_int_eq(body("\xef\xbb\xbf" TRK("100", "T1"), M2W_BODY_JSON,
+	ck_assert_int_eq(body("\xef\xbb\xbf" TRK("100", "T1"), M2W_INGEST_JSON,
 			      NULL, &b), M2W_OK);
 	ck_assert_uint_eq(b.ntasks, 1);
 	ck_assert_uint_eq(b.rows, 1);
@@ -1092,7 +1092,7 @@ START_TEST(test_body_json)
 	m2w_body_free(&b); /* twice: nothing */
 
 	/* an array of envelopes of three types, with key and not_before */
-	ck_assert_int_eq(body(arr, M2W_BODY_JSON, NULL, &b), M2W_OK);
+	ck_assert_int_eq(body(arr, M2W_INGEST_JSON, NULL, &b), M2W_OK);
 	ck_assert_uint_eq(b.ntasks, 3);
 	ck_body_task(&b, 1, "price", "{\"sku\":\"P1\",\"price\":9.5}",
 		     "http:2", "price:p-1", "price:P1:0", 1);
@@ -1105,7 +1105,7 @@ START_TEST(test_body_json)
 
 	/* bare payloads with a type, and a key field */
 	memset(&o, 0, sizeof(o));
-	o.format = M2W_BODY_JSON;
+	o.format = M2W_INGEST_JSON;
 	o.type = "stock";
 	o.key_field = "id";
 	ck_body_ok("[{\"id\":\"r1\",\"sku\":\"S1\",\"qty\":3},{\"id\":7,"
@@ -1118,7 +1118,7 @@ START_TEST(test_body_json)
 	m2w_body_free(&b);
 
 	/* an empty array: nothing, and that is fine */
-	ck_assert_int_eq(body(" [ ] ", M2W_BODY_JSON, NULL, &b), M2W_OK);
+	ck_assert_int_eq(body(" [ ] ", M2W_INGEST_JSON, NULL, &b), M2W_OK);
 	ck_assert_uint_eq(b.ntasks, 0);
 	ck_assert_ptr_null(b.tasks);
 	m2w_body_free(&b);
@@ -1131,7 +1131,7 @@ START_TEST(test_body_ndjson)
 
 	/* envelopes; empty and blank lines are no rows; CRLF */
 	ck_assert_int_eq(body("\xef\xbb\xbf" TRK("101", "T2") "\r\n\n  \n"
-			      TRK("102", "T3"), M2W_BODY_NDJSON, NULL, &b),
+			      TRK("102", "T3"), M2W_INGEST_NDJSON, NULL, &b),
 			 M2W_OK);
 	ck_assert_uint_eq(b.rows, 2);
 	ck_assert_uint_eq(b.ntasks, 2);
@@ -1144,7 +1144,7 @@ START_TEST(test_body_ndjson)
 
 	/* bare payloads of a type, trimmed */
 	ck_assert_int_eq(body("{\"order\":\" 103 \",\"track\":\"T4\",\"carrier\":"
-			      "\"dhl \"}\n", M2W_BODY_NDJSON, "tracking", &b),
+			      "\"dhl \"}\n", M2W_INGEST_NDJSON, "tracking", &b),
 			 M2W_OK);
 	ck_body_task(&b, 0, "tracking", "{\"order\":\"103\",\"track\":\"T4\","
 		     "\"carrier\":\"dhl\"}", "http:1", "tracking:103:T4",
@@ -1153,7 +1153,7 @@ START_TEST(test_body_ndjson)
 
 	/* rest: only NDJSON or JSON, the body as it is */
 	ck_assert_int_eq(body("{\"method\":\"PUT\",\"path\":\"/V1/x\",\"body\":"
-			      "{\"a\":\" b \"}}", M2W_BODY_NDJSON, "rest", &b),
+			      "{\"a\":\" b \"}}", M2W_INGEST_NDJSON, "rest", &b),
 			 M2W_OK);
 	ck_body_task(&b, 0, "rest", "{\"method\":\"PUT\",\"path\":\"/V1/x\","
 		     "\"body\":{\"a\":\" b \"}}", "http:1", "(none)", "(none)",
@@ -1164,7 +1164,7 @@ END_TEST
 
 START_TEST(test_body_csv)
 {
-	struct m2w_body_opts o;
+	struct m2w_ingest_opts o;
 	struct m2w_body b;
 	const char *parcels =
 		"Order Number;Tracking Number;Carrier;SKU;Quantity\r\n"
@@ -1176,7 +1176,7 @@ START_TEST(test_body_csv)
 		"202;C3;ups;A;1\r\n";
 
 	/* header aliases, semicolons, CRLF, quotes, merged parcels */
-	ck_assert_int_eq(body(parcels, M2W_BODY_CSV, "tracking", &b), M2W_OK);
+	ck_assert_int_eq(body(parcels, M2W_INGEST_CSV, "tracking", &b), M2W_OK);
 	ck_assert_int_eq(b.delimiter, ';');
 	ck_assert_uint_eq(b.rows, 5);
 	ck_assert_uint_eq(b.ntasks, 3);
@@ -1199,7 +1199,7 @@ START_TEST(test_body_csv)
 
 	/* extra aliases, a key column, a given delimiter, a BOM */
 	memset(&o, 0, sizeof(o));
-	o.format = M2W_BODY_CSV;
+	o.format = M2W_INGEST_CSV;
 	o.type = "price";
 	o.columns = "sku=Artikel, price=Preis";
 	o.key_field = "ref";
@@ -1213,7 +1213,7 @@ START_TEST(test_body_csv)
 	m2w_body_free(&b);
 
 	/* a header alone: no rows, no tasks, fine */
-	ck_assert_int_eq(body("sku,qty\n", M2W_BODY_CSV, "stock", &b), M2W_OK);
+	ck_assert_int_eq(body("sku,qty\n", M2W_INGEST_CSV, "stock", &b), M2W_OK);
 	ck_assert_uint_eq(b.rows, 0);
 	ck_assert_uint_eq(b.ntasks, 0);
 	m2w_body_free(&b);
@@ -1239,7 +1239,7 @@ START_TEST(test_body_same_as_stream)
 	tu_env_init(&e);
 	tu_open(&e);
 	ck_assert_int_eq(run_str(e.q, text, "tracking", NULL, &r, &s), M2W_OK);
-	ck_assert_int_eq(body(text, M2W_BODY_CSV, "tracking", &b), M2W_OK);
+	ck_assert_int_eq(body(text, M2W_INGEST_CSV, "tracking", &b), M2W_OK);
 	ck_assert_uint_eq(b.ntasks, s.ntask);
 	ck_assert_uint_eq(b.rows, r.rows);
 	for (i = 0; i < b.ntasks; i++) {
@@ -1266,39 +1266,39 @@ END_TEST
 
 START_TEST(test_body_errors)
 {
-	struct m2w_body_opts o;
+	struct m2w_ingest_opts o;
 	struct m2w_body b;
 	const char *tm;
 	char big[512];
 
 	/* the body as a whole */
-	ck_body_refused("[" TRK("1", "A") ",{\"type\":", M2W_BODY_JSON, NULL,
+	ck_body_refused("[" TRK("1", "A") ",{\"type\":", M2W_INGEST_JSON, NULL,
 			"body is not valid JSON at byte");
-	ck_body_refused(TRK("1", "A") " x", M2W_BODY_JSON, NULL,
+	ck_body_refused(TRK("1", "A") " x", M2W_INGEST_JSON, NULL,
 			"body is not valid JSON at byte 73");
-	ck_body_refused("\"x\"", M2W_BODY_JSON, NULL,
+	ck_body_refused("\"x\"", M2W_INGEST_JSON, NULL,
 			"body must be a JSON object or an array");
-	ck_body_refused("", M2W_BODY_JSON, NULL, "not valid JSON");
-	ck_body_refused("order,track,carrier\n", M2W_BODY_CSV, NULL,
+	ck_body_refused("", M2W_INGEST_JSON, NULL, "not valid JSON");
+	ck_body_refused("order,track,carrier\n", M2W_INGEST_CSV, NULL,
 			"CSV needs a job type");
-	ck_body_refused("method,path\n", M2W_BODY_CSV, "rest",
+	ck_body_refused("method,path\n", M2W_INGEST_CSV, "rest",
 			"takes NDJSON, not CSV");
-	ck_body_refused("sku,qty\nA,1\n", M2W_BODY_CSV, "tracking",
+	ck_body_refused("sku,qty\nA,1\n", M2W_INGEST_CSV, "tracking",
 			"line 1: header has no order column: expected one of "
 			"order_number, order_id, increment_id, order");
-	ck_body_refused("\n\norder,order_id,track,carrier\n", M2W_BODY_CSV,
+	ck_body_refused("\n\norder,order_id,track,carrier\n", M2W_INGEST_CSV,
 			"tracking", "line 3: header has two order columns");
-	ck_body_refused("a\"b,track\n1,2\n", M2W_BODY_CSV, "tracking",
+	ck_body_refused("a\"b,track\n1,2\n", M2W_INGEST_CSV, "tracking",
 			"line 1: header: bad quoting");
-	ck_body_refused("\n ,, \n", M2W_BODY_CSV, "stock",
+	ck_body_refused("\n ,, \n", M2W_INGEST_CSV, "stock",
 			"the CSV body has no header");
 	ck_body_refused("{}", 9, "stock", "unknown body format");
-	ck_body_refused("{}", M2W_BODY_JSON, "nope", "unknown job type");
+	ck_body_refused("{}", M2W_INGEST_JSON, "nope", "unknown job type");
 	{
 		static const char nul[] = "{\"type\":\"x\0\"}";
 
 		memset(&o, 0, sizeof(o));
-		o.format = M2W_BODY_JSON;
+		o.format = M2W_INGEST_JSON;
 		ck_assert_int_eq(m2w_ingest_parse_body(nul, sizeof(nul) - 1,
 						       &o, &b), M2W_EINVAL);
 		ck_assert_str_eq(b.error, "body is not valid JSON: a NUL byte");
@@ -1307,7 +1307,7 @@ START_TEST(test_body_errors)
 	/* more rows than rows_max: refused as a whole, errors dropped */
 	tm = "{}\n{\"sku\":\"A\",\"qty\":1}\n{\"sku\":\"B\",\"qty\":1}\n";
 	memset(&o, 0, sizeof(o));
-	o.format = M2W_BODY_NDJSON;
+	o.format = M2W_INGEST_NDJSON;
 	o.type = "stock";
 	o.rows_max = 2;
 	ck_assert_int_eq(m2w_ingest_parse_body(tm, strlen(tm), &o, &b),
@@ -1319,24 +1319,24 @@ START_TEST(test_body_errors)
 	m2w_body_free(&b);
 
 	/* envelopes */
-	ck_body_row("[5]", M2W_BODY_JSON, NULL, 1, 0, "",
+	ck_body_row("[5]", M2W_INGEST_JSON, NULL, 1, 0, "",
 		    "an item must be a JSON object");
-	ck_body_row("{\"type\":\"nope\",\"payload\":{}}", M2W_BODY_JSON, NULL,
+	ck_body_row("{\"type\":\"nope\",\"payload\":{}}", M2W_INGEST_JSON, NULL,
 		    1, 0, "type", "unknown type");
-	ck_body_row("{\"payload\":{}}", M2W_BODY_JSON, NULL, 1, 0, "type",
+	ck_body_row("{\"payload\":{}}", M2W_INGEST_JSON, NULL, 1, 0, "type",
 		    "missing \"type\"");
-	ck_body_row("{\"type\":\"stock\"}", M2W_BODY_JSON, NULL, 1, 0,
+	ck_body_row("{\"type\":\"stock\"}", M2W_INGEST_JSON, NULL, 1, 0,
 		    "payload", "missing \"payload\"");
-	ck_body_row("{\"type\":\"stock\",\"payload\":[1]}", M2W_BODY_JSON, NULL,
+	ck_body_row("{\"type\":\"stock\",\"payload\":[1]}", M2W_INGEST_JSON, NULL,
 		    1, 0, "payload", "payload must be a JSON object");
 	ck_body_row("{\"type\":\"stock\",\"payload\":{\"sku\":\"A\",\"qty\":1},"
-		    "\"key\":\"\"}", M2W_BODY_JSON, NULL, 1, 0, "key",
+		    "\"key\":\"\"}", M2W_INGEST_JSON, NULL, 1, 0, "key",
 		    "key must be a non-empty string");
 	ck_body_row("{\"type\":\"stock\",\"payload\":{\"sku\":\"A\",\"qty\":1},"
-		    "\"not_before\":-1}", M2W_BODY_JSON, NULL, 1, 0,
+		    "\"not_before\":-1}", M2W_INGEST_JSON, NULL, 1, 0,
 		    "not_before", "not_before must be unix time");
 	ck_body_row("{\"type\":\"tracking\",\"payload\":{\"order\":\"1\","
-		    "\"carrier\":\"ups\"}}", M2W_BODY_JSON, NULL, 1, 0, "track",
+		    "\"carrier\":\"ups\"}}", M2W_INGEST_JSON, NULL, 1, 0, "track",
 		    "missing \"track\"");
 	memset(big, 'k', sizeof(big) - 1);
 	big[sizeof(big) - 1] = '\0';
@@ -1345,12 +1345,12 @@ START_TEST(test_body_errors)
 
 		snprintf(text, sizeof(text), "{\"type\":\"stock\",\"payload\":"
 			 "{\"sku\":\"A\",\"qty\":1},\"key\":\"%.395s\"}", big);
-		ck_body_row(text, M2W_BODY_JSON, NULL, 1, 0, "key",
+		ck_body_row(text, M2W_INGEST_JSON, NULL, 1, 0, "key",
 			    "key is longer than 400 bytes with its type");
 	}
 	/* an envelope with two unknown keys: two errors of one row */
 	ck_assert_int_eq(body("[" TRK("1", "A") ",{\"type\":\"stock\",\"payload"
-			      "\":{},\"color\":1,\"size\":2}]", M2W_BODY_JSON,
+			      "\":{},\"color\":1,\"size\":2}]", M2W_INGEST_JSON,
 			      NULL, &b), M2W_EINVAL);
 	ck_assert_uint_eq(b.rejected, 2);
 	ck_body_error(&b, 0, 2, 0, "color", "unknown key \"color\"");
@@ -1358,30 +1358,30 @@ START_TEST(test_body_errors)
 	ck_assert_str_eq(b.error, "2 of 2 rows rejected");
 	m2w_body_free(&b);
 	/* bare payloads */
-	ck_body_row("[\"x\"]", M2W_BODY_JSON, "stock", 1, 0, "",
+	ck_body_row("[\"x\"]", M2W_INGEST_JSON, "stock", 1, 0, "",
 		    "a payload must be a JSON object");
-	ck_body_row("{\"sku\":\"A\",\"qty\":\"x\"}", M2W_BODY_JSON, "stock", 1,
+	ck_body_row("{\"sku\":\"A\",\"qty\":\"x\"}", M2W_INGEST_JSON, "stock", 1,
 		    0, "qty", "\"qty\" must be a number");
 	/* NDJSON */
-	ck_body_row("\n\nnot json\n", M2W_BODY_NDJSON, NULL, 1, 3, "",
+	ck_body_row("\n\nnot json\n", M2W_INGEST_NDJSON, NULL, 1, 3, "",
 		    "not valid JSON at byte 2");
-	ck_body_row("\n[1]\n", M2W_BODY_NDJSON, "stock", 1, 2, "",
+	ck_body_row("\n[1]\n", M2W_INGEST_NDJSON, "stock", 1, 2, "",
 		    "a row must be a JSON object");
 	/* CSV rows */
-	ck_body_row("order,track,carrier\n1,,ups\n", M2W_BODY_CSV, "tracking",
+	ck_body_row("order,track,carrier\n1,,ups\n", M2W_INGEST_CSV, "tracking",
 		    1, 2, "track", "track is empty");
-	ck_body_row("order,track,carrier\n1,A\n", M2W_BODY_CSV, "tracking",
+	ck_body_row("order,track,carrier\n1,A\n", M2W_INGEST_CSV, "tracking",
 		    1, 2, "", "row has 2 fields, the header 3");
-	ck_body_row("order,track,carrier\n1,A\"x,ups\n", M2W_BODY_CSV,
+	ck_body_row("order,track,carrier\n1,A\"x,ups\n", M2W_INGEST_CSV,
 		    "tracking", 1, 2, "", "bad quoting on line 2");
-	ck_body_row("order,track,carrier\n1,\"A,ups\n", M2W_BODY_CSV,
+	ck_body_row("order,track,carrier\n1,\"A,ups\n", M2W_INGEST_CSV,
 		    "tracking", 1, 2, "", "a quoted field opened on line 2 is "
 		    "not closed at the end of the body");
-	ck_body_row("sku,qty\nA,\"12,5\"\n", M2W_BODY_CSV, "stock", 1, 2, "qty",
+	ck_body_row("sku,qty\nA,\"12,5\"\n", M2W_INGEST_CSV, "stock", 1, 2, "qty",
 		    "(use a dot for decimals)");
-	ck_body_row("order,track,carrier\n1,\xff,ups\n", M2W_BODY_CSV,
+	ck_body_row("order,track,carrier\n1,\xff,ups\n", M2W_INGEST_CSV,
 		    "tracking", 1, 2, "track", "not valid UTF-8");
-	ck_body_row("order,track,carrier,sku,qty\n1,A,ups,B,\n", M2W_BODY_CSV,
+	ck_body_row("order,track,carrier,sku,qty\n1,A,ups,B,\n", M2W_INGEST_CSV,
 		    "tracking", 1, 2, "qty", "qty is empty but sku is given");
 }
 END_TEST
@@ -1392,11 +1392,11 @@ START_TEST(test_body_all_or_none)
 	struct m2w_body b;
 	int format;
 
-	for (format = M2W_BODY_JSON; format <= M2W_BODY_CSV; format++) {
+	for (format = M2W_INGEST_JSON; format <= M2W_INGEST_CSV; format++) {
 		const char *text =
-			format == M2W_BODY_CSV
+			format == M2W_INGEST_CSV
 			? "sku,qty\nS1,1\nS2,2\nS3,x\nS4,4\nS5,5\n"
-			: format == M2W_BODY_NDJSON
+			: format == M2W_INGEST_NDJSON
 			? "{\"sku\":\"S1\",\"qty\":1}\n{\"sku\":\"S2\",\"qty\":2}"
 			  "\n{\"sku\":\"S3\",\"qty\":\"x\"}\n{\"sku\":\"S4\","
 			  "\"qty\":4}\n{\"sku\":\"S5\",\"qty\":5}\n"
@@ -1411,8 +1411,8 @@ START_TEST(test_body_all_or_none)
 		ck_assert_uint_eq(b.rows, 5);
 		ck_assert_uint_eq(b.rejected, 1);
 		ck_assert_uint_eq(b.nerrors, 1);
-		ck_body_error(&b, 0, 3, format == M2W_BODY_CSV ? 4
-					: format == M2W_BODY_NDJSON ? 3 : 0,
+		ck_body_error(&b, 0, 3, format == M2W_INGEST_CSV ? 4
+					: format == M2W_INGEST_NDJSON ? 3 : 0,
 			      "qty", "number");
 		ck_assert_str_eq(b.error, "1 of 5 rows rejected");
 		m2w_body_free(&b);
@@ -1431,7 +1431,7 @@ START_TEST(test_body_many_errors)
 	p += sprintf(p, "sku,qty\n");
 	for (i = 0; i < n; i++)
 		p += sprintf(p, "A,x\n");
-	ck_assert_int_eq(body(text, M2W_BODY_CSV, "stock", &b), M2W_EINVAL);
+	ck_assert_int_eq(body(text, M2W_INGEST_CSV, "stock", &b), M2W_EINVAL);
 	ck_assert_uint_eq(b.rejected, n);
 	ck_assert_uint_eq(b.nerrors, M2W_BODY_ERRORS_MAX);
 	ck_body_error(&b, M2W_BODY_ERRORS_MAX - 1, M2W_BODY_ERRORS_MAX,
@@ -1456,14 +1456,14 @@ static void *parse_thread(void *arg)
 	p->ok = 1;
 	for (k = 0; k < 200 && p->ok; k++) {
 		p->ok = body("order,track,carrier,sku,qty\n1,T,ups,A,1\n"
-			     "1,T,ups,B,2\n2,U,dhl,,\n", M2W_BODY_CSV,
+			     "1,T,ups,B,2\n2,U,dhl,,\n", M2W_INGEST_CSV,
 			     "tracking", &b) == M2W_OK && b.ntasks == 2 &&
 			strcmp(b.tasks[0].payload, "{\"order\":\"1\",\"track\":"
 			       "\"T\",\"carrier\":\"ups\",\"items\":[{\"sku\":"
 			       "\"A\",\"qty\":1},{\"sku\":\"B\",\"qty\":2}]}") == 0;
 		m2w_body_free(&b);
 		p->ok = p->ok && body("[" TRK("1", "A") ",{\"type\":\"nope\"}]",
-				      M2W_BODY_JSON, NULL, &b) == M2W_EINVAL &&
+				      M2W_INGEST_JSON, NULL, &b) == M2W_EINVAL &&
 			b.rejected == 1 && b.errors[0].row == 2;
 		m2w_body_free(&b);
 	}

@@ -113,17 +113,29 @@ extern "C" {
 #define M2W_INGEST_REASON_MAX 256        /* bytes of a reason, with NUL */
 #define M2W_FINGERPRINT_HEX 64           /* SHA-256 in hex, without NUL */
 
+/* What an input is written in: files and stdin are CSV or NDJSON, an
+ * HTTP body any of the three (m2w_ingest_parse_body). */
 enum m2w_ingest_format {
 	M2W_INGEST_CSV = 0,
-	M2W_INGEST_NDJSON = 1
+	M2W_INGEST_NDJSON = 1,
+	M2W_INGEST_JSON = 2       /* one item or an array: bodies only */
 };
 
+/*
+ * The options of every input: a stream into the store (m2w_ingest_stream)
+ * reads all but rows_max; a body (m2w_ingest_parse_body) reads format,
+ * type, key_field, delimiter, columns, source and rows_max, and refuses
+ * the store-side ones (fingerprint, skip_rows, progress, on_task).
+ */
 struct m2w_ingest_opts {
-	const char *type;         /* job type (m2w_job_find), required */
+	const char *type;         /* job type (m2w_job_find); required for a
+				   * stream and for CSV; a body without one
+				   * holds envelopes that name their type */
 	int format;               /* enum m2w_ingest_format */
 	char delimiter;           /* CSV: ',' ';' '\t', or 0 = detect */
 	const char *source;       /* label: file name, "stdin", "http"; NULL =
-				   * "stdin" */
+				   * "stdin" (a body: "http") */
+	uint64_t rows_max;        /* a body: more rows are refused; 0 = none */
 	const char *fingerprint;  /* hex content hash of the input, or NULL */
 	const char *key_field;    /* column / JSON key holding the idempotency
 				   * key, or NULL */
@@ -266,14 +278,14 @@ char m2w_ingest_detect_delimiter(const char *p, size_t n);
  * without enqueuing anything (the caller enqueues out->tasks in one
  * m2w_queue_enqueue, so a push is one all-or-none commit).
  *
- *   M2W_BODY_JSON    one item or an array of items (strict JSON, a UTF-8
+ *   M2W_INGEST_JSON    one item or an array of items (strict JSON, a UTF-8
  *                    byte-order mark skipped). Rows are the items, counted
  *                    from 1; they have no line (0).
- *   M2W_BODY_NDJSON  one item per line (LF; CR and white space around it
+ *   M2W_INGEST_NDJSON  one item per line (LF; CR and white space around it
  *                    trimmed); empty lines are no rows. The NDJSON reader
  *                    of m2w_ingest_stream: a line longer than
  *                    M2W_INGEST_RECORD_MAX is a rejected row.
- *   M2W_BODY_CSV     opts->type required; read, mapped and merged (parcels)
+ *   M2W_INGEST_CSV     opts->type required; read, mapped and merged (parcels)
  *                    exactly as a CSV file (see above); rows are the data
  *                    rows, lines the body's lines.
  *
@@ -313,25 +325,8 @@ char m2w_ingest_detect_delimiter(const char *p, size_t n);
  * once on different threads (the HTTP server calls it from every
  * connection's thread), each with its own *out.
  */
-enum m2w_body_format {
-	M2W_BODY_JSON = 1,
-	M2W_BODY_NDJSON = 2,
-	M2W_BODY_CSV = 3
-};
-
 #define M2W_BODY_ERRORS_MAX 1000   /* row errors listed at most */
 #define M2W_BODY_REASON_MAX (M2W_INGEST_REASON_MAX + 64)
-
-struct m2w_body_opts {
-	int format;               /* enum m2w_body_format */
-	const char *type;         /* job type of every row; NULL: items are
-				   * envelopes (JSON, NDJSON only) */
-	const char *key_field;    /* with type: as m2w_ingest_opts.key_field */
-	char delimiter;           /* CSV: ',' ';' '\t', or 0 = detect */
-	const char *columns;      /* CSV: extra header aliases, or NULL */
-	const char *source;       /* label of the tasks' source; NULL: "http" */
-	uint64_t rows_max;        /* more rows: refused (too_many); 0 = none */
-};
 
 /* A rejected row. */
 struct m2w_body_error {
@@ -363,7 +358,7 @@ struct m2w_body {
 };
 
 int m2w_ingest_parse_body(const char *body, size_t len,
-			  const struct m2w_body_opts *opts,
+			  const struct m2w_ingest_opts *opts,
 			  struct m2w_body *out);
 
 /* Frees everything m2w_ingest_parse_body returned in b and zeroes it. NULL

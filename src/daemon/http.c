@@ -90,7 +90,7 @@ struct req {
 	char method[8];
 	char path[128];
 	int push;                /* POST /v1/tasks, accepted so far */
-	int kind;                /* body format, enum m2w_body_format */
+	int kind;                /* body format, enum m2w_ingest_format */
 	char *body;
 	size_t len, cap;
 	int too_big;
@@ -363,7 +363,7 @@ static json_object *row_error(uint64_t row, uint64_t line, const char *field,
 
 /* The body's options from the query; 0, or -1 with `out` set (400). */
 static int push_opts(struct MHD_Connection *c, struct req *rq,
-		     struct m2w_body_opts *bo, struct reply *out)
+		     struct m2w_ingest_opts *bo, struct reply *out)
 {
 	const struct m2w_job *job = NULL;
 	const char *type, *kf, *delim;
@@ -380,12 +380,12 @@ static int push_opts(struct MHD_Connection *c, struct req *rq,
 			  m2w_job_names(0, names, sizeof(names)));
 		return -1;
 	}
-	if (rq->kind == M2W_BODY_CSV && !type) {
+	if (rq->kind == M2W_INGEST_CSV && !type) {
 		set_error(out, 400, "text/csv needs ?type= (%s)",
 			  m2w_job_names(M2W_IN_CSV, names, sizeof(names)));
 		return -1;
 	}
-	if (rq->kind == M2W_BODY_CSV && !(job->inputs & M2W_IN_CSV)) {
+	if (rq->kind == M2W_INGEST_CSV && !(job->inputs & M2W_IN_CSV)) {
 		set_error(out, 400, "type %s takes JSON, not CSV", type);
 		return -1;
 	}
@@ -420,7 +420,7 @@ static int push_opts(struct MHD_Connection *c, struct req *rq,
 static void push(struct m2w_http *h, struct MHD_Connection *c,
 		 struct req *rq, struct reply *out)
 {
-	struct m2w_body_opts bo;
+	struct m2w_ingest_opts bo;
 	struct m2w_body b;
 	struct m2w_stats st;
 	const char *mixed = NULL;
@@ -728,14 +728,15 @@ static mhd_ret send_reply(struct m2w_http *h, struct MHD_Connection *c,
 	return ret;
 }
 
-/* The body format of a Content-Type, 0 for none we take. */
+/* The body format of a Content-Type (enum m2w_ingest_format), -1 for none
+ * we take. */
 static int body_kind(const char *ct)
 {
 	char mt[64];
 	size_t n = 0;
 
 	if (!ct)
-		return 0;
+		return -1;
 	while (*ct == ' ' || *ct == '\t')
 		ct++;
 	while (ct[n] && ct[n] != ';' && ct[n] != ' ' && ct[n] != '\t' &&
@@ -745,15 +746,15 @@ static int body_kind(const char *ct)
 	}
 	mt[n] = '\0';
 	if (strcmp(mt, "application/json") == 0)
-		return M2W_BODY_JSON;
+		return M2W_INGEST_JSON;
 	if (strcmp(mt, "application/x-ndjson") == 0 ||
 	    strcmp(mt, "application/ndjson") == 0 ||
 	    strcmp(mt, "application/jsonl") == 0 ||
 	    strcmp(mt, "application/x-jsonlines") == 0)
-		return M2W_BODY_NDJSON;
+		return M2W_INGEST_NDJSON;
 	if (strcmp(mt, "text/csv") == 0)
-		return M2W_BODY_CSV;
-	return 0;
+		return M2W_INGEST_CSV;
+	return -1;
 }
 
 static int is_get(const char *m)
@@ -825,7 +826,7 @@ static int route(struct m2w_http *h, struct MHD_Connection *c,
 	}
 	rq->kind = body_kind(MHD_lookup_connection_value(c, MHD_HEADER_KIND,
 					MHD_HTTP_HEADER_CONTENT_TYPE));
-	if (!rq->kind) {
+	if (rq->kind < 0) {
 		set_error(out, 415, "Content-Type must be application/json, "
 			  "application/x-ndjson or text/csv");
 		return 1;

@@ -614,6 +614,46 @@ void m2w_ingest_opts_init(struct m2w_ingest_opts *o, const char *type)
 	o->batch = M2W_INGEST_BATCH;
 }
 
+static int store_commit(struct ig *g, uint64_t settled, uint64_t line);
+
+/* The store sink's rejected row: counted, to the caller's on_error. */
+static void store_reject(struct ig *g, uint64_t line, const char *column,
+			 const char *reason, const char *row)
+{
+	g->res->rejected++;
+	if (g->on_error)
+		g->on_error(g->arg, line, column && *column ? column : NULL,
+			    reason, row ? row : "");
+}
+
+/* The collector's rejected row: listed in the body. */
+static void collect_reject(struct ig *g, uint64_t line, const char *column,
+			   const char *reason, const char *row)
+{
+	(void)row;
+	ig_body_error(g, g->res->rows, line, column, "%s", reason);
+}
+
+static const struct ig_sink store_sink = { store_commit, store_reject };
+static const struct ig_sink collect_sink = { NULL, collect_reject };
+
+/* Whether a stream of `format` may carry job's tasks; else g->rc. */
+static int takes(struct ig *g, const struct m2w_job *job, int format)
+{
+	static const unsigned bit[] = { M2W_IN_CSV, M2W_IN_NDJSON,
+					M2W_IN_JSON };
+	static const char *const name[] = { "CSV", "NDJSON", "JSON" };
+
+	if (format < 0 || format > M2W_INGEST_JSON)
+		return g->rc = m2w_fail(g->errbuf, M2W_EINVAL, "unknown %s"
+					"format %d", g->body ? "body " : "",
+					format);
+	if (format != M2W_INGEST_CSV && !(job->inputs & bit[format]))
+		return g->rc = m2w_fail(g->errbuf, M2W_EINVAL, "type %s cannot "
+					"come as %s", job->name, name[format]);
+	return M2W_OK;
+}
+
 static void ig_setup(struct ig *g, const struct m2w_ingest_opts *o,
 		     struct m2w_ingest_result *res, char *errbuf)
 {
@@ -638,9 +678,15 @@ int ig_init(struct ig *g, struct m2w_queue *q, const struct m2w_ingest_opts *o,
 		g->batch = 100000;
 	if (!q)
 		return m2w_fail(errbuf, M2W_EINVAL, "no store");
+	g->sink = &store_sink;
 	if (!o->type || !(g->job = m2w_job_find(o->type)))
 		return m2w_fail(errbuf, M2W_EINVAL, "unknown job type \"%s\"",
 				o->type ? o->type : "(none)");
+	if (o->format == M2W_INGEST_JSON)
+		return m2w_fail(errbuf, M2W_EINVAL, "JSON (not NDJSON) is read "
+				"from request bodies only");
+	if (takes(g, g->job, o->format))
+		return g->rc;
 	if (o->progress)
 		g->base = *o->progress;
 	g->t = calloc(g->batch, sizeof(*g->t));
@@ -656,12 +702,14 @@ int ig_init_collect(struct ig *g, const struct m2w_ingest_opts *o,
 		    uint64_t rows_max, char *errbuf)
 {
 	ig_setup(g, o, res, errbuf);
-	g->collect = 1;
+	g->sink = &collect_sink;
 	g->body = body;
 	g->rows_max = rows_max;
 	if (o->type && !(g->job = m2w_job_find(o->type)))
 		return m2w_fail(errbuf, M2W_EINVAL, "unknown job type \"%s\"",
 				o->type);
+	if (g->job && takes(g, g->job, o->format))
+		return g->rc;
 	return M2W_OK;
 }
 
@@ -747,14 +795,7 @@ int ig_next_row(struct ig *g)
 void ig_reject(struct ig *g, uint64_t line, const char *column,
 	       const char *reason, const char *row)
 {
-	if (g->collect) {
-		ig_body_error(g, g->res->rows, line, column, "%s", reason);
-		return;
-	}
-	g->res->rejected++;
-	if (g->on_error)
-		g->on_error(g->arg, line, column && *column ? column : NULL,
-			    reason, row ? row : "");
+	g->sink->reject(g, line, column, reason, row);
 }
 
 int ig_fail_at(struct ig *g, int rc, uint64_t line, const char *fmt, ...)
@@ -765,7 +806,7 @@ int ig_fail_at(struct ig *g, int rc, uint64_t line, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	if (g->collect)
+	if (g->body)
 		return g->rc = m2w_fail(g->errbuf, rc, "line %llu: %s",
 					(unsigned long long)line, msg);
 	return g->rc = m2w_fail(g->errbuf, rc, "%s:%llu: %s", g->source,
@@ -783,17 +824,23 @@ static void progress_set(const struct ig *g, struct m2w_file_info *f,
 	f->rejected = g->base.rejected + g->res->rejected;
 }
 
-/*
- * Commits the tasks held, then records that `settled` rows (ending at
- * `line`) are settled. A store error stops the stream (g->rc).
- */
 int ig_commit(struct ig *g, uint64_t settled, uint64_t line)
+{
+	if (g->rc || !g->sink->commit) /* collecting: the tasks stay in g->t */
+		return g->rc;
+	return g->sink->commit(g, settled, line);
+}
+
+/*
+ * The store sink: commits the tasks held, then records that `settled`
+ * rows (ending at `line`) are settled. A store error stops the stream
+ * (g->rc).
+ */
+static int store_commit(struct ig *g, uint64_t settled, uint64_t line)
 {
 	size_t i;
 	int rc;
 
-	if (g->rc || g->collect) /* collecting: the tasks stay in g->t */
-		return g->rc;
 	for (i = 0; i < g->n; i++) {
 		struct m2w_new_task *nt = &g->nt[i];
 
@@ -906,7 +953,7 @@ int ig_push(struct ig *g, struct m2w_ingest_row *r, uint64_t row,
 {
 	if (ig_add(g, NULL, r, row, line, nrows, 0) != M2W_OK)
 		return g->rc;
-	if (!g->collect && g->n >= g->batch)
+	if (g->sink->commit && g->n >= g->batch)
 		return ig_commit(g, settled, settled_line);
 	return M2W_OK;
 }
@@ -999,7 +1046,7 @@ static void ndjson_line(struct ig *g, const char *s, size_t n, int toolong,
 		struct ig_sb row;
 
 		memset(&row, 0, sizeof(row));
-		if (!g->collect)
+		if (!g->body)
 			ig_sb_add(&row, t, tn);
 		ig_reject(g, line, r.column, r.reason, row.s ? row.s : "");
 		ig_sb_release(&row);

@@ -126,9 +126,11 @@ void ig_body_item(struct ig *g, json_object *v, uint64_t row, uint64_t line)
 		return;
 	if (!t || !json_object_is_type(t, json_type_string) ||
 	    !m2w_job_find(json_object_get_string(t))) {
-		ig_body_error(g, row, line, "type", t ? "unknown type: "
-			      "tracking, stock, price or rest" : "missing "
-			      "\"type\"");
+		char names[128];
+
+		ig_body_error(g, row, line, "type", t ? "unknown type: %s" :
+			      "missing \"type\"",
+			      m2w_job_names(0, names, sizeof(names)));
 		return;
 	}
 	if (!p || !json_object_is_type(p, json_type_object)) {
@@ -255,7 +257,7 @@ static int hand_over(struct ig *g, struct m2w_body *b)
 }
 
 int m2w_ingest_parse_body(const char *body, size_t len,
-			  const struct m2w_body_opts *bo, struct m2w_body *out)
+			  const struct m2w_ingest_opts *bo, struct m2w_body *out)
 {
 	struct m2w_ingest_opts o;
 	struct m2w_ingest_result res;
@@ -272,25 +274,26 @@ int m2w_ingest_parse_body(const char *body, size_t len,
 	}
 	if (!body)
 		body = "";
-	m2w_ingest_opts_init(&o, bo->type);
-	o.format = bo->format == M2W_BODY_CSV ? M2W_INGEST_CSV
-					      : M2W_INGEST_NDJSON;
+	if (bo->fingerprint || bo->skip_rows || bo->progress || bo->on_task) {
+		snprintf(out->error, sizeof(out->error), "a body takes no "
+			 "fingerprint, skip_rows, progress or on_task");
+		return M2W_EINVAL;
+	}
+	o = *bo;
 	o.source = bo->source && *bo->source ? bo->source : "http";
 	o.key_field = bo->key_field && *bo->key_field ? bo->key_field : NULL;
-	o.delimiter = bo->delimiter;
-	o.columns = bo->columns;
 	rc = ig_init_collect(&g, &o, &res, out, bo->rows_max, eb);
 	if (rc == M2W_OK && o.key_field && !o.type)
 		rc = m2w_fail(eb, M2W_EINVAL, "a key field needs a type");
 	if (rc == M2W_OK) {
 		switch (bo->format) {
-		case M2W_BODY_JSON:
+		case M2W_INGEST_JSON:
 			rc = json_body(&g, body, len);
 			break;
-		case M2W_BODY_NDJSON:
+		case M2W_INGEST_NDJSON:
 			rc = ig_ndjson_mem(&g, body, len);
 			break;
-		case M2W_BODY_CSV:
+		case M2W_INGEST_CSV:
 			rc = ig_csv_mem(&g, body, len);
 			break;
 		default:

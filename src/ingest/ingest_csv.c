@@ -477,7 +477,7 @@ static void csv_end(struct cst *s)
 
 	if (!g->rc && csv_fini(&s->p, cb_field, cb_record, s) != 0 &&
 	    !g->rc && s->rec_open)
-		bad_record(s, g->collect
+		bad_record(s, g->body
 			   ? "a quoted field opened on line %llu is not "
 			     "closed at the end of the body"
 			   : "a quoted field opened on line %llu is not "
@@ -485,7 +485,7 @@ static void csv_end(struct cst *s)
 	if (!g->rc && s->map &&
 	    ig_flush_pend(g, s->map, g->res->rows, s->last_line) == M2W_OK)
 		ig_commit(g, g->res->rows, s->last_line);
-	else if (!g->rc && !s->map && g->collect)
+	else if (!g->rc && !s->map && g->body)
 		g->rc = m2w_fail(g->errbuf, M2W_EINVAL, "the CSV body has no "
 				 "header");
 	else if (!g->rc && !s->map)

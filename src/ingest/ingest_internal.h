@@ -134,8 +134,24 @@ struct ig_task {
 	uint64_t nrows;          /* rows in it (merged tracking rows) */
 };
 
+struct ig;
+
+/*
+ * Where a stream's tasks and rejected rows go: the store (committed every
+ * `batch` tasks, with the file's progress record; rows to on_error) or a
+ * collector (tasks kept for the caller's one all-or-none commit, rows
+ * listed in the struct m2w_body; commit NULL). A broker message takes
+ * the collector, like an HTTP body.
+ */
+struct ig_sink {
+	int (*commit)(struct ig *g, uint64_t settled, uint64_t line);
+	void (*reject)(struct ig *g, uint64_t line, const char *column,
+		       const char *reason, const char *row);
+};
+
 /* One stream. */
 struct ig {
+	const struct ig_sink *sink;
 	struct m2w_queue *q;
 	const struct m2w_ingest_opts *o;
 	struct m2w_ingest_result *res;
@@ -160,7 +176,6 @@ struct ig {
 	size_t nseen, capseen;
 	struct m2w_file_info base; /* o->progress as it was at the start */
 	/* collecting (m2w_ingest_parse_body) */
-	int collect;
 	struct m2w_body *body;   /* rejected rows are listed here */
 	uint64_t rows_max;       /* 0 = no limit */
 	int csv_header;          /* the CSV header was mapped */

@@ -67,7 +67,7 @@ static int json_object_text(const char *s, size_t n)
 	return ok;
 }
 
-static void check_ok(const struct m2w_body *b, const struct m2w_body_opts *o)
+static void check_ok(const struct m2w_body *b, const struct m2w_ingest_opts *o)
 {
 	char why[256];
 	uint64_t last = 0;
@@ -113,9 +113,9 @@ static void check_ok(const struct m2w_body *b, const struct m2w_body_opts *o)
 		if (!at->row || at->row <= last || !at->nrows ||
 		    at->row + at->nrows - 1 > b->rows)
 			bad("rows of a task", b, i);
-		if ((o->format == M2W_BODY_JSON) != (at->line == 0))
+		if ((o->format == M2W_INGEST_JSON) != (at->line == 0))
 			bad("line of a task", b, i);
-		if (at->nrows > 1 && (o->format != M2W_BODY_CSV ||
+		if (at->nrows > 1 && (o->format != M2W_INGEST_CSV ||
 				      strcmp(t->type, "tracking") != 0))
 			bad("merged rows outside tracking CSV", b, i);
 		last = at->row;
@@ -147,12 +147,12 @@ static void check_fail(const struct m2w_body *b)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const int formats[4] = { M2W_BODY_JSON, M2W_BODY_NDJSON,
-					M2W_BODY_CSV, M2W_BODY_JSON };
+	static const int formats[4] = { M2W_INGEST_JSON, M2W_INGEST_NDJSON,
+					M2W_INGEST_CSV, M2W_INGEST_JSON };
 	static const char *const types[8] = { NULL, "tracking", "stock",
 		"price", "rest", NULL, "tracking", "tracking" };
 	static const char delims[4] = { 0, ',', ';', '\t' };
-	struct m2w_body_opts o;
+	struct m2w_ingest_opts o;
 	struct m2w_body b;
 	int rc;
 
