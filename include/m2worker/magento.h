@@ -94,6 +94,11 @@ struct m2_result {
 int m2_global_init(char *errbuf);
 void m2_global_cleanup(void);
 
+/* What m2_client_new refuses in o (base URL, store code, the auth mode's
+ * credentials), without making a client: the config's check calls it so
+ * that --check-config and a start agree. M2W_OK or M2W_EINVAL. */
+int m2_client_check(const struct m2_client_opts *o, char *errbuf);
+
 int m2_client_new(const struct m2_client_opts *o, struct m2_client **out,
 		  char *errbuf);
 void m2_client_free(struct m2_client *c);

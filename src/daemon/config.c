@@ -46,6 +46,9 @@
 #include "m2worker/config.h"
 #include "m2worker/error.h"
 #include "watch.h"
+#ifdef HAVE_MHD
+#include "http.h"
+#endif
 
 #define LINE_MAX_BYTES 4096
 #define MAP_VALUE_MAX 63      /* a map value (struct m2_track's carrier_code[64]) */
@@ -1285,7 +1288,7 @@ static void check_all(struct parser *p)
 	};
 	char eb[M2W_ERRBUF_SIZE];
 	const char *mode;
-	int line, l;
+	int line, l, before;
 	size_t i;
 
 	if (!m->base_url && !seen_line(p, "magento", "base_url"))
@@ -1293,6 +1296,7 @@ static void check_all(struct parser *p)
 
 	line = seen_line(p, "magento", "auth");
 	mode = auth_names[m->auth];
+	before = p->count;
 	switch (m->auth) {
 	case M2_AUTH_TOKEN:
 		need(p, line, mode, "token", m->token);
@@ -1335,6 +1339,17 @@ static void check_all(struct parser *p)
 	if (cfg->http && !cfg->http_tokens && !seen_bad(p, "http", "tokens"))
 		mistake(p, seen_line(p, "http", "enabled"), "[http] enabled "
 			"needs tokens (clients send them as Bearer tokens)");
+#ifdef HAVE_MHD
+	/* what the HTTP server itself refuses at start */
+	else if (cfg->http && cfg->http_tokens && m2w_http_cfg_check(cfg, eb))
+		mistake(p, seen_line(p, "http", "tokens"), "%s", eb);
+#endif
+	/* what the Magento client refuses at start (base_url's form, the
+	 * credentials of the auth mode are checked above) */
+	if (m->base_url && m2_client_check(m, eb) == M2W_EINVAL &&
+	    (strncmp(eb, "auth ", 5) != 0 || p->count == before))
+		mistake(p, seen_line(p, "magento", "base_url"), "[magento] %s",
+			eb);
 	for (i = 0; i < cfg->nwatches; i++) {
 		const struct m2w_watch_cfg *w = &cfg->watches[i];
 		size_t j;

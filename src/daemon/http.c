@@ -964,15 +964,55 @@ static int tokens(struct m2w_http *h, const char *list, char *errbuf)
 	return M2W_OK;
 }
 
+/* The address [http] listen and port name, into *ai (freeaddrinfo it). */
+static int listen_addr(const struct m2w_config *cfg, struct addrinfo **ai,
+		       char *errbuf)
+{
+	struct addrinfo hints;
+	char port[16];
+	int rc;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	snprintf(port, sizeof(port), "%u", cfg->http_port);
+	*ai = NULL;
+	rc = getaddrinfo(cfg->http_listen && *cfg->http_listen
+			 ? cfg->http_listen : "127.0.0.1", port, &hints, ai);
+	if (rc != 0 || !*ai) {
+		if (*ai)
+			freeaddrinfo(*ai);
+		*ai = NULL;
+		return m2w_fail(errbuf, M2W_EINVAL, "[http] listen %s: %s",
+				cfg->http_listen ? cfg->http_listen : "",
+				gai_strerror(rc));
+	}
+	return M2W_OK;
+}
+
+int m2w_http_cfg_check(const struct m2w_config *cfg, char *errbuf)
+{
+	struct m2w_http h;
+	struct addrinfo *ai = NULL;
+	int rc;
+
+	memset(&h, 0, sizeof(h));
+	rc = tokens(&h, cfg->http_tokens ? cfg->http_tokens : "", errbuf);
+	free(h.tok);
+	if (rc == M2W_OK && (rc = listen_addr(cfg, &ai, errbuf)) == M2W_OK)
+		freeaddrinfo(ai);
+	return rc;
+}
+
 int m2w_http_start(const struct m2w_http_opts *o, struct m2w_http **out,
 		   char *errbuf)
 {
 	const struct m2w_config *cfg;
-	struct addrinfo hints, *ai = NULL;
+	struct addrinfo *ai = NULL;
 	struct m2w_http *h;
 	pthread_condattr_t ca;
 	unsigned int flags, secs, limit;
-	char port[16];
 	int rc;
 
 	*out = NULL;
@@ -990,21 +1030,9 @@ int m2w_http_start(const struct m2w_http_opts *o, struct m2w_http **out,
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&h->cv, &ca);
 	pthread_condattr_destroy(&ca);
-	if ((rc = tokens(h, cfg->http_tokens ? cfg->http_tokens : "", errbuf)))
+	if ((rc = tokens(h, cfg->http_tokens ? cfg->http_tokens : "", errbuf)) ||
+	    (rc = listen_addr(cfg, &ai, errbuf)))
 		goto fail;
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-	snprintf(port, sizeof(port), "%u", cfg->http_port);
-	rc = getaddrinfo(cfg->http_listen && *cfg->http_listen
-			 ? cfg->http_listen : "127.0.0.1", port, &hints, &ai);
-	if (rc != 0 || !ai) {
-		rc = m2w_fail(errbuf, M2W_EINVAL, "[http] listen %s: %s",
-			      cfg->http_listen ? cfg->http_listen : "",
-			      gai_strerror(rc));
-		goto fail;
-	}
 	flags = HTTP_MHD_INTERNAL | MHD_USE_THREAD_PER_CONNECTION;
 #if MHD_VERSION >= 0x00095400
 	flags |= MHD_USE_AUTO;

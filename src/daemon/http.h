@@ -81,6 +81,11 @@ struct m2w_http_opts {
  * Binds cfg->http_listen:http_port and starts serving. M2W_EINVAL (no
  * token, bad listen address) or M2W_EIO (cannot listen: errbuf says why).
  */
+/* What m2w_http_start refuses in the config ([http] tokens with no token,
+ * a listen address that does not resolve), without starting: the
+ * config's check calls it. M2W_OK or M2W_EINVAL. */
+int m2w_http_cfg_check(const struct m2w_config *cfg, char *errbuf);
+
 int m2w_http_start(const struct m2w_http_opts *o, struct m2w_http **out,
 		   char *errbuf);
 

@@ -259,6 +259,8 @@ static int run(const struct m2w_config *cfg)
 		goto out;
 	}
 	ready = 1;
+	m2w_log(M2W_LOG_INFO, "ready", "workers=%u watches=%zu http=%s",
+		cfg->threads, cfg->nwatches, cfg->http ? "on" : "off");
 	notify_ready(cfg, "READY=1");
 	if ((wd_ms = m2w_notify_watchdog_ms()) > 0) {
 		m2w_log(M2W_LOG_INFO, "watchdog", "interval_ms=%lld "

@@ -324,6 +324,21 @@ static void copy_opts(struct m2_client *c, const struct m2_client_opts *o,
 				oom);
 }
 
+int m2_client_check(const struct m2_client_opts *o, char *errbuf)
+{
+	char *url = NULL;
+	int rc;
+
+	if (!o || !o->base_url)
+		return m2w_fail(errbuf, M2W_EINVAL, "base_url is required");
+	if ((rc = check_auth_opts(o, errbuf)) ||
+	    (rc = normalise_base(o->base_url, o->store_code ? o->store_code :
+				 "default", &url, errbuf)))
+		return rc;
+	free(url);
+	return M2W_OK;
+}
+
 int m2_client_new(const struct m2_client_opts *o, struct m2_client **out,
 		  char *errbuf)
 {
