@@ -28,6 +28,7 @@
 
 #include <lmdb.h>
 
+#include "m2worker/admin.h"
 #include "m2worker/queue.h"
 
 /* ------------------------------------------------------------ encodings */
