@@ -1,16 +1,44 @@
 /*
- * internal.h - what the store's modules share; not installed, not public.
+ * internal.h - the store layer (src/store): what its modules share. Not
+ * installed, not public; read this comment as the layer's README.
+ *
+ * What lives here: the durable task store, one LMDB environment (a
+ * directory) with group commit, behind three public headers:
+ * include/m2worker/queue.h (producers and workers), admin.h (operators:
+ * qctl and the HTTP stats) and report.h (the JSON of tasks and stats).
  *
  * Module map:
  *   store.c   environment, named databases, the resize lock, read txns,
- *             map growth, meta (schema, ids), types and their counters
+ *             map growth, meta (schema, ids), types and their counters,
+ *             state names, the clock; the write context helpers
+ *             (m2s_ctx_*: get/put/del, records, counters, indexes)
  *   commit.c  group commit: write ops from all threads, one txn per round
  *   record.c  the versioned binary task record and the index keys
- *   queue.c   enqueue, lease, settle, reap (the hot path)
+ *   queue.c   enqueue (and ingested files), lease, settle, reap, history
+ *             entries (the hot path)
  *   group.c   ordering groups: head, waiting successors, supersede
- *   admin.c   get, list, stats, history, requeue, delete, purge, pause
+ *   admin.c   get, history, list, stats, requeue, retry-now, delete,
+ *             purge, pause, backup
  *   check.c   index consistency check
  *   backoff.c retry policies and backoff delays
+ *   report.c  the JSON of report.h, from the public headers alone (it does
+ *             not include this one)
+ *
+ * What the layer may include: of the other layers only util
+ * ("m2worker/error.h"; "m2worker/log.h" too should a module log, none does
+ * yet), never magento, jobs, ingest or daemon; besides that its own public
+ * headers, LMDB, json-c (payload validation in queue.c, report.c),
+ * pthreads and libc.
+ *
+ * Who includes this header: the store's modules, and outside src/store
+ * only the record unit test (tests/check_record.c) and the record fuzz
+ * target (tests/fuzz/fuzz_record.c), which drive record.c directly.
+ * Everything else goes through the public headers.
+ *
+ * Names: the public API is m2w_*; what the modules share through this
+ * header is m2s_*; what one module uses alone is static. Types, macros and
+ * the static inline helpers here need no prefix: they never reach the
+ * library's symbol table.
  *
  * Write ops (commit.c): an op that fails with a "semantic" error (EINVAL,
  * ENOTFOUND, ESTALE, ESTATE) before its first write leaves the round's
@@ -29,6 +57,7 @@
 #include <lmdb.h>
 
 #include "m2worker/admin.h"
+#include "m2worker/error.h"
 #include "m2worker/queue.h"
 
 /* ------------------------------------------------------------ encodings */
