@@ -36,6 +36,7 @@
 
 #include <check.h>
 
+#include "m2worker/admin.h"
 #include "m2worker/queue.h"
 #include "testutil.h"
 

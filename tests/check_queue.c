@@ -1,7 +1,7 @@
 /*
- * check_queue.c - the task store (queue.h): open, enqueue, lease, settle,
- * reap, history, ordering groups, listing, stats, repair, map growth,
- * several processes and threads, damaged stores.
+ * check_queue.c - the task store (queue.h, admin.h): open, enqueue, lease,
+ * settle, reap, history, ordering groups, listing, stats, repair, map
+ * growth, several processes and threads, damaged stores.
  *
  * Every test runs in its own forked process with its own store in a fresh
  * temporary directory (the fixture below), opened with a fake clock that
@@ -25,6 +25,7 @@
 #include <check.h>
 #include <lmdb.h>
 
+#include "m2worker/admin.h"
 #include "m2worker/queue.h"
 #include "testutil.h"
 

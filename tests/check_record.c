@@ -42,12 +42,12 @@ static struct rec sample(void)
 START_TEST(round_trip)
 {
 	struct rec r = sample(), d;
-	size_t n = rec_size(&r);
+	size_t n = m2s_rec_size(&r);
 	unsigned char *buf = malloc(n);
 	char err[M2W_ERRBUF_SIZE];
 
-	rec_encode(&r, buf);
-	ck_assert_int_eq(rec_decode(42, buf, n, &d, err), M2W_OK);
+	m2s_rec_encode(&r, buf);
+	ck_assert_int_eq(m2s_rec_decode(42, buf, n, &d, err), M2W_OK);
 	ck_assert_int_eq(d.state, M2W_LEASED);
 	ck_assert_int_eq(d.type_id, 7);
 	ck_assert_uint_eq(d.flags, REC_SUPERSEDE);
@@ -78,7 +78,7 @@ START_TEST(to_task)
 
 	r.state = M2W_READY;
 	r.group_len = 0;
-	t = rec_to_task(&r, "tracking", r.next_run - 1);
+	t = m2s_rec_to_task(&r, "tracking", r.next_run - 1);
 	ck_assert_ptr_nonnull(t);
 	ck_assert_int_eq(t->state, M2W_SCHEDULED); /* derived from next_run */
 	ck_assert_str_eq(t->type, "tracking");
@@ -93,27 +93,27 @@ END_TEST
 START_TEST(damaged)
 {
 	struct rec r = sample(), d;
-	size_t n = rec_size(&r), cut;
+	size_t n = m2s_rec_size(&r), cut;
 	unsigned char *buf = malloc(n);
 	char err[M2W_ERRBUF_SIZE] = "";
 
-	rec_encode(&r, buf);
+	m2s_rec_encode(&r, buf);
 	/* every truncation that cuts into header or strings is refused */
 	for (cut = 0; cut < REC_HEADER + r.idem_len + r.group_len +
 				    r.source_len + r.error_len; cut++)
-		ck_assert_int_eq(rec_decode(42, buf, cut, &d, err),
+		ck_assert_int_eq(m2s_rec_decode(42, buf, cut, &d, err),
 				 M2W_ECORRUPT);
 	ck_assert(strstr(err, "task 42") != NULL);
 	buf[0] = 9; /* unknown version */
-	ck_assert_int_eq(rec_decode(42, buf, n, &d, NULL), M2W_ECORRUPT);
+	ck_assert_int_eq(m2s_rec_decode(42, buf, n, &d, NULL), M2W_ECORRUPT);
 	buf[0] = REC_VERSION;
 	buf[1] = M2W_SCHEDULED; /* never stored */
-	ck_assert_int_eq(rec_decode(42, buf, n, &d, NULL), M2W_ECORRUPT);
+	ck_assert_int_eq(m2s_rec_decode(42, buf, n, &d, NULL), M2W_ECORRUPT);
 	buf[1] = 200;
-	ck_assert_int_eq(rec_decode(42, buf, n, &d, NULL), M2W_ECORRUPT);
+	ck_assert_int_eq(m2s_rec_decode(42, buf, n, &d, NULL), M2W_ECORRUPT);
 	buf[1] = M2W_READY;
 	put_be16(buf + 62, 0xffff); /* error length beyond the value */
-	ck_assert_int_eq(rec_decode(42, buf, n, &d, NULL), M2W_ECORRUPT);
+	ck_assert_int_eq(m2s_rec_decode(42, buf, n, &d, NULL), M2W_ECORRUPT);
 	free(buf);
 }
 END_TEST
@@ -133,9 +133,9 @@ START_TEST(random_bytes)
 			buf[j] = (unsigned char)rand();
 		if (n)
 			buf[0] = (unsigned char)(rand() % 2);
-		if (rec_decode(1, buf, n, &d, NULL) == M2W_OK) {
+		if (m2s_rec_decode(1, buf, n, &d, NULL) == M2W_OK) {
 			ok++;
-			ck_assert(rec_size(&d) == n);
+			ck_assert(m2s_rec_size(&d) == n);
 		}
 	}
 	(void)ok;

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "daemon/worker.h"
+#include "m2worker/admin.h"
 
 START_TEST(breaker_opens_after_threshold)
 {

@@ -36,6 +36,7 @@
 
 #include <check.h>
 
+#include "m2worker/admin.h"
 #include "m2worker/queue.h"
 
 /* A fixed, realistic start time: 2023-11-14 22:13:20 UTC. */

@@ -1,16 +1,17 @@
 /*
- * queue.h - the durable task store (LMDB).
+ * queue.h - the durable task store (LMDB): producers and workers.
  *
- * A store is one LMDB environment (a directory). Producers enqueue tasks,
- * workers lease them, call Magento, then settle them (ack, fail, snooze,
- * extend, release). Operators inspect and repair the same store from other
- * processes (qctl). Task life:
+ * A store is one LMDB environment (a directory). Producers (the CSV
+ * watcher, the HTTP push, qctl enqueue) enqueue tasks, workers lease them,
+ * call Magento, then settle them (ack, fail, snooze, extend, release).
+ * What operators do to the same store (inspect, requeue, delete, purge,
+ * pause, check, back up) is in admin.h. Task life:
  *
  *   enqueue -> ready --lease--> leased --ack--> done
  *                ^                 |--fail (transient)--> ready, later
  *                |                 |--fail (permanent, or attempts used)--> dead
  *                +--- reap (lease expired) / snooze / release
- *   dead --requeue--> ready
+ *   dead --requeue (admin.h)--> ready
  *
  * A task with an ordering key ("stock:SKU-1") joins a group: at most one task
  * of a group is leased at a time, the others wait (state WAITING) and are
@@ -29,9 +30,9 @@
  * store twice in one process, and never use a handle across fork(). Several
  * processes may open the same store at once.
  *
- * Memory: the library allocates what it returns (tasks, arrays, stats) and
- * the caller frees it with the matching *_free function. Strings passed in
- * are copied; the caller keeps ownership of them.
+ * Memory: the library allocates what it returns (tasks, arrays) and the
+ * caller frees it with the matching *_free function. Strings passed in are
+ * copied; the caller keeps ownership of them.
  *
  * Time: all times are milliseconds since the Unix epoch (int64_t). Errors:
  * enum m2w_err (error.h); `errbuf` is NULL or M2W_ERRBUF_SIZE bytes.
@@ -53,8 +54,6 @@ extern "C" {
 #define M2W_KEY_MAX 400      /* bytes in an idempotency or ordering key */
 #define M2W_PAYLOAD_MAX (1u << 20) /* bytes of JSON payload */
 #define M2W_MESSAGE_MAX 1024 /* stored error text is cut to this */
-#define M2W_HISTORY_MAX 16   /* attempts kept in a task's history */
-#define M2W_CURSOR_MAX 64    /* bytes of a list cursor, with its NUL */
 
 struct m2w_queue;
 
@@ -288,126 +287,6 @@ int m2w_task_release(struct m2w_queue *q, uint64_t id, uint64_t token,
  * attempts are used up). *reaped (may be NULL) gets the count.
  */
 int m2w_queue_reap(struct m2w_queue *q, size_t *reaped, char *errbuf);
-
-/* ------------------------------------------------------------ inspection */
-
-/* One task by id, with its current state (SCHEDULED derived). */
-int m2w_queue_get(struct m2w_queue *q, uint64_t id, struct m2w_task **out,
-		  char *errbuf);
-
-/* One past attempt of a task. */
-struct m2w_attempt {
-	unsigned attempt;
-	int64_t at_ms;           /* when it ended */
-	int64_t duration_ms;
-	int http_status;
-	int outcome;             /* enum m2w_class, or M2W_OUTCOME_* below */
-	char message[M2W_MESSAGE_MAX + 1];
-};
-#define M2W_OUTCOME_EXPIRED 10  /* the lease ran out (worker crashed?) */
-#define M2W_OUTCOME_RELEASED 11 /* handed back at shutdown, not counted */
-#define M2W_OUTCOME_SNOOZED 12  /* put off, not counted */
-
-/* The last M2W_HISTORY_MAX attempts, oldest first; free(*out). */
-int m2w_queue_history(struct m2w_queue *q, uint64_t id,
-		      struct m2w_attempt **out, size_t *n, char *errbuf);
-
-struct m2w_list_opts {
-	int state;               /* enum m2w_state */
-	const char *type;        /* NULL = any */
-	const char *grep;        /* substring of last_error or payload; NULL = any */
-	size_t limit;            /* 0 = 100 */
-	const char *after;       /* cursor from a previous page, or NULL */
-};
-
-/*
- * Lists tasks of one state in index order (ready/scheduled by type then
- * next run, leased by expiry, done/dead/superseded by the time they ended,
- * waiting by group). `next` (M2W_CURSOR_MAX bytes) receives the cursor of
- * the next page, "" when this page was the last. Paging is stable: tasks
- * that move meanwhile are neither repeated nor skipped within their index.
- */
-int m2w_queue_list(struct m2w_queue *q, const struct m2w_list_opts *opts,
-		   struct m2w_task ***out, size_t *n, char *next, char *errbuf);
-
-struct m2w_type_stats {
-	char type[M2W_TYPE_MAX + 1];
-	int paused;
-	uint64_t count[M2W_NSTATES];
-	int64_t oldest_ready_ms;   /* next_run of the oldest ready task, 0 if none */
-};
-
-struct m2w_stats {
-	struct m2w_type_stats *types;
-	size_t ntypes;
-	uint64_t count[M2W_NSTATES]; /* sums over types */
-	int paused_all;
-	int64_t oldest_ready_ms;     /* over all types, 0 if none */
-	uint64_t map_size;           /* current map size, bytes */
-	uint64_t map_used;           /* bytes of the file in use (high-water) */
-	uint64_t map_max;
-	uint64_t next_id;
-};
-
-int m2w_queue_stats(struct m2w_queue *q, struct m2w_stats *out, char *errbuf);
-void m2w_stats_free(struct m2w_stats *st);
-
-/* ---------------------------------------------------------------- repair */
-
-/* Which dead tasks a requeue takes. */
-struct m2w_requeue_opts {
-	const uint64_t *ids;     /* these tasks (must be dead) ... */
-	size_t nids;
-	const char *type;        /* ... or every dead task of this type */
-	const char *grep;        /* ... and/or whose last error contains this */
-	int keep_attempts;       /* else attempts start again from 0 */
-	int dry_run;             /* count and list, change nothing */
-	int force;               /* with ids: also tasks that are not dead (not leased) */
-};
-
-/*
- * Moves dead tasks back to ready. *count gets how many moved (or would);
- * `ids_out` (may be NULL) receives a malloc'd array of their ids.
- * With ids, a task that is not dead is M2W_ESTATE unless `force` (a leased
- * task is never requeued).
- */
-int m2w_queue_requeue(struct m2w_queue *q, const struct m2w_requeue_opts *o,
-		      size_t *count, uint64_t **ids_out, char *errbuf);
-
-/* A scheduled (or waiting-for-backoff) task runs now. */
-int m2w_queue_retry_now(struct m2w_queue *q, uint64_t id, char *errbuf);
-
-/* Deletes one task with its key, history and index entries. A leased task
- * gives M2W_ESTATE unless `force`. */
-int m2w_queue_delete(struct m2w_queue *q, uint64_t id, int force,
-		     char *errbuf);
-
-/*
- * Deletes tasks in `state` (DONE, SUPERSEDED or DEAD) that ended before
- * `before_ms`, with their idempotency keys: the same key may then be
- * enqueued again. *count gets how many.
- */
-int m2w_queue_purge(struct m2w_queue *q, int state, int64_t before_ms,
-		    size_t *count, char *errbuf);
-
-/* Pauses or resumes a type (NULL: every type, present and future).
- * Persisted; seen by every process at its next lease. */
-int m2w_queue_pause(struct m2w_queue *q, const char *type, int paused,
-		    char *errbuf);
-
-/*
- * A hot, compacted copy of the store into directory `dir` (created; it must
- * not exist yet), consistent as of one moment, while writers go on. The copy
- * is written under a temporary name, synced, then renamed, so `dir` is
- * either absent or a complete store that m2w_queue_open opens.
- */
-int m2w_queue_backup(struct m2w_queue *q, const char *dir, char *errbuf);
-
-/*
- * Verifies that every index agrees with the tasks table and every record
- * decodes. M2W_OK, or M2W_ECORRUPT with the first disagreement in errbuf.
- */
-int m2w_queue_check(struct m2w_queue *q, char *errbuf);
 
 #ifdef __cplusplus
 }

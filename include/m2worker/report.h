@@ -10,6 +10,7 @@
 
 #include <json-c/json.h>
 
+#include "m2worker/admin.h"
 #include "m2worker/queue.h"
 
 #ifdef __cplusplus

@@ -52,6 +52,7 @@
 #include <openssl/evp.h>
 
 #include "http.h"
+#include "m2worker/admin.h"
 #include "m2worker/report.h"
 #include "m2worker/ingest.h"
 #include "m2worker/jobs.h"

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "m2worker/admin.h"
 #include "worker.h"
 
 static const int64_t bounds[M2W_LAT_BUCKETS - 1] = {

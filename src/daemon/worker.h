@@ -87,6 +87,8 @@ struct m2w_metrics {
 /* One Magento call (the client's observer). */
 void m2w_metrics_call(struct m2w_metrics *m, int status, int64_t ms);
 
+struct m2w_stats; /* admin.h */
+
 /*
  * The Prometheus text exposition of the metrics, the store's depth by
  * state and type (st), and the breaker state. *out is malloc'd.

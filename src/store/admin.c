@@ -38,8 +38,8 @@ static int read_rec(struct m2w_queue *q, MDB_txn *txn, uint64_t id,
 		return m2w_fail(errbuf, M2W_ENOTFOUND, "task %llu not found",
 				(unsigned long long)id);
 	if (rc)
-		return store_mdb_err(errbuf, rc, "tasks");
-	return rec_decode(id, v.mv_data, v.mv_size, r, errbuf);
+		return m2s_mdb_err(errbuf, rc, "tasks");
+	return m2s_rec_decode(id, v.mv_data, v.mv_size, r, errbuf);
 }
 
 static struct m2w_task *read_task(struct m2w_queue *q, MDB_txn *txn,
@@ -47,8 +47,8 @@ static struct m2w_task *read_task(struct m2w_queue *q, MDB_txn *txn,
 {
 	char name[M2W_TYPE_MAX + 1];
 
-	read_type_name(q, txn, r->type_id, name);
-	return rec_to_task(r, name, now);
+	m2s_read_type_name(q, txn, r->type_id, name);
+	return m2s_rec_to_task(r, name, now);
 }
 
 int m2w_queue_get(struct m2w_queue *q, uint64_t id, struct m2w_task **out,
@@ -59,12 +59,12 @@ int m2w_queue_get(struct m2w_queue *q, uint64_t id, struct m2w_task **out,
 	int rc;
 
 	*out = NULL;
-	if ((rc = store_read_begin(q, &txn, errbuf)))
+	if ((rc = m2s_read_begin(q, &txn, errbuf)))
 		return rc;
 	rc = read_rec(q, txn, id, &r, errbuf);
 	if (!rc && !(*out = read_task(q, txn, &r, m2w_queue_now(q))))
 		rc = m2w_fail(errbuf, M2W_ENOMEM, "out of memory");
-	store_read_end(q, txn);
+	m2s_read_end(q, txn);
 	return rc;
 }
 
@@ -83,7 +83,7 @@ int m2w_queue_history(struct m2w_queue *q, uint64_t id,
 	a = calloc(M2W_HISTORY_MAX, sizeof(*a));
 	if (!a)
 		return m2w_fail(errbuf, M2W_ENOMEM, "out of memory");
-	if ((rc = store_read_begin(q, &txn, errbuf))) {
+	if ((rc = m2s_read_begin(q, &txn, errbuf))) {
 		free(a);
 		return rc;
 	}
@@ -112,11 +112,11 @@ int m2w_queue_history(struct m2w_queue *q, uint64_t id,
 		}
 		mdb_cursor_close(cur);
 	}
-	store_read_end(q, txn);
+	m2s_read_end(q, txn);
 	if (rc && rc != MDB_NOTFOUND) {
 		free(a);
 		*n = 0;
-		return store_mdb_err(errbuf, rc, "history");
+		return m2s_mdb_err(errbuf, rc, "history");
 	}
 	*out = a;
 	return M2W_OK;
@@ -175,7 +175,7 @@ static int lookup_type(struct m2w_queue *q, MDB_txn *txn, const char *name,
 	rc = mdb_get(txn, q->db[DB_TYPES], &key, &v);
 	if (rc == 0 && v.mv_size == 2)
 		*id = get_be16(v.mv_data);
-	return rc && rc != MDB_NOTFOUND ? store_mdb_err(NULL, rc, "types")
+	return rc && rc != MDB_NOTFOUND ? m2s_mdb_err(NULL, rc, "types")
 					: M2W_OK;
 }
 
@@ -238,7 +238,7 @@ int m2w_queue_list(struct m2w_queue *q, const struct m2w_list_opts *o,
 	ts = calloc(limit, sizeof(*ts));
 	if (!ts)
 		return m2w_fail(errbuf, M2W_ENOMEM, "out of memory");
-	if ((rc = store_read_begin(q, &txn, errbuf))) {
+	if ((rc = m2s_read_begin(q, &txn, errbuf))) {
 		free(ts);
 		return rc;
 	}
@@ -248,13 +248,13 @@ int m2w_queue_list(struct m2w_queue *q, const struct m2w_list_opts *o,
 	if (rc)
 		goto fail;
 	if ((mrc = mdb_cursor_open(txn, q->db[index_of[o->state]], &cur))) {
-		rc = store_mdb_err(errbuf, mrc, "list");
+		rc = m2s_mdb_err(errbuf, mrc, "list");
 		goto fail;
 	}
 	k.mv_data = start;
 	k.mv_size = slen;
 	if (!slen && index_of[o->state] == DB_READY && tid >= 0) {
-		ready_key(start, (uint16_t)tid, 0, 0);
+		m2s_ready_key(start, (uint16_t)tid, 0, 0);
 		k.mv_size = READY_KEY_LEN;
 	}
 	for (mrc = mdb_cursor_get(cur, &k, &v, k.mv_size ? MDB_SET_RANGE
@@ -285,15 +285,15 @@ int m2w_queue_list(struct m2w_queue *q, const struct m2w_list_opts *o,
 	}
 	mdb_cursor_close(cur);
 	if (!rc && mrc && mrc != MDB_NOTFOUND)
-		rc = store_mdb_err(errbuf, mrc, "list");
+		rc = m2s_mdb_err(errbuf, mrc, "list");
 	if (rc)
 		goto fail;
 done:
-	store_read_end(q, txn);
+	m2s_read_end(q, txn);
 	*out = ts;
 	return M2W_OK;
 fail:
-	store_read_end(q, txn);
+	m2s_read_end(q, txn);
 	m2w_task_list_free(ts, *n);
 	*n = 0;
 	return rc;
@@ -313,13 +313,13 @@ static int split_ready(struct m2w_queue *q, MDB_txn *txn, uint16_t type,
 	*scheduled = 0;
 	*oldest = 0;
 	if ((rc = mdb_cursor_open(txn, q->db[DB_READY], &cur)))
-		return store_mdb_err(NULL, rc, "ready");
-	ready_key(key, type, 0, 0);
+		return m2s_mdb_err(NULL, rc, "ready");
+	m2s_ready_key(key, type, 0, 0);
 	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
 	if (rc == 0 && get_be16(k.mv_data) == type &&
 	    (int64_t)get_be64((unsigned char *)k.mv_data + 2) <= now)
 		*oldest = (int64_t)get_be64((unsigned char *)k.mv_data + 2);
-	ready_key(key, type, now + 1, 0);
+	m2s_ready_key(key, type, now + 1, 0);
 	k.mv_data = key;
 	k.mv_size = READY_KEY_LEN;
 	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
@@ -327,7 +327,7 @@ static int split_ready(struct m2w_queue *q, MDB_txn *txn, uint16_t type,
 	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
 		(*scheduled)++;
 	mdb_cursor_close(cur);
-	return rc && rc != MDB_NOTFOUND ? store_mdb_err(NULL, rc, "ready")
+	return rc && rc != MDB_NOTFOUND ? m2s_mdb_err(NULL, rc, "ready")
 					: M2W_OK;
 }
 
@@ -342,10 +342,10 @@ int m2w_queue_stats(struct m2w_queue *q, struct m2w_stats *st, char *errbuf)
 	int rc = M2W_OK, mrc, s;
 
 	memset(st, 0, sizeof(*st));
-	if ((rc = store_read_begin(q, &txn, errbuf)))
+	if ((rc = m2s_read_begin(q, &txn, errbuf)))
 		return rc;
 	if ((mrc = mdb_cursor_open(txn, q->db[DB_TYPES], &cur))) {
-		rc = store_mdb_err(errbuf, mrc, "types");
+		rc = m2s_mdb_err(errbuf, mrc, "types");
 		goto out;
 	}
 	for (mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
@@ -363,7 +363,7 @@ int m2w_queue_stats(struct m2w_queue *q, struct m2w_stats *st, char *errbuf)
 		st->types = grown;
 		t = &st->types[st->ntypes++];
 		memset(t, 0, sizeof(*t));
-		read_type_name(q, txn, id, t->type);
+		m2s_read_type_name(q, txn, id, t->type);
 		if (v.mv_size >= 2 + 8 * M2W_NSTATES) {
 			t->paused = *(unsigned char *)v.mv_data;
 			for (s = 0; s < M2W_NSTATES; s++)
@@ -384,7 +384,7 @@ int m2w_queue_stats(struct m2w_queue *q, struct m2w_stats *st, char *errbuf)
 	}
 	mdb_cursor_close(cur);
 	if (!rc && mrc && mrc != MDB_NOTFOUND)
-		rc = store_mdb_err(errbuf, mrc, "types");
+		rc = m2s_mdb_err(errbuf, mrc, "types");
 	if (rc)
 		goto out;
 	k.mv_size = 10;
@@ -402,7 +402,7 @@ int m2w_queue_stats(struct m2w_queue *q, struct m2w_stats *st, char *errbuf)
 	st->map_used = (uint64_t)(info.me_last_pgno + 1) * es.ms_psize;
 	st->map_max = q->map_max;
 out:
-	store_read_end(q, txn);
+	m2s_read_end(q, txn);
 	if (rc)
 		m2w_stats_free(st);
 	return rc;
@@ -427,7 +427,7 @@ static int drop_history(struct wctx *c, uint64_t id)
 	put_be64(k, id);
 	put_be32(k + 8, 0);
 	if ((rc = mdb_cursor_open(c->txn, c->q->db[DB_HISTORY], &cur)))
-		return ctx_mdb(c, rc, "history");
+		return m2s_ctx_mdb(c, rc, "history");
 	for (;;) {
 		key.mv_size = 12;
 		key.mv_data = k;
@@ -439,7 +439,8 @@ static int drop_history(struct wctx *c, uint64_t id)
 			break;
 	}
 	mdb_cursor_close(cur);
-	return rc && rc != MDB_NOTFOUND ? ctx_mdb(c, rc, "history") : M2W_OK;
+	return rc && rc != MDB_NOTFOUND ? m2s_ctx_mdb(c, rc, "history")
+					 : M2W_OK;
 }
 
 /* Removes task r from every index, its key, history and record. */
@@ -451,14 +452,15 @@ static int remove_task(struct wctx *c, struct rec *r)
 		       (r->state == M2W_READY || r->state == M2W_LEASED);
 	int rc;
 
-	rc = r->state == M2W_WAITING ? group_leave(c, r) : ctx_unindex(c, r);
-	if (rc || (rc = ctx_count(c, r->type_id, r->state, -1)))
+	rc = r->state == M2W_WAITING ? m2s_group_leave(c, r)
+				      : m2s_ctx_unindex(c, r);
+	if (rc || (rc = m2s_ctx_count(c, r->type_id, r->state, -1)))
 		return rc;
 	if (r->idem_len) {
-		rc = ctx_get(c, DB_KEYS, r->idem, r->idem_len, &v);
+		rc = m2s_ctx_get(c, DB_KEYS, r->idem, r->idem_len, &v);
 		if (rc == M2W_OK && v.mv_size == 8 &&
 		    get_be64(v.mv_data) == r->id)
-			rc = ctx_del(c, DB_KEYS, r->idem, r->idem_len);
+			rc = m2s_ctx_del(c, DB_KEYS, r->idem, r->idem_len);
 		else if (rc == M2W_ENOTFOUND)
 			rc = M2W_OK;
 		if (rc)
@@ -467,9 +469,9 @@ static int remove_task(struct wctx *c, struct rec *r)
 	if ((rc = drop_history(c, r->id)))
 		return rc;
 	put_be64(k, r->id);
-	if ((rc = ctx_del(c, DB_TASKS, k, 8)))
+	if ((rc = m2s_ctx_del(c, DB_TASKS, k, 8)))
 		return rc;
-	return was_head ? group_advance(c, r) : M2W_OK;
+	return was_head ? m2s_group_advance(c, r) : M2W_OK;
 }
 
 struct one_arg {
@@ -483,7 +485,7 @@ static int delete_apply(struct wctx *c, void *arg)
 	struct rec r;
 	int rc;
 
-	if ((rc = ctx_rec(c, a->id, &r)))
+	if ((rc = m2s_ctx_rec(c, a->id, &r)))
 		return rc;
 	if (r.state == M2W_LEASED && !a->force)
 		return m2w_fail(c->errbuf, M2W_ESTATE,
@@ -498,7 +500,7 @@ int m2w_queue_delete(struct m2w_queue *q, uint64_t id, int force,
 	struct one_arg a = { id, force };
 	struct op op = { .apply = delete_apply, .arg = &a, .errbuf = errbuf };
 
-	return commit_run(q, &op);
+	return m2s_commit_run(q, &op);
 }
 
 static int retry_now_apply(struct wctx *c, void *arg)
@@ -507,7 +509,7 @@ static int retry_now_apply(struct wctx *c, void *arg)
 	struct rec r;
 	int rc;
 
-	if ((rc = ctx_rec(c, a->id, &r)))
+	if ((rc = m2s_ctx_rec(c, a->id, &r)))
 		return rc;
 	if (r.state != M2W_READY)
 		return m2w_fail(c->errbuf, M2W_ESTATE,
@@ -516,13 +518,13 @@ static int retry_now_apply(struct wctx *c, void *arg)
 				m2w_state_name(r.state));
 	if (r.next_run <= c->now)
 		return M2W_OK;
-	if ((rc = ctx_unindex(c, &r)))
+	if ((rc = m2s_ctx_unindex(c, &r)))
 		return rc;
 	r.next_run = c->now;
 	r.updated = c->now;
-	if ((rc = ctx_index(c, &r)))
+	if ((rc = m2s_ctx_index(c, &r)))
 		return rc;
-	return ctx_rec_put(c, &r);
+	return m2s_ctx_rec_put(c, &r);
 }
 
 int m2w_queue_retry_now(struct m2w_queue *q, uint64_t id, char *errbuf)
@@ -530,7 +532,7 @@ int m2w_queue_retry_now(struct m2w_queue *q, uint64_t id, char *errbuf)
 	struct one_arg a = { id, 0 };
 	struct op op = { .apply = retry_now_apply, .arg = &a, .errbuf = errbuf };
 
-	return commit_run(q, &op);
+	return m2s_commit_run(q, &op);
 }
 
 /* ------------------------------------------------------ bulk: scanning */
@@ -558,7 +560,7 @@ static int scan_chunk(struct wctx *c, struct scan *s,
 
 	s->n = 0;
 	if ((rc = mdb_cursor_open(c->txn, c->q->db[s->db], &cur)))
-		return ctx_mdb(c, rc, "scan");
+		return m2s_ctx_mdb(c, rc, "scan");
 	rc = mdb_cursor_get(cur, &k, &v, s->resumed ? MDB_SET_RANGE : MDB_FIRST);
 	if (rc == 0 && s->resumed && memcmp(k.mv_data, s->resume,
 					    TIME_KEY_LEN) == 0)
@@ -579,7 +581,7 @@ static int scan_chunk(struct wctx *c, struct scan *s,
 	s->finished = rc == MDB_NOTFOUND || m < 0;
 	if (m < -1)
 		return -m - SCAN_ERR;
-	return rc && rc != MDB_NOTFOUND ? ctx_mdb(c, rc, "scan") : M2W_OK;
+	return rc && rc != MDB_NOTFOUND ? m2s_ctx_mdb(c, rc, "scan") : M2W_OK;
 }
 
 /* ------------------------------------------------------------- requeue */
@@ -597,7 +599,7 @@ static int requeue_task(struct wctx *c, struct rec *r, int keep)
 {
 	int from = r->state, rc;
 
-	if ((rc = ctx_unindex(c, r)))
+	if ((rc = m2s_ctx_unindex(c, r)))
 		return rc;
 	if (!keep)
 		r->attempts = 0;
@@ -605,12 +607,12 @@ static int requeue_task(struct wctx *c, struct rec *r, int keep)
 	r->updated = c->now;
 	r->state = M2W_READY;
 	if (from == M2W_READY) /* a scheduled task: just run it now */
-		return (rc = ctx_index(c, r)) ? rc : ctx_rec_put(c, r);
-	if (r->group_len && (rc = group_join(c, r, 1)))
+		return (rc = m2s_ctx_index(c, r)) ? rc : m2s_ctx_rec_put(c, r);
+	if (r->group_len && (rc = m2s_group_join(c, r, 1)))
 		return rc;
-	if ((rc = ctx_index(c, r)) || (rc = ctx_rec_put(c, r)))
+	if ((rc = m2s_ctx_index(c, r)) || (rc = m2s_ctx_rec_put(c, r)))
 		return rc;
-	return ctx_count(c, r->type_id, from, r->state);
+	return m2s_ctx_count(c, r->type_id, from, r->state);
 }
 
 static int dead_match(struct wctx *c, const MDB_val *k, void *arg)
@@ -619,7 +621,7 @@ static int dead_match(struct wctx *c, const MDB_val *k, void *arg)
 	struct rec r;
 	int rc;
 
-	rc = ctx_rec(c, get_be64((unsigned char *)k->mv_data + 8), &r);
+	rc = m2s_ctx_rec(c, get_be64((unsigned char *)k->mv_data + 8), &r);
 	if (rc)
 		return -(SCAN_ERR + (rc == M2W_ENOTFOUND ? M2W_ECORRUPT : rc));
 	if (a->tid >= 0 && r.type_id != a->tid)
@@ -656,7 +658,7 @@ static int requeue_apply(struct wctx *c, void *arg)
 	if (o->nids) { /* by id: all checked first, then all moved */
 		a->nids = a->count = 0;
 		for (i = 0; i < o->nids; i++) {
-			if ((rc = ctx_rec(c, o->ids[i], &r)))
+			if ((rc = m2s_ctx_rec(c, o->ids[i], &r)))
 				return rc;
 			if (r.state == M2W_LEASED || r.state == M2W_WAITING ||
 			    (r.state != M2W_DEAD && !o->force))
@@ -673,7 +675,7 @@ static int requeue_apply(struct wctx *c, void *arg)
 				return m2w_fail(c->errbuf, rc, "out of memory");
 			if (o->dry_run)
 				continue;
-			if ((rc = ctx_rec(c, o->ids[i], &r)) ||
+			if ((rc = m2s_ctx_rec(c, o->ids[i], &r)) ||
 			    (rc = requeue_task(c, &r, o->keep_attempts)))
 				return rc;
 		}
@@ -688,7 +690,7 @@ static int requeue_apply(struct wctx *c, void *arg)
 			return m2w_fail(c->errbuf, rc, "out of memory");
 		if (o->dry_run)
 			continue;
-		if ((rc = ctx_rec(c, a->s.ids[i], &r)) ||
+		if ((rc = m2s_ctx_rec(c, a->s.ids[i], &r)) ||
 		    (rc = requeue_task(c, &r, o->keep_attempts)))
 			return rc;
 	}
@@ -711,10 +713,10 @@ int m2w_queue_requeue(struct m2w_queue *q, const struct m2w_requeue_opts *o,
 	if (ids_out)
 		*ids_out = NULL;
 	if (o->type) {
-		if ((rc = store_read_begin(q, &txn, errbuf)))
+		if ((rc = m2s_read_begin(q, &txn, errbuf)))
 			return rc;
 		rc = lookup_type(q, txn, o->type, &a.tid);
-		store_read_end(q, txn);
+		m2s_read_end(q, txn);
 		if (rc)
 			return rc;
 		if (a.tid < 0)
@@ -723,7 +725,7 @@ int m2w_queue_requeue(struct m2w_queue *q, const struct m2w_requeue_opts *o,
 	while (!a.s.finished) {
 		size_t before = a.nids;
 
-		if ((rc = commit_run(q, &op)) != M2W_OK) {
+		if ((rc = m2s_commit_run(q, &op)) != M2W_OK) {
 			a.nids = before; /* this chunk did not happen */
 			break;
 		}
@@ -755,7 +757,7 @@ static int purge_match(struct wctx *c, const MDB_val *k, void *arg)
 		return -1;
 	if (a->state == M2W_DEAD)
 		return 1;
-	rc = ctx_rec(c, get_be64((unsigned char *)k->mv_data + 8), &r);
+	rc = m2s_ctx_rec(c, get_be64((unsigned char *)k->mv_data + 8), &r);
 	if (rc)
 		return -(SCAN_ERR + (rc == M2W_ENOTFOUND ? M2W_ECORRUPT : rc));
 	return r.state == a->state;
@@ -771,7 +773,7 @@ static int purge_apply(struct wctx *c, void *arg)
 	if ((rc = scan_chunk(c, &a->s, purge_match, a)))
 		return rc;
 	for (i = 0; i < a->s.n; i++)
-		if ((rc = ctx_rec(c, a->s.ids[i], &r)) ||
+		if ((rc = m2s_ctx_rec(c, a->s.ids[i], &r)) ||
 		    (rc = remove_task(c, &r)))
 			return rc;
 	a->count += a->s.n;
@@ -796,7 +798,7 @@ int m2w_queue_purge(struct m2w_queue *q, int state, int64_t before_ms,
 	while (!a.s.finished) {
 		size_t before = a.count;
 
-		if ((rc = commit_run(q, &op)) != M2W_OK) {
+		if ((rc = m2s_commit_run(q, &op)) != M2W_OK) {
 			a.count = before;
 			break;
 		}
@@ -820,7 +822,7 @@ static int set_type_paused(struct wctx *c, uint16_t id, int paused)
 
 	k[0] = 'i';
 	put_be16(k + 1, id);
-	if ((rc = ctx_get(c, DB_TYPES, k, 3, &cur)))
+	if ((rc = m2s_ctx_get(c, DB_TYPES, k, 3, &cur)))
 		return rc == M2W_ENOTFOUND ? M2W_ECORRUPT : rc;
 	if (cur.mv_size > sizeof(v) || cur.mv_size < 1)
 		return m2w_fail(c->errbuf, M2W_ECORRUPT, "type %u: bad record",
@@ -829,7 +831,7 @@ static int set_type_paused(struct wctx *c, uint16_t id, int paused)
 		return M2W_OK;
 	memcpy(v, cur.mv_data, cur.mv_size);
 	v[0] = (unsigned char)paused;
-	return ctx_put(c, DB_TYPES, k, 3, v, cur.mv_size, 0);
+	return m2s_ctx_put(c, DB_TYPES, k, 3, v, cur.mv_size, 0);
 }
 
 static int pause_apply(struct wctx *c, void *arg)
@@ -845,11 +847,11 @@ static int pause_apply(struct wctx *c, void *arg)
 	if (a->type) {
 		uint16_t id;
 
-		if ((rc = ctx_type_id(c, a->type, 1, &id)))
+		if ((rc = m2s_ctx_type_id(c, a->type, 1, &id)))
 			return rc;
 		return set_type_paused(c, id, a->paused);
 	}
-	if ((rc = ctx_put(c, DB_META, "paused_all", 10, &flag, 1, 0)))
+	if ((rc = m2s_ctx_put(c, DB_META, "paused_all", 10, &flag, 1, 0)))
 		return rc;
 	if (a->paused)
 		return M2W_OK;
@@ -857,7 +859,7 @@ static int pause_apply(struct wctx *c, void *arg)
 	do {
 		n = 0;
 		if ((rc = mdb_cursor_open(c->txn, c->q->db[DB_TYPES], &cur)))
-			return ctx_mdb(c, rc, "types");
+			return m2s_ctx_mdb(c, rc, "types");
 		for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
 		     rc == 0 && n < 64 && k.mv_size == 3 &&
 		     *(char *)k.mv_data == 'i';
@@ -880,10 +882,10 @@ int m2w_queue_pause(struct m2w_queue *q, const char *type, int paused,
 	struct pause_arg a = { type, paused ? 1 : 0 };
 	struct op op = { .apply = pause_apply, .arg = &a, .errbuf = errbuf };
 
-	if (type && !valid_type_name(type))
+	if (type && !m2s_valid_type_name(type))
 		return m2w_fail(errbuf, M2W_EINVAL, "bad type name \"%.40s\"",
 				type);
-	return commit_run(q, &op);
+	return m2s_commit_run(q, &op);
 }
 
 /* -------------------------------------------------------------- backup */
@@ -934,7 +936,7 @@ int m2w_queue_backup(struct m2w_queue *q, const char *dir, char *errbuf)
 		snprintf(file, sizeof(file), "%s/lock.mdb", tmp);
 		unlink(file);
 		rmdir(tmp);
-		return store_mdb_err(errbuf, rc, "backup");
+		return m2s_mdb_err(errbuf, rc, "backup");
 	}
 	snprintf(parent, sizeof(parent), "%s", dir);
 	slash = strrchr(parent, '/');

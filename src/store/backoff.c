@@ -46,7 +46,7 @@ int m2w_queue_set_policy(struct m2w_queue *q, const char *type,
 	struct policy_entry *e;
 	size_t i;
 
-	if (!valid_type_name(type))
+	if (!m2s_valid_type_name(type))
 		return m2w_fail(errbuf, M2W_EINVAL, "bad type name \"%s\"",
 				type ? type : "");
 	if (p->max_attempts < 1 || p->backoff_base_ms < 0 ||
@@ -69,7 +69,7 @@ int m2w_queue_set_policy(struct m2w_queue *q, const char *type,
 	return M2W_OK;
 }
 
-const struct m2w_policy *queue_policy(struct m2w_queue *q, const char *type)
+const struct m2w_policy *m2s_policy(struct m2w_queue *q, const char *type)
 {
 	static const struct m2w_policy def = { 10, 10000, 3600000, 20 };
 	size_t i;

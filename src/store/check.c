@@ -78,17 +78,17 @@ static int check_task(struct check *ck, const struct rec *r, uint64_t next_id)
 
 	if (r->id == 0 || r->id >= next_id)
 		return bad(ck, r, "id not below the store's next id");
-	if (read_type_name(ck->q, ck->txn, r->type_id, name) != M2W_OK)
+	if (m2s_read_type_name(ck->q, ck->txn, r->type_id, name) != M2W_OK)
 		return bad(ck, r, "unknown type");
 	switch (r->state) {
 	case M2W_READY:
-		ready_key(k, r->type_id, r->next_run, r->id);
+		m2s_ready_key(k, r->type_id, r->next_run, r->id);
 		if (!has(ck, DB_READY, k, READY_KEY_LEN, r->id))
 			return bad(ck, r, "missing from the ready index");
 		ck->in_db[DB_READY]++;
 		break;
 	case M2W_LEASED:
-		time_key(k, r->lease_expiry, r->id);
+		m2s_time_key(k, r->lease_expiry, r->id);
 		if (!has(ck, DB_LEASES, k, TIME_KEY_LEN, r->id))
 			return bad(ck, r, "missing from the leases index");
 		ck->in_db[DB_LEASES]++;
@@ -96,7 +96,7 @@ static int check_task(struct check *ck, const struct rec *r, uint64_t next_id)
 	case M2W_DONE:
 	case M2W_SUPERSEDED:
 	case M2W_DEAD:
-		time_key(k, r->updated, r->id);
+		m2s_time_key(k, r->updated, r->id);
 		if (!has(ck, r->state == M2W_DEAD ? DB_DEAD : DB_DONE, k,
 			 TIME_KEY_LEN, r->id))
 			return bad(ck, r, "missing from its index of ended tasks");
@@ -106,14 +106,15 @@ static int check_task(struct check *ck, const struct rec *r, uint64_t next_id)
 		if (!r->group_len)
 			return bad(ck, r, "waiting without an ordering key");
 		if (!has(ck, DB_GROUPS, k,
-			 group_wait_key(k, r->group, r->group_len, r->id), 0))
+			 m2s_group_wait_key(k, r->group, r->group_len,
+					    r->id), 0))
 			return bad(ck, r, "missing from its group's waiters");
 		ck->in_db[DB_GROUPS]++;
 		break;
 	}
 	if (r->group_len && (r->state == M2W_READY || r->state == M2W_LEASED)) {
 		if (!has(ck, DB_GROUPS, k,
-			 group_head_key(k, r->group, r->group_len), r->id))
+			 m2s_group_head_key(k, r->group, r->group_len), r->id))
 			return bad(ck, r, "not the head of its ordering group");
 		ck->in_db[DB_GROUPS]++;
 	}
@@ -154,7 +155,7 @@ static int check_types(struct check *ck)
 	int rc, s;
 
 	if ((rc = mdb_cursor_open(ck->txn, ck->q->db[DB_TYPES], &cur)))
-		return store_mdb_err(ck->errbuf, rc, "types");
+		return m2s_mdb_err(ck->errbuf, rc, "types");
 	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
 	     rc == 0 && k.mv_size == 3 && *(char *)k.mv_data == 'i';
 	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
@@ -198,7 +199,7 @@ static int check_history(struct check *ck)
 	int rc;
 
 	if ((rc = mdb_cursor_open(ck->txn, ck->q->db[DB_HISTORY], &cur)))
-		return store_mdb_err(ck->errbuf, rc, "history");
+		return m2s_mdb_err(ck->errbuf, rc, "history");
 	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
 	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
 		tk.mv_size = 8;
@@ -229,12 +230,12 @@ int m2w_queue_check(struct m2w_queue *q, char *errbuf)
 	memset(&ck, 0, sizeof(ck));
 	ck.q = q;
 	ck.errbuf = errbuf;
-	if ((rc = store_read_begin(q, &ck.txn, errbuf)))
+	if ((rc = m2s_read_begin(q, &ck.txn, errbuf)))
 		return rc;
 	if (mdb_get(ck.txn, q->db[DB_META], &k, &v) == 0 && v.mv_size == 8)
 		next_id = get_be64(v.mv_data);
 	if ((mrc = mdb_cursor_open(ck.txn, q->db[DB_TASKS], &cur))) {
-		rc = store_mdb_err(errbuf, mrc, "tasks");
+		rc = m2s_mdb_err(errbuf, mrc, "tasks");
 		goto out;
 	}
 	for (mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0;
@@ -244,14 +245,14 @@ int m2w_queue_check(struct m2w_queue *q, char *errbuf)
 				      "tasks: key of %zu bytes", k.mv_size);
 			break;
 		}
-		if ((rc = rec_decode(get_be64(k.mv_data), v.mv_data, v.mv_size,
-				     &r, errbuf)) ||
+		if ((rc = m2s_rec_decode(get_be64(k.mv_data), v.mv_data,
+					 v.mv_size, &r, errbuf)) ||
 		    (rc = check_task(&ck, &r, next_id)))
 			break;
 	}
 	mdb_cursor_close(cur);
 	if (!rc && mrc != MDB_NOTFOUND)
-		rc = store_mdb_err(errbuf, mrc, "tasks");
+		rc = m2s_mdb_err(errbuf, mrc, "tasks");
 	if (!rc)
 		rc = check_counts(&ck);
 	if (!rc)
@@ -259,7 +260,7 @@ int m2w_queue_check(struct m2w_queue *q, char *errbuf)
 	if (!rc)
 		rc = check_history(&ck);
 out:
-	store_read_end(q, ck.txn);
+	m2s_read_end(q, ck.txn);
 	free(ck.t);
 	return rc;
 }

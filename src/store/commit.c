@@ -1,7 +1,7 @@
 /*
  * commit.c - group commit.
  *
- * Every change to the store is an op (internal.h) handed to commit_run(),
+ * Every change to the store is an op (internal.h) handed to m2s_commit_run(),
  * which returns once the op's transaction is durable. Ops from all threads
  * queue up; the first thread that finds no round in progress becomes the
  * leader: it takes every pending op, applies them one after another in ONE
@@ -27,12 +27,12 @@
 
 #define ROUND_MAX 256
 
-int commit_init(struct m2w_queue *q)
+int m2s_commit_init(struct m2w_queue *q)
 {
 	return pthread_mutex_init(&q->mu, NULL) ? M2W_EIO : M2W_OK;
 }
 
-void commit_destroy(struct m2w_queue *q)
+void m2s_commit_destroy(struct m2w_queue *q)
 {
 	pthread_mutex_destroy(&q->mu);
 }
@@ -54,7 +54,7 @@ static void run_round(struct m2w_queue *q, struct op **ops, size_t n,
 	int rc;
 
 	for (;;) {
-		rc = store_write_begin(q, c);
+		rc = m2s_write_begin(q, c);
 		if (rc != M2W_OK) {
 			for (i = 0; i < n; i++)
 				ops[i]->rc = m2w_fail(ops[i]->errbuf, rc,
@@ -73,10 +73,10 @@ static void run_round(struct m2w_queue *q, struct op **ops, size_t n,
 		}
 		if (i < n) {
 			rc = ops[i]->rc;
-			store_write_abort(c);
+			m2s_write_abort(c);
 		} else {
 			c->errbuf = ops[n - 1]->errbuf;
-			rc = store_write_commit(c);
+			rc = m2s_write_commit(c);
 		}
 		if (rc == M2W_OK)
 			return;
@@ -84,10 +84,11 @@ static void run_round(struct m2w_queue *q, struct op **ops, size_t n,
 			size_t limit = n == 1 && !ops[0]->new_work ? q->map_max
 								    : q->map_soft;
 
-			if (store_grow(q, limit, NULL) == M2W_OK)
+			if (m2s_map_grow(q, limit, NULL) == M2W_OK)
 				continue;
 			if (n == 1) {
-				ops[0]->rc = store_grow(q, limit, ops[0]->errbuf);
+				ops[0]->rc = m2s_map_grow(q, limit,
+							  ops[0]->errbuf);
 				return;
 			}
 		}
@@ -101,7 +102,7 @@ static void run_round(struct m2w_queue *q, struct op **ops, size_t n,
 	}
 }
 
-int commit_run(struct m2w_queue *q, struct op *op)
+int m2s_commit_run(struct m2w_queue *q, struct op *op)
 {
 	struct op *batch[ROUND_MAX];
 	struct wctx c;

@@ -22,15 +22,15 @@
 
 #include "internal.h"
 
-size_t group_head_key(unsigned char *buf, const char *g, size_t glen)
+size_t m2s_group_head_key(unsigned char *buf, const char *g, size_t glen)
 {
 	buf[0] = 'g';
 	memcpy(buf + 1, g, glen);
 	return glen + 1;
 }
 
-size_t group_wait_key(unsigned char *buf, const char *g, size_t glen,
-		      uint64_t id)
+size_t m2s_group_wait_key(unsigned char *buf, const char *g, size_t glen,
+			  uint64_t id)
 {
 	buf[0] = 'w';
 	memcpy(buf + 1, g, glen);
@@ -45,8 +45,8 @@ static int get_head(struct wctx *c, const struct rec *r, uint64_t *head)
 	MDB_val v;
 	int rc;
 
-	rc = ctx_get(c, DB_GROUPS, k, group_head_key(k, r->group, r->group_len),
-		     &v);
+	rc = m2s_ctx_get(c, DB_GROUPS, k,
+			 m2s_group_head_key(k, r->group, r->group_len), &v);
 	if (rc == M2W_OK && v.mv_size != 8)
 		return m2w_fail(c->errbuf, M2W_ECORRUPT, "group %.*s: bad head",
 				(int)r->group_len, r->group);
@@ -57,19 +57,19 @@ static int get_head(struct wctx *c, const struct rec *r, uint64_t *head)
 static int set_head(struct wctx *c, const struct rec *r, uint64_t id)
 {
 	unsigned char k[M2W_KEY_MAX + 10], v[8];
-	size_t klen = group_head_key(k, r->group, r->group_len);
+	size_t klen = m2s_group_head_key(k, r->group, r->group_len);
 
 	if (!id)
-		return ctx_del(c, DB_GROUPS, k, klen);
+		return m2s_ctx_del(c, DB_GROUPS, k, klen);
 	put_be64(v, id);
-	return ctx_put(c, DB_GROUPS, k, klen, v, 8, 0);
+	return m2s_ctx_put(c, DB_GROUPS, k, klen, v, 8, 0);
 }
 
 /* The waiting ids of r's group, oldest first: the first (or last) only. */
 static int waiter(struct wctx *c, const struct rec *r, int last, uint64_t *id)
 {
 	unsigned char k[M2W_KEY_MAX + 10];
-	size_t plen = group_wait_key(k, r->group, r->group_len, 0) - 8;
+	size_t plen = m2s_group_wait_key(k, r->group, r->group_len, 0) - 8;
 	MDB_cursor *cur;
 	MDB_val key = { plen, k }, v;
 	int rc;
@@ -79,7 +79,7 @@ static int waiter(struct wctx *c, const struct rec *r, int last, uint64_t *id)
 		put_be64(k + plen, UINT64_MAX);
 	key.mv_size = last ? plen + 8 : plen;
 	if ((rc = mdb_cursor_open(c->txn, c->q->db[DB_GROUPS], &cur)))
-		return ctx_mdb(c, rc, "groups");
+		return m2s_ctx_mdb(c, rc, "groups");
 	rc = mdb_cursor_get(cur, &key, &v, MDB_SET_RANGE);
 	if (last)
 		rc = rc == MDB_NOTFOUND ? mdb_cursor_get(cur, &key, &v, MDB_LAST)
@@ -88,7 +88,7 @@ static int waiter(struct wctx *c, const struct rec *r, int last, uint64_t *id)
 	    memcmp(key.mv_data, k, plen) == 0)
 		*id = get_be64((unsigned char *)key.mv_data + plen);
 	mdb_cursor_close(cur);
-	return rc && rc != MDB_NOTFOUND ? ctx_mdb(c, rc, "groups") : M2W_OK;
+	return rc && rc != MDB_NOTFOUND ? m2s_ctx_mdb(c, rc, "groups") : M2W_OK;
 }
 
 /* Task `id` (WAITING or the unleased head) ends as SUPERSEDED. */
@@ -98,21 +98,22 @@ static int supersede(struct wctx *c, uint64_t id)
 	struct rec o;
 	int from, rc;
 
-	if ((rc = ctx_rec(c, id, &o)))
+	if ((rc = m2s_ctx_rec(c, id, &o)))
 		return rc == M2W_ENOTFOUND ? M2W_ECORRUPT : rc;
 	from = o.state;
 	if (from == M2W_WAITING)
-		rc = ctx_del(c, DB_GROUPS, k,
-			     group_wait_key(k, o.group, o.group_len, id));
+		rc = m2s_ctx_del(c, DB_GROUPS, k,
+				 m2s_group_wait_key(k, o.group, o.group_len,
+						    id));
 	else
-		rc = ctx_unindex(c, &o);
+		rc = m2s_ctx_unindex(c, &o);
 	if (rc)
 		return rc;
 	o.state = M2W_SUPERSEDED;
 	o.updated = c->now;
-	if ((rc = ctx_index(c, &o)) || (rc = ctx_rec_put(c, &o)))
+	if ((rc = m2s_ctx_index(c, &o)) || (rc = m2s_ctx_rec_put(c, &o)))
 		return rc;
-	return ctx_count(c, o.type_id, from, M2W_SUPERSEDED);
+	return m2s_ctx_count(c, o.type_id, from, M2W_SUPERSEDED);
 }
 
 static int wait_behind(struct wctx *c, struct rec *r)
@@ -120,12 +121,12 @@ static int wait_behind(struct wctx *c, struct rec *r)
 	unsigned char k[M2W_KEY_MAX + 10];
 
 	r->state = M2W_WAITING;
-	return ctx_put(c, DB_GROUPS, k,
-		       group_wait_key(k, r->group, r->group_len, r->id), "", 0,
-		       0);
+	return m2s_ctx_put(c, DB_GROUPS, k,
+			   m2s_group_wait_key(k, r->group, r->group_len,
+					      r->id), "", 0, 0);
 }
 
-int group_join(struct wctx *c, struct rec *r, int requeue)
+int m2s_group_join(struct wctx *c, struct rec *r, int requeue)
 {
 	uint64_t head, w;
 	struct rec h;
@@ -150,7 +151,7 @@ int group_join(struct wctx *c, struct rec *r, int requeue)
 	while (!(rc = waiter(c, r, 0, &w)) && w)
 		if ((rc = supersede(c, w)))
 			return rc;
-	if (rc || (rc = ctx_rec(c, head, &h)))
+	if (rc || (rc = m2s_ctx_rec(c, head, &h)))
 		return rc == M2W_ENOTFOUND ? M2W_ECORRUPT : rc;
 	if (h.state == M2W_LEASED)
 		return wait_behind(c, r);
@@ -160,7 +161,7 @@ int group_join(struct wctx *c, struct rec *r, int requeue)
 	return set_head(c, r, r->id);
 }
 
-int group_advance(struct wctx *c, const struct rec *r)
+int m2s_group_advance(struct wctx *c, const struct rec *r)
 {
 	unsigned char k[M2W_KEY_MAX + 10];
 	uint64_t head, w;
@@ -179,22 +180,22 @@ int group_advance(struct wctx *c, const struct rec *r)
 		return rc;
 	if (!w)
 		return set_head(c, r, 0);
-	if ((rc = ctx_rec(c, w, &n)))
+	if ((rc = m2s_ctx_rec(c, w, &n)))
 		return rc == M2W_ENOTFOUND ? M2W_ECORRUPT : rc;
-	if ((rc = ctx_del(c, DB_GROUPS, k,
-			  group_wait_key(k, n.group, n.group_len, w))))
+	if ((rc = m2s_ctx_del(c, DB_GROUPS, k,
+			      m2s_group_wait_key(k, n.group, n.group_len, w))))
 		return rc;
 	n.state = M2W_READY;
 	if (n.next_run < c->now)
 		n.next_run = c->now;
 	n.updated = c->now;
-	if ((rc = ctx_index(c, &n)) || (rc = ctx_rec_put(c, &n)) ||
-	    (rc = ctx_count(c, n.type_id, M2W_WAITING, M2W_READY)))
+	if ((rc = m2s_ctx_index(c, &n)) || (rc = m2s_ctx_rec_put(c, &n)) ||
+	    (rc = m2s_ctx_count(c, n.type_id, M2W_WAITING, M2W_READY)))
 		return rc;
 	return set_head(c, &n, w);
 }
 
-int group_newer_waits(struct wctx *c, const struct rec *r, int *yes)
+int m2s_group_newer_waits(struct wctx *c, const struct rec *r, int *yes)
 {
 	struct rec n;
 	uint64_t w;
@@ -203,16 +204,17 @@ int group_newer_waits(struct wctx *c, const struct rec *r, int *yes)
 	*yes = 0;
 	if ((rc = waiter(c, r, 0, &w)) || !w)
 		return rc;
-	if ((rc = ctx_rec(c, w, &n)))
+	if ((rc = m2s_ctx_rec(c, w, &n)))
 		return rc == M2W_ENOTFOUND ? M2W_ECORRUPT : rc;
 	*yes = !!(n.flags & REC_SUPERSEDE);
 	return M2W_OK;
 }
 
-int group_leave(struct wctx *c, const struct rec *r)
+int m2s_group_leave(struct wctx *c, const struct rec *r)
 {
 	unsigned char k[M2W_KEY_MAX + 10];
 
-	return ctx_del(c, DB_GROUPS, k,
-		       group_wait_key(k, r->group, r->group_len, r->id));
+	return m2s_ctx_del(c, DB_GROUPS, k,
+			   m2s_group_wait_key(k, r->group, r->group_len,
+					      r->id));
 }

@@ -1,16 +1,44 @@
 /*
- * internal.h - what the store's modules share; not installed, not public.
+ * internal.h - the store layer (src/store): what its modules share. Not
+ * installed, not public; read this comment as the layer's README.
+ *
+ * What lives here: the durable task store, one LMDB environment (a
+ * directory) with group commit, behind three public headers:
+ * include/m2worker/queue.h (producers and workers), admin.h (operators:
+ * qctl and the HTTP stats) and report.h (the JSON of tasks and stats).
  *
  * Module map:
  *   store.c   environment, named databases, the resize lock, read txns,
- *             map growth, meta (schema, ids), types and their counters
+ *             map growth, meta (schema, ids), types and their counters,
+ *             state names, the clock; the write context helpers
+ *             (m2s_ctx_*: get/put/del, records, counters, indexes)
  *   commit.c  group commit: write ops from all threads, one txn per round
  *   record.c  the versioned binary task record and the index keys
- *   queue.c   enqueue, lease, settle, reap (the hot path)
+ *   queue.c   enqueue (and ingested files), lease, settle, reap, history
+ *             entries (the hot path)
  *   group.c   ordering groups: head, waiting successors, supersede
- *   admin.c   get, list, stats, history, requeue, delete, purge, pause
+ *   admin.c   get, history, list, stats, requeue, retry-now, delete,
+ *             purge, pause, backup
  *   check.c   index consistency check
  *   backoff.c retry policies and backoff delays
+ *   report.c  the JSON of report.h, from the public headers alone (it does
+ *             not include this one)
+ *
+ * What the layer may include: of the other layers only util
+ * ("m2worker/error.h"; "m2worker/log.h" too should a module log, none does
+ * yet), never magento, jobs, ingest or daemon; besides that its own public
+ * headers, LMDB, json-c (payload validation in queue.c, report.c),
+ * pthreads and libc.
+ *
+ * Who includes this header: the store's modules, and outside src/store
+ * only the record unit test (tests/check_record.c) and the record fuzz
+ * target (tests/fuzz/fuzz_record.c), which drive record.c directly.
+ * Everything else goes through the public headers.
+ *
+ * Names: the public API is m2w_*; what the modules share through this
+ * header is m2s_*; what one module uses alone is static. Types, macros and
+ * the static inline helpers here need no prefix: they never reach the
+ * library's symbol table.
  *
  * Write ops (commit.c): an op that fails with a "semantic" error (EINVAL,
  * ENOTFOUND, ESTALE, ESTATE) before its first write leaves the round's
@@ -28,6 +56,8 @@
 
 #include <lmdb.h>
 
+#include "m2worker/admin.h"
+#include "m2worker/error.h"
 #include "m2worker/queue.h"
 
 /* ------------------------------------------------------------ encodings */
@@ -96,7 +126,7 @@ enum db {
 
 #define REC_SOURCE_MAX 1024
 
-/* A decoded record. Strings are not NUL-terminated. rec_decode copies the
+/* A decoded record. Strings are not NUL-terminated. m2s_rec_decode copies the
  * short ones (keys, source, error) into `strs`, so they survive writes; the
  * payload points into the LMDB value: valid until the next write to
  * DB_TASKS (so copy a task out before storing its new record). */
@@ -114,17 +144,17 @@ struct rec {
 	char strs[2 * M2W_KEY_MAX + REC_SOURCE_MAX + M2W_MESSAGE_MAX];
 };
 
-int rec_decode(uint64_t id, const void *data, size_t len, struct rec *r,
-	       char *errbuf);
-size_t rec_size(const struct rec *r);
-void rec_encode(const struct rec *r, unsigned char *buf);
+int m2s_rec_decode(uint64_t id, const void *data, size_t len, struct rec *r,
+		   char *errbuf);
+size_t m2s_rec_size(const struct rec *r);
+void m2s_rec_encode(const struct rec *r, unsigned char *buf);
 /* A public task (one allocation) from a record; NULL on ENOMEM. */
-struct m2w_task *rec_to_task(const struct rec *r, const char *type_name,
-			     int64_t now);
+struct m2w_task *m2s_rec_to_task(const struct rec *r, const char *type_name,
+				 int64_t now);
 
-void ready_key(unsigned char k[READY_KEY_LEN], uint16_t type, int64_t at,
-	       uint64_t id);
-void time_key(unsigned char k[TIME_KEY_LEN], int64_t at, uint64_t id);
+void m2s_ready_key(unsigned char k[READY_KEY_LEN], uint16_t type, int64_t at,
+		   uint64_t id);
+void m2s_time_key(unsigned char k[TIME_KEY_LEN], int64_t at, uint64_t id);
 
 /* --------------------------------------------------------------- handle */
 
@@ -187,76 +217,70 @@ struct wctx {
 };
 
 /* An MDB error -> ours, with detail; sets ctx->mapfull on MDB_MAP_FULL. */
-int ctx_mdb(struct wctx *c, int rc, const char *what);
-int store_mdb_err(char *errbuf, int rc, const char *what);
+int m2s_ctx_mdb(struct wctx *c, int rc, const char *what);
+int m2s_mdb_err(char *errbuf, int rc, const char *what);
 
 /* Small wrappers that translate errors. Data pointers of get are LMDB's. */
-int ctx_get(struct wctx *c, int db, const void *k, size_t klen, MDB_val *v);
-int ctx_put(struct wctx *c, int db, const void *k, size_t klen,
-	    const void *v, size_t vlen, unsigned flags);
-int ctx_del(struct wctx *c, int db, const void *k, size_t klen);
+int m2s_ctx_get(struct wctx *c, int db, const void *k, size_t klen, MDB_val *v);
+int m2s_ctx_put(struct wctx *c, int db, const void *k, size_t klen,
+		const void *v, size_t vlen, unsigned flags);
+int m2s_ctx_del(struct wctx *c, int db, const void *k, size_t klen);
 
 /* Reads and decodes task `id`; M2W_ENOTFOUND or M2W_ECORRUPT. */
-int ctx_rec(struct wctx *c, uint64_t id, struct rec *r);
+int m2s_ctx_rec(struct wctx *c, uint64_t id, struct rec *r);
 /* Encodes and stores r (r's strings may point into the old value). */
-int ctx_rec_put(struct wctx *c, const struct rec *r);
+int m2s_ctx_rec_put(struct wctx *c, const struct rec *r);
 /* Counter bookkeeping: one task of type moves from state a to b (-1: none). */
-int ctx_count(struct wctx *c, uint16_t type, int from, int to);
-/* Writes the counter deltas and next id (before commit, or when full). */
-int ctx_flush(struct wctx *c);
-uint64_t ctx_random(struct wctx *c);
+int m2s_ctx_count(struct wctx *c, uint16_t type, int from, int to);
+uint64_t m2s_ctx_random(struct wctx *c);
 
 /* The type id of `name`, created when absent and `create`. */
-int ctx_type_id(struct wctx *c, const char *name, int create, uint16_t *id);
+int m2s_ctx_type_id(struct wctx *c, const char *name, int create, uint16_t *id);
 /* Name of type id into out (M2W_TYPE_MAX+1 bytes). */
-int ctx_type_name(struct wctx *c, uint16_t id, char *out);
-unsigned ctx_max_attempts(struct wctx *c, const struct rec *r);
-const struct m2w_policy *queue_policy(struct m2w_queue *q, const char *type);
+int m2s_ctx_type_name(struct wctx *c, uint16_t id, char *out);
+unsigned m2s_ctx_max_attempts(struct wctx *c, const struct rec *r);
+const struct m2w_policy *m2s_policy(struct m2w_queue *q, const char *type);
 
 /* Index moves: remove a task from the index of its current state, or add
  * it to the index of r->state (READY, LEASED, DONE, SUPERSEDED, DEAD;
  * WAITING lives in DB_GROUPS and is handled by group.c). */
-int ctx_unindex(struct wctx *c, const struct rec *r);
-int ctx_index(struct wctx *c, const struct rec *r);
-/* A history entry for task r (its attempt counter as now). */
-int ctx_history(struct wctx *c, const struct rec *r, int outcome, int status,
-		int64_t duration, const char *msg);
+int m2s_ctx_unindex(struct wctx *c, const struct rec *r);
+int m2s_ctx_index(struct wctx *c, const struct rec *r);
 
 /* ---------------------------------------------------------------- group */
 
 /* A new (or requeued) task r with a group key: decides r->state (READY or
  * WAITING, or SUPERSEDED when a newer task of its group exists and it is a
  * requeue), supersedes what r replaces. Does not store r. */
-int group_join(struct wctx *c, struct rec *r, int requeue);
+int m2s_group_join(struct wctx *c, struct rec *r, int requeue);
 /* Head r of its group ended (done, dead, superseded, deleted): the next
  * waiting task becomes ready. */
-int group_advance(struct wctx *c, const struct rec *r);
+int m2s_group_advance(struct wctx *c, const struct rec *r);
 /* Head r is about to go back to ready (retry, snooze, release, reap):
  * *yes = 1 when a newer task that supersedes it waits (r should end). */
-int group_newer_waits(struct wctx *c, const struct rec *r, int *yes);
+int m2s_group_newer_waits(struct wctx *c, const struct rec *r, int *yes);
 /* A WAITING task r leaves its group (delete). */
-int group_leave(struct wctx *c, const struct rec *r);
+int m2s_group_leave(struct wctx *c, const struct rec *r);
 /* Builds a 'w' key; returns its length. buf >= M2W_KEY_MAX + 10. */
-size_t group_wait_key(unsigned char *buf, const char *g, size_t glen,
-		      uint64_t id);
-size_t group_head_key(unsigned char *buf, const char *g, size_t glen);
+size_t m2s_group_wait_key(unsigned char *buf, const char *g, size_t glen,
+			  uint64_t id);
+size_t m2s_group_head_key(unsigned char *buf, const char *g, size_t glen);
 
 /* ---------------------------------------------------------------- store */
 
-int store_read_begin(struct m2w_queue *q, MDB_txn **txn, char *errbuf);
-void store_read_end(struct m2w_queue *q, MDB_txn *txn);
-int store_write_begin(struct m2w_queue *q, struct wctx *c);
+int m2s_read_begin(struct m2w_queue *q, MDB_txn **txn, char *errbuf);
+void m2s_read_end(struct m2w_queue *q, MDB_txn *txn);
+int m2s_write_begin(struct m2w_queue *q, struct wctx *c);
 /* Free bytes on the store's filesystem (SIZE_MAX when unknown); below
  * STORE_DISK_LOW an EIO from a commit is a full disk, below
  * STORE_DISK_RESERVE new work is refused so that draining has room. */
 #define STORE_DISK_LOW ((size_t)1 << 20)
 #define STORE_DISK_RESERVE ((size_t)4 << 20)
-size_t store_disk_free(struct m2w_queue *q);
-int store_write_commit(struct wctx *c);
-void store_write_abort(struct wctx *c);
+size_t m2s_disk_free(struct m2w_queue *q);
+int m2s_write_commit(struct wctx *c);
+void m2s_write_abort(struct wctx *c);
 /* Doubles the map toward limit; M2W_EFULL when already at it. */
-int store_grow(struct m2w_queue *q, size_t limit, char *errbuf);
-int64_t ms_now(void);
+int m2s_map_grow(struct m2w_queue *q, size_t limit, char *errbuf);
 
 /* --------------------------------------------------------------- commit */
 
@@ -274,14 +298,15 @@ struct op {
 	pthread_cond_t cv;   /* commit.c: wakes this op's thread alone */
 };
 
-int commit_run(struct m2w_queue *q, struct op *op);
-int commit_init(struct m2w_queue *q);
-void commit_destroy(struct m2w_queue *q);
+int m2s_commit_run(struct m2w_queue *q, struct op *op);
+int m2s_commit_init(struct m2w_queue *q);
+void m2s_commit_destroy(struct m2w_queue *q);
 
 /* ---------------------------------------------------------------- types */
 
 /* Read-side helpers (admin.c, check.c) over a read txn. */
-int read_type_name(struct m2w_queue *q, MDB_txn *txn, uint16_t id, char *out);
-int valid_type_name(const char *s);
+int m2s_read_type_name(struct m2w_queue *q, MDB_txn *txn, uint16_t id,
+		       char *out);
+int m2s_valid_type_name(const char *s);
 
 #endif

@@ -28,6 +28,10 @@
 #define SOURCE_MAX REC_SOURCE_MAX
 #define REAP_PER_LEASE 64
 
+/* A history entry for task r (its attempt counter as now). */
+static int ctx_history(struct wctx *c, const struct rec *r, int outcome,
+		       int status, int64_t duration, const char *msg);
+
 static size_t cut_len(const char *s, size_t max)
 {
 	size_t n = s ? strlen(s) : 0;
@@ -79,7 +83,7 @@ static int valid_json(const char *s, size_t len, char *why, size_t whylen)
 
 static int check_new(struct m2w_new_task *t, char *why, size_t whylen)
 {
-	if (!valid_type_name(t->type)) {
+	if (!m2s_valid_type_name(t->type)) {
 		snprintf(why, whylen, "bad type name \"%.40s\": use 1-%d of "
 			 "a-z 0-9 _ . -", t->type ? t->type : "", M2W_TYPE_MAX);
 		return 0;
@@ -137,8 +141,8 @@ static int put_file(struct wctx *c, const struct m2w_file_info *f)
 	put_be64(v + 32, (uint64_t)f->first_ms);
 	put_be64(v + 40, (uint64_t)f->finished_ms);
 	memcpy(v + FILE_REC_FIXED, f->name, nlen);
-	return ctx_put(c, DB_FILES, f->fingerprint, klen, v,
-		       FILE_REC_FIXED + nlen, 0);
+	return m2s_ctx_put(c, DB_FILES, f->fingerprint, klen, v,
+			   FILE_REC_FIXED + nlen, 0);
 }
 
 int m2w_queue_file_get(struct m2w_queue *q, const char *fingerprint,
@@ -153,7 +157,7 @@ int m2w_queue_file_get(struct m2w_queue *q, const char *fingerprint,
 	if (!fingerprint || !*fingerprint ||
 	    strlen(fingerprint) >= sizeof(out->fingerprint))
 		return m2w_fail(errbuf, M2W_EINVAL, "bad file fingerprint");
-	if ((rc = store_read_begin(q, &txn, errbuf)))
+	if ((rc = m2s_read_begin(q, &txn, errbuf)))
 		return rc;
 	k.mv_size = strlen(fingerprint);
 	k.mv_data = (void *)fingerprint;
@@ -166,7 +170,7 @@ int m2w_queue_file_get(struct m2w_queue *q, const char *fingerprint,
 		rc = m2w_fail(errbuf, M2W_ENOTFOUND, "file %s never seen",
 			      fingerprint);
 	else if (rc)
-		rc = store_mdb_err(errbuf, rc, "files");
+		rc = m2s_mdb_err(errbuf, rc, "files");
 	else {
 		p = v.mv_data;
 		snprintf(out->fingerprint, sizeof(out->fingerprint), "%s",
@@ -179,7 +183,7 @@ int m2w_queue_file_get(struct m2w_queue *q, const char *fingerprint,
 		out->finished_ms = (int64_t)get_be64(p + 40);
 		memcpy(out->name, p + FILE_REC_FIXED, v.mv_size - FILE_REC_FIXED);
 	}
-	store_read_end(q, txn);
+	m2s_read_end(q, txn);
 	return rc;
 }
 
@@ -190,7 +194,7 @@ static int load_next_id(struct wctx *c)
 
 	if (c->next_id)
 		return M2W_OK;
-	rc = ctx_get(c, DB_META, "next_id", 7, &v);
+	rc = m2s_ctx_get(c, DB_META, "next_id", 7, &v);
 	if (rc == M2W_ENOTFOUND) {
 		c->next_id = 1;
 		return M2W_OK;
@@ -210,7 +214,8 @@ static int enq_one(struct wctx *c, struct m2w_new_task *t)
 	int rc;
 
 	if (t->idem_key && *t->idem_key) {
-		rc = ctx_get(c, DB_KEYS, t->idem_key, strlen(t->idem_key), &v);
+		rc = m2s_ctx_get(c, DB_KEYS, t->idem_key, strlen(t->idem_key),
+				 &v);
 		if (rc == M2W_OK && v.mv_size == 8) {
 			t->id = get_be64(v.mv_data);
 			t->duplicate = 1;
@@ -221,7 +226,7 @@ static int enq_one(struct wctx *c, struct m2w_new_task *t)
 						  "keys: bad entry");
 	}
 	memset(&r, 0, sizeof(r));
-	if ((rc = ctx_type_id(c, t->type, 1, &r.type_id)) ||
+	if ((rc = m2s_ctx_type_id(c, t->type, 1, &r.type_id)) ||
 	    (rc = load_next_id(c)))
 		return rc;
 	r.id = c->next_id++;
@@ -239,14 +244,15 @@ static int enq_one(struct wctx *c, struct m2w_new_task *t)
 	r.source_len = cut_len(t->source, SOURCE_MAX);
 	r.payload = t->payload;
 	r.payload_len = t->payload_len;
-	if (r.group_len && (rc = group_join(c, &r, 0)))
+	if (r.group_len && (rc = m2s_group_join(c, &r, 0)))
 		return rc;
-	if ((rc = ctx_rec_put(c, &r)) || (rc = ctx_index(c, &r)) ||
-	    (rc = ctx_count(c, r.type_id, -1, r.state)))
+	if ((rc = m2s_ctx_rec_put(c, &r)) || (rc = m2s_ctx_index(c, &r)) ||
+	    (rc = m2s_ctx_count(c, r.type_id, -1, r.state)))
 		return rc;
 	if (r.idem_len) {
 		put_be64(idk, r.id);
-		if ((rc = ctx_put(c, DB_KEYS, r.idem, r.idem_len, idk, 8, 0)))
+		if ((rc = m2s_ctx_put(c, DB_KEYS, r.idem, r.idem_len, idk, 8,
+				      0)))
 			return rc;
 	}
 	t->id = r.id;
@@ -280,7 +286,7 @@ static int room_for_new_work(struct wctx *c)
 {
 	MDB_envinfo info;
 	MDB_stat st;
-	size_t used, disk = store_disk_free(c->q);
+	size_t used, disk = m2s_disk_free(c->q);
 
 	if (disk < STORE_DISK_RESERVE)
 		return m2w_fail(c->errbuf, M2W_ENOSPC, "disk full: %zu KiB "
@@ -352,7 +358,7 @@ int m2w_queue_enqueue_file(struct m2w_queue *q, struct m2w_new_task *tasks,
 		return M2W_EINVAL;
 	if (!n && !file)
 		return M2W_OK;
-	return commit_run(q, &op);
+	return m2s_commit_run(q, &op);
 }
 
 /* ----------------------------------------------------------- to ready */
@@ -367,16 +373,16 @@ static int back_to_ready(struct wctx *c, struct rec *r)
 	int newer = 0, rc;
 	int from = r->state;
 
-	if ((rc = ctx_unindex(c, r)))
+	if ((rc = m2s_ctx_unindex(c, r)))
 		return rc;
-	if (r->group_len && (rc = group_newer_waits(c, r, &newer)))
+	if (r->group_len && (rc = m2s_group_newer_waits(c, r, &newer)))
 		return rc;
 	r->state = newer ? M2W_SUPERSEDED : M2W_READY;
 	r->updated = c->now;
-	if ((rc = ctx_index(c, r)) || (rc = ctx_rec_put(c, r)) ||
-	    (rc = ctx_count(c, r->type_id, from, r->state)))
+	if ((rc = m2s_ctx_index(c, r)) || (rc = m2s_ctx_rec_put(c, r)) ||
+	    (rc = m2s_ctx_count(c, r->type_id, from, r->state)))
 		return rc;
-	return newer ? group_advance(c, r) : M2W_OK;
+	return newer ? m2s_group_advance(c, r) : M2W_OK;
 }
 
 /* Leased (or ready) task r ends in `state` (DONE or DEAD). */
@@ -384,14 +390,14 @@ static int finish(struct wctx *c, struct rec *r, int state)
 {
 	int from = r->state, rc;
 
-	if ((rc = ctx_unindex(c, r)))
+	if ((rc = m2s_ctx_unindex(c, r)))
 		return rc;
 	r->state = state;
 	r->updated = c->now;
-	if ((rc = ctx_index(c, r)) || (rc = ctx_rec_put(c, r)) ||
-	    (rc = ctx_count(c, r->type_id, from, state)))
+	if ((rc = m2s_ctx_index(c, r)) || (rc = m2s_ctx_rec_put(c, r)) ||
+	    (rc = m2s_ctx_count(c, r->type_id, from, state)))
 		return rc;
-	return r->group_len ? group_advance(c, r) : M2W_OK;
+	return r->group_len ? m2s_group_advance(c, r) : M2W_OK;
 }
 
 /* ------------------------------------------------------------------ reap */
@@ -409,7 +415,7 @@ static int reap_apply_n(struct wctx *c, size_t max, size_t *count)
 	*count = 0;
 	for (;;) {
 		if ((rc = mdb_cursor_open(c->txn, c->q->db[DB_LEASES], &cur)))
-			return ctx_mdb(c, rc, "leases");
+			return m2s_ctx_mdb(c, rc, "leases");
 		n = 0;
 		k.mv_size = TIME_KEY_LEN;
 		k.mv_data = after;
@@ -426,24 +432,25 @@ static int reap_apply_n(struct wctx *c, size_t max, size_t *count)
 		}
 		mdb_cursor_close(cur);
 		if (rc && rc != MDB_NOTFOUND)
-			return ctx_mdb(c, rc, "leases");
+			return m2s_ctx_mdb(c, rc, "leases");
 		if (n) {
 			memcpy(after, keys[n - 1], TIME_KEY_LEN);
 			resume = 1;
 		}
 		for (i = 0; i < n; i++) {
 			/* unreadable: left for check() (see lease_one) */
-			rc = ctx_rec(c, get_be64(keys[i] + 8), &r);
+			rc = m2s_ctx_rec(c, get_be64(keys[i] + 8), &r);
 			if (rc == M2W_ECORRUPT || rc == M2W_ENOTFOUND ||
 			    (!rc && r.state != M2W_LEASED))
 				continue;
 			if (rc)
 				return rc;
-			if (r.attempts >= ctx_max_attempts(c, &r)) {
+			if (r.attempts >= m2s_ctx_max_attempts(c, &r)) {
 				snprintf(msg, sizeof(msg),
 					 "lease expired on attempt %u of %u "
 					 "(worker crashed or hung?)",
-					 r.attempts, ctx_max_attempts(c, &r));
+					 r.attempts,
+					 m2s_ctx_max_attempts(c, &r));
 				if ((rc = ctx_history(c, &r, M2W_OUTCOME_EXPIRED,
 						      0, 0, msg)))
 					return rc;
@@ -483,7 +490,7 @@ int m2w_queue_reap(struct m2w_queue *q, size_t *reaped, char *errbuf)
 {
 	struct reap_arg a = { 0 };
 	struct op op = { .apply = reap_apply, .arg = &a, .errbuf = errbuf };
-	int rc = commit_run(q, &op);
+	int rc = m2s_commit_run(q, &op);
 
 	if (reaped)
 		*reaped = rc ? 0 : a.count;
@@ -501,7 +508,7 @@ struct lease_arg {
 static int paused_all(struct wctx *c, int *yes)
 {
 	MDB_val v;
-	int rc = ctx_get(c, DB_META, "paused_all", 10, &v);
+	int rc = m2s_ctx_get(c, DB_META, "paused_all", 10, &v);
 
 	*yes = rc == M2W_OK && v.mv_size == 1 && *(char *)v.mv_data == 1;
 	return rc == M2W_ENOTFOUND ? M2W_OK : rc;
@@ -532,7 +539,7 @@ static int lease_types(struct wctx *c, const struct m2w_lease_opts *o,
 
 	*n = 0;
 	if ((rc = mdb_cursor_open(c->txn, c->q->db[DB_TYPES], &cur)))
-		return ctx_mdb(c, rc, "types");
+		return m2s_ctx_mdb(c, rc, "types");
 	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
 	     rc == 0 && k.mv_size == 3 && *(char *)k.mv_data == 'i';
 	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
@@ -561,7 +568,7 @@ static int lease_types(struct wctx *c, const struct m2w_lease_opts *o,
 	mdb_cursor_close(cur);
 	if (rc && rc != MDB_NOTFOUND) {
 		free(out);
-		return ctx_mdb(c, rc, "types");
+		return m2s_ctx_mdb(c, rc, "types");
 	}
 	*ids = out;
 	return M2W_OK;
@@ -576,9 +583,9 @@ static int ready_of_type(struct wctx *c, uint16_t type, size_t quota,
 	MDB_val k = { READY_KEY_LEN, key }, v;
 	int rc;
 
-	ready_key(key, type, 0, 0);
+	m2s_ready_key(key, type, 0, 0);
 	if ((rc = mdb_cursor_open(c->txn, c->q->db[DB_READY], &cur)))
-		return ctx_mdb(c, rc, "ready");
+		return m2s_ctx_mdb(c, rc, "ready");
 	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
 	     rc == 0 && quota > 0 && k.mv_size == READY_KEY_LEN &&
 	     get_be16(k.mv_data) == type &&
@@ -588,7 +595,7 @@ static int ready_of_type(struct wctx *c, uint16_t type, size_t quota,
 		quota--;
 	}
 	mdb_cursor_close(cur);
-	return rc && rc != MDB_NOTFOUND ? ctx_mdb(c, rc, "ready") : M2W_OK;
+	return rc && rc != MDB_NOTFOUND ? m2s_ctx_mdb(c, rc, "ready") : M2W_OK;
 }
 
 static int lease_one(struct wctx *c, struct lease_arg *a, uint64_t id)
@@ -600,29 +607,29 @@ static int lease_one(struct wctx *c, struct lease_arg *a, uint64_t id)
 
 	/* A record that cannot be read, or disagrees with the index, is left
 	 * alone for check() to report: it must not stop the whole queue. */
-	if ((rc = ctx_rec(c, id, &r)) == M2W_ECORRUPT || rc == M2W_ENOTFOUND ||
-	    (!rc && r.state != M2W_READY))
+	if ((rc = m2s_ctx_rec(c, id, &r)) == M2W_ECORRUPT ||
+	    rc == M2W_ENOTFOUND || (!rc && r.state != M2W_READY))
 		return M2W_OK;
 	if (rc)
 		return rc;
-	if ((rc = ctx_type_name(c, r.type_id, name)) ||
-	    (rc = ctx_unindex(c, &r)))
+	if ((rc = m2s_ctx_type_name(c, r.type_id, name)) ||
+	    (rc = m2s_ctx_unindex(c, &r)))
 		return rc;
 	r.state = M2W_LEASED;
 	r.attempts++;
 	do
-		r.token = ctx_random(c);
+		r.token = m2s_ctx_random(c);
 	while (!r.token);
 	r.lease_expiry = c->now + ms;
 	r.updated = c->now;
 	/* copy out before the put: r's strings point into the old value */
-	a->out[a->n] = rec_to_task(&r, name, c->now);
+	a->out[a->n] = m2s_rec_to_task(&r, name, c->now);
 	if (!a->out[a->n])
 		return m2w_fail(c->errbuf, M2W_ENOMEM, "out of memory");
 	a->n++;
-	if ((rc = ctx_rec_put(c, &r)) || (rc = ctx_index(c, &r)))
+	if ((rc = m2s_ctx_rec_put(c, &r)) || (rc = m2s_ctx_index(c, &r)))
 		return rc;
-	return ctx_count(c, r.type_id, M2W_READY, M2W_LEASED);
+	return m2s_ctx_count(c, r.type_id, M2W_READY, M2W_LEASED);
 }
 
 static int lease_apply(struct wctx *c, void *arg)
@@ -683,7 +690,7 @@ int m2w_queue_lease(struct m2w_queue *q, const struct m2w_lease_opts *opts,
 	*n = 0;
 	if (!opts || opts->max < 1)
 		return m2w_fail(errbuf, M2W_EINVAL, "lease: max must be >= 1");
-	rc = commit_run(q, &op);
+	rc = m2s_commit_run(q, &op);
 	if (rc) {
 		m2w_task_list_free(a.out, a.n);
 		return rc;
@@ -708,7 +715,7 @@ static int settle_one(struct wctx *c, struct m2w_settle *s)
 	int64_t delay;
 	int rc;
 
-	if ((rc = ctx_rec(c, s->id, &r))) {
+	if ((rc = m2s_ctx_rec(c, s->id, &r))) {
 		s->err = rc;
 		return rc == M2W_ENOTFOUND || rc == M2W_ECORRUPT ? M2W_OK : rc;
 	}
@@ -736,17 +743,18 @@ static int settle_one(struct wctx *c, struct m2w_settle *s)
 		r.last_status = s->http_status > 0 && s->http_status < 1000
 					? s->http_status : 0;
 		if (s->cls == M2W_CLASS_PERMANENT ||
-		    r.attempts >= ctx_max_attempts(c, &r)) {
+		    r.attempts >= m2s_ctx_max_attempts(c, &r)) {
 			rc = finish(c, &r, M2W_DEAD);
 			break;
 		}
-		if ((rc = ctx_type_name(c, r.type_id, name)))
+		if ((rc = m2s_ctx_type_name(c, r.type_id, name)))
 			break;
-		pol = queue_policy(c->q, name);
-		delay = s->retry_after_ms > 0
-				? s->retry_after_ms
-				: m2w_backoff_delay(pol, r.attempts,
-						    (uint32_t)ctx_random(c));
+		pol = m2s_policy(c->q, name);
+		if (s->retry_after_ms > 0)
+			delay = s->retry_after_ms;
+		else
+			delay = m2w_backoff_delay(pol, r.attempts,
+						  (uint32_t)m2s_ctx_random(c));
 		r.next_run = c->now + delay;
 		rc = back_to_ready(c, &r);
 		break;
@@ -765,12 +773,12 @@ static int settle_one(struct wctx *c, struct m2w_settle *s)
 		rc = back_to_ready(c, &r);
 		break;
 	case M2W_EXTEND:
-		if ((rc = ctx_unindex(c, &r)))
+		if ((rc = m2s_ctx_unindex(c, &r)))
 			break;
 		r.lease_expiry = c->now + (s->delay_ms > 0 ? s->delay_ms : 60000);
 		r.updated = c->now;
-		if (!(rc = ctx_index(c, &r)))
-			rc = ctx_rec_put(c, &r);
+		if (!(rc = m2s_ctx_index(c, &r)))
+			rc = m2s_ctx_rec_put(c, &r);
 		break;
 	default:
 		s->err = m2w_fail(c->errbuf, M2W_EINVAL, "bad settle kind %d",
@@ -810,7 +818,7 @@ int m2w_queue_settle(struct m2w_queue *q, struct m2w_settle *s, size_t n,
 
 	if (!n)
 		return M2W_OK;
-	return commit_run(q, &op);
+	return m2s_commit_run(q, &op);
 }
 
 static int settle1(struct m2w_queue *q, struct m2w_settle *s, char *errbuf)
@@ -870,8 +878,8 @@ int m2w_task_release(struct m2w_queue *q, uint64_t id, uint64_t token,
 
 /* -------------------------------------------------------------- history */
 
-int ctx_history(struct wctx *c, const struct rec *r, int outcome, int status,
-		int64_t duration, const char *msg)
+static int ctx_history(struct wctx *c, const struct rec *r, int outcome,
+		       int status, int64_t duration, const char *msg)
 {
 	unsigned char k[12], v[20 + M2W_MESSAGE_MAX];
 	MDB_cursor *cur;
@@ -883,7 +891,7 @@ int ctx_history(struct wctx *c, const struct rec *r, int outcome, int status,
 	put_be64(k, r->id);
 	put_be32(k + 4 + 4, 0xffffffffu);
 	if ((rc = mdb_cursor_open(c->txn, c->q->db[DB_HISTORY], &cur)))
-		return ctx_mdb(c, rc, "history");
+		return m2s_ctx_mdb(c, rc, "history");
 	rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
 	rc = rc == MDB_NOTFOUND ? mdb_cursor_get(cur, &key, &val, MDB_LAST)
 				: mdb_cursor_get(cur, &key, &val, MDB_PREV);
@@ -891,7 +899,7 @@ int ctx_history(struct wctx *c, const struct rec *r, int outcome, int status,
 		seq = get_be32((unsigned char *)key.mv_data + 8) + 1;
 	mdb_cursor_close(cur);
 	if (rc && rc != MDB_NOTFOUND)
-		return ctx_mdb(c, rc, "history");
+		return m2s_ctx_mdb(c, rc, "history");
 
 	put_be64(k, r->id);
 	put_be32(k + 8, seq);
@@ -902,11 +910,11 @@ int ctx_history(struct wctx *c, const struct rec *r, int outcome, int status,
 	v[19] = (unsigned char)(r->attempts > 255 ? 255 : r->attempts);
 	if (mlen)
 		memcpy(v + 20, msg, mlen);
-	if ((rc = ctx_put(c, DB_HISTORY, k, 12, v, 20 + mlen, 0)))
+	if ((rc = m2s_ctx_put(c, DB_HISTORY, k, 12, v, 20 + mlen, 0)))
 		return rc;
 	if (seq > M2W_HISTORY_MAX) {
 		put_be32(k + 8, seq - M2W_HISTORY_MAX);
-		rc = ctx_del(c, DB_HISTORY, k, 12);
+		rc = m2s_ctx_del(c, DB_HISTORY, k, 12);
 		if (rc == M2W_ECORRUPT) /* already gone: fine */
 			rc = M2W_OK;
 	}

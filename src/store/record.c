@@ -25,22 +25,22 @@
 
 #include "internal.h"
 
-void ready_key(unsigned char k[READY_KEY_LEN], uint16_t type, int64_t at,
-	       uint64_t id)
+void m2s_ready_key(unsigned char k[READY_KEY_LEN], uint16_t type, int64_t at,
+		   uint64_t id)
 {
 	put_be16(k, type);
 	put_be64(k + 2, (uint64_t)(at < 0 ? 0 : at));
 	put_be64(k + 10, id);
 }
 
-void time_key(unsigned char k[TIME_KEY_LEN], int64_t at, uint64_t id)
+void m2s_time_key(unsigned char k[TIME_KEY_LEN], int64_t at, uint64_t id)
 {
 	put_be64(k, (uint64_t)(at < 0 ? 0 : at));
 	put_be64(k + 8, id);
 }
 
-int rec_decode(uint64_t id, const void *data, size_t len, struct rec *r,
-	       char *errbuf)
+int m2s_rec_decode(uint64_t id, const void *data, size_t len, struct rec *r,
+		   char *errbuf)
 {
 	const unsigned char *p = data;
 	size_t need;
@@ -88,7 +88,7 @@ int rec_decode(uint64_t id, const void *data, size_t len, struct rec *r,
 	return M2W_OK;
 }
 
-size_t rec_size(const struct rec *r)
+size_t m2s_rec_size(const struct rec *r)
 {
 	return REC_HEADER + r->idem_len + r->group_len + r->source_len +
 	       r->error_len + r->payload_len;
@@ -101,7 +101,7 @@ static unsigned char *put_str(unsigned char *p, const char *s, size_t n)
 	return p + n;
 }
 
-void rec_encode(const struct rec *r, unsigned char *buf)
+void m2s_rec_encode(const struct rec *r, unsigned char *buf)
 {
 	unsigned char *p = buf;
 
@@ -140,8 +140,8 @@ static const char *copy_str(char **dst, const char *s, size_t n)
 	return out;
 }
 
-struct m2w_task *rec_to_task(const struct rec *r, const char *type_name,
-			     int64_t now)
+struct m2w_task *m2s_rec_to_task(const struct rec *r, const char *type_name,
+				 int64_t now)
 {
 	struct m2w_task *t;
 	char *s;

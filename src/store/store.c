@@ -55,7 +55,7 @@ int m2w_state_parse(const char *name)
 	return -1;
 }
 
-int64_t ms_now(void)
+static int64_t ms_now(void)
 {
 	struct timespec ts;
 
@@ -75,7 +75,7 @@ void m2w_queue_set_clock(struct m2w_queue *q, int64_t (*now)(void *),
 	q->now_arg = arg;
 }
 
-int valid_type_name(const char *s)
+int m2s_valid_type_name(const char *s)
 {
 	size_t n;
 
@@ -91,7 +91,7 @@ int valid_type_name(const char *s)
 
 /* ---------------------------------------------------------------- errors */
 
-int store_mdb_err(char *errbuf, int rc, const char *what)
+int m2s_mdb_err(char *errbuf, int rc, const char *what)
 {
 	switch (rc) {
 	case MDB_MAP_FULL:
@@ -119,37 +119,37 @@ int store_mdb_err(char *errbuf, int rc, const char *what)
 	}
 }
 
-int ctx_mdb(struct wctx *c, int rc, const char *what)
+int m2s_ctx_mdb(struct wctx *c, int rc, const char *what)
 {
 	if (rc == MDB_MAP_FULL || rc == MDB_TXN_FULL)
 		c->mapfull = 1;
-	return store_mdb_err(c->errbuf, rc == MDB_TXN_FULL ? MDB_MAP_FULL : rc,
-			     what);
+	return m2s_mdb_err(c->errbuf, rc == MDB_TXN_FULL ? MDB_MAP_FULL : rc,
+			   what);
 }
 
 /* ------------------------------------------------------- write context */
 
-int ctx_get(struct wctx *c, int db, const void *k, size_t klen, MDB_val *v)
+int m2s_ctx_get(struct wctx *c, int db, const void *k, size_t klen, MDB_val *v)
 {
 	MDB_val key = { klen, (void *)k };
 	int rc = mdb_get(c->txn, c->q->db[db], &key, v);
 
 	if (rc == MDB_NOTFOUND)
 		return M2W_ENOTFOUND;
-	return rc ? ctx_mdb(c, rc, db_names[db]) : M2W_OK;
+	return rc ? m2s_ctx_mdb(c, rc, db_names[db]) : M2W_OK;
 }
 
-int ctx_put(struct wctx *c, int db, const void *k, size_t klen,
-	    const void *v, size_t vlen, unsigned flags)
+int m2s_ctx_put(struct wctx *c, int db, const void *k, size_t klen,
+		const void *v, size_t vlen, unsigned flags)
 {
 	MDB_val key = { klen, (void *)k }, val = { vlen, (void *)v };
 	int rc = mdb_put(c->txn, c->q->db[db], &key, &val, flags);
 
 	c->writes++;
-	return rc ? ctx_mdb(c, rc, db_names[db]) : M2W_OK;
+	return rc ? m2s_ctx_mdb(c, rc, db_names[db]) : M2W_OK;
 }
 
-int ctx_del(struct wctx *c, int db, const void *k, size_t klen)
+int m2s_ctx_del(struct wctx *c, int db, const void *k, size_t klen)
 {
 	MDB_val key = { klen, (void *)k };
 	int rc = mdb_del(c->txn, c->q->db[db], &key, NULL);
@@ -158,26 +158,26 @@ int ctx_del(struct wctx *c, int db, const void *k, size_t klen)
 	if (rc == MDB_NOTFOUND) /* an index that disagrees: check() says so */
 		return m2w_fail(c->errbuf, M2W_ECORRUPT,
 				"%s: entry to remove is missing", db_names[db]);
-	return rc ? ctx_mdb(c, rc, db_names[db]) : M2W_OK;
+	return rc ? m2s_ctx_mdb(c, rc, db_names[db]) : M2W_OK;
 }
 
-int ctx_rec(struct wctx *c, uint64_t id, struct rec *r)
+int m2s_ctx_rec(struct wctx *c, uint64_t id, struct rec *r)
 {
 	unsigned char k[8];
 	MDB_val v;
 	int rc;
 
 	put_be64(k, id);
-	rc = ctx_get(c, DB_TASKS, k, 8, &v);
+	rc = m2s_ctx_get(c, DB_TASKS, k, 8, &v);
 	if (rc == M2W_ENOTFOUND)
 		return m2w_fail(c->errbuf, rc, "task %llu not found",
 				(unsigned long long)id);
-	return rc ? rc : rec_decode(id, v.mv_data, v.mv_size, r, c->errbuf);
+	return rc ? rc : m2s_rec_decode(id, v.mv_data, v.mv_size, r, c->errbuf);
 }
 
-int ctx_rec_put(struct wctx *c, const struct rec *r)
+int m2s_ctx_rec_put(struct wctx *c, const struct rec *r)
 {
-	size_t n = rec_size(r);
+	size_t n = m2s_rec_size(r);
 	unsigned char k[8];
 
 	if (n > c->bufcap) {
@@ -188,12 +188,12 @@ int ctx_rec_put(struct wctx *c, const struct rec *r)
 		c->buf = b;
 		c->bufcap = n;
 	}
-	rec_encode(r, c->buf);
+	m2s_rec_encode(r, c->buf);
 	put_be64(k, r->id);
-	return ctx_put(c, DB_TASKS, k, 8, c->buf, n, 0);
+	return m2s_ctx_put(c, DB_TASKS, k, 8, c->buf, n, 0);
 }
 
-uint64_t ctx_random(struct wctx *c)
+uint64_t m2s_ctx_random(struct wctx *c)
 {
 	/* xorshift64*, seeded at open; only the commit leader runs it */
 	uint64_t x = c->q->rng;
@@ -205,7 +205,10 @@ uint64_t ctx_random(struct wctx *c)
 	return x * 0x2545F4914F6CDD1DULL;
 }
 
-int ctx_count(struct wctx *c, uint16_t type, int from, int to)
+/* Writes the counter deltas and next id (before commit, or when full). */
+static int ctx_flush(struct wctx *c);
+
+int m2s_ctx_count(struct wctx *c, uint16_t type, int from, int to)
 {
 	struct type_delta *d = NULL;
 	size_t i;
@@ -234,7 +237,7 @@ static void type_rec_key(unsigned char k[3], uint16_t id)
 	put_be16(k + 1, id);
 }
 
-int ctx_flush(struct wctx *c)
+static int ctx_flush(struct wctx *c)
 {
 	unsigned char k[3], v[TYPE_REC_FIXED + M2W_TYPE_MAX];
 	MDB_val cur;
@@ -243,7 +246,7 @@ int ctx_flush(struct wctx *c)
 
 	for (i = 0; i < c->ndelta; i++) {
 		type_rec_key(k, c->delta[i].id);
-		rc = ctx_get(c, DB_TYPES, k, 3, &cur);
+		rc = m2s_ctx_get(c, DB_TYPES, k, 3, &cur);
 		if (rc == M2W_ENOTFOUND || (!rc && (cur.mv_size < TYPE_REC_FIXED ||
 						     cur.mv_size > sizeof(v))))
 			return m2w_fail(c->errbuf, M2W_ECORRUPT,
@@ -257,7 +260,7 @@ int ctx_flush(struct wctx *c)
 
 			put_be64(p, get_be64(p) + (uint64_t)c->delta[i].d[s]);
 		}
-		rc = ctx_put(c, DB_TYPES, k, 3, v, cur.mv_size, 0);
+		rc = m2s_ctx_put(c, DB_TYPES, k, 3, v, cur.mv_size, 0);
 		if (rc)
 			return rc;
 	}
@@ -266,7 +269,7 @@ int ctx_flush(struct wctx *c)
 		unsigned char n[8];
 
 		put_be64(n, c->next_id);
-		rc = ctx_put(c, DB_META, "next_id", 7, n, 8, 0);
+		rc = m2s_ctx_put(c, DB_META, "next_id", 7, n, 8, 0);
 		if (rc)
 			return rc;
 		c->next_id_dirty = 0;
@@ -274,7 +277,7 @@ int ctx_flush(struct wctx *c)
 	return M2W_OK;
 }
 
-int ctx_type_id(struct wctx *c, const char *name, int create, uint16_t *id)
+int m2s_ctx_type_id(struct wctx *c, const char *name, int create, uint16_t *id)
 {
 	unsigned char k[1 + M2W_TYPE_MAX], v[TYPE_REC_FIXED + M2W_TYPE_MAX];
 	size_t len = strlen(name), i;
@@ -289,14 +292,14 @@ int ctx_type_id(struct wctx *c, const char *name, int create, uint16_t *id)
 		}
 	k[0] = 'n';
 	memcpy(k + 1, name, len);
-	rc = ctx_get(c, DB_TYPES, k, len + 1, &cur);
+	rc = m2s_ctx_get(c, DB_TYPES, k, len + 1, &cur);
 	if (rc == M2W_OK) {
 		if (cur.mv_size != 2)
 			return m2w_fail(c->errbuf, M2W_ECORRUPT,
 					"type %s: bad id record", name);
 		*id = get_be16(cur.mv_data);
 	} else if (rc == M2W_ENOTFOUND && create) {
-		rc = ctx_get(c, DB_META, "next_type", 9, &cur);
+		rc = m2s_ctx_get(c, DB_META, "next_type", 9, &cur);
 		if (rc == M2W_OK && cur.mv_size == 2)
 			next = get_be16(cur.mv_data);
 		else if (rc != M2W_ENOTFOUND && rc != M2W_OK)
@@ -306,16 +309,16 @@ int ctx_type_id(struct wctx *c, const char *name, int create, uint16_t *id)
 					"too many job types");
 		*id = next;
 		put_be16(v, (uint16_t)(next + 1));
-		if ((rc = ctx_put(c, DB_META, "next_type", 9, v, 2, 0)))
+		if ((rc = m2s_ctx_put(c, DB_META, "next_type", 9, v, 2, 0)))
 			return rc;
 		put_be16(v, next);
-		if ((rc = ctx_put(c, DB_TYPES, k, len + 1, v, 2, 0)))
+		if ((rc = m2s_ctx_put(c, DB_TYPES, k, len + 1, v, 2, 0)))
 			return rc;
 		memset(v, 0, TYPE_REC_FIXED);
 		memcpy(v + TYPE_REC_FIXED, name, len);
 		type_rec_key(k, next);
-		if ((rc = ctx_put(c, DB_TYPES, k, 3, v, TYPE_REC_FIXED + len,
-				  0)))
+		if ((rc = m2s_ctx_put(c, DB_TYPES, k, 3, v,
+				      TYPE_REC_FIXED + len, 0)))
 			return rc;
 	} else {
 		return rc == M2W_ENOTFOUND
@@ -344,7 +347,7 @@ static int type_name_of(const MDB_val *v, uint16_t id, char *out,
 	return M2W_OK;
 }
 
-int ctx_type_name(struct wctx *c, uint16_t id, char *out)
+int m2s_ctx_type_name(struct wctx *c, uint16_t id, char *out)
 {
 	unsigned char k[3];
 	MDB_val v;
@@ -357,7 +360,7 @@ int ctx_type_name(struct wctx *c, uint16_t id, char *out)
 			return M2W_OK;
 		}
 	type_rec_key(k, id);
-	rc = ctx_get(c, DB_TYPES, k, 3, &v);
+	rc = m2s_ctx_get(c, DB_TYPES, k, 3, &v);
 	if (rc == M2W_ENOTFOUND)
 		return m2w_fail(c->errbuf, M2W_ECORRUPT, "type %u unknown", id);
 	if (rc || (rc = type_name_of(&v, id, out, c->errbuf)))
@@ -369,7 +372,8 @@ int ctx_type_name(struct wctx *c, uint16_t id, char *out)
 	return M2W_OK;
 }
 
-int read_type_name(struct m2w_queue *q, MDB_txn *txn, uint16_t id, char *out)
+int m2s_read_type_name(struct m2w_queue *q, MDB_txn *txn, uint16_t id,
+		       char *out)
 {
 	unsigned char k[3];
 	MDB_val key = { 3, k }, v;
@@ -380,65 +384,65 @@ int read_type_name(struct m2w_queue *q, MDB_txn *txn, uint16_t id, char *out)
 	if (rc) {
 		strcpy(out, "?");
 		return rc == MDB_NOTFOUND ? M2W_ECORRUPT
-					  : store_mdb_err(NULL, rc, "types");
+					  : m2s_mdb_err(NULL, rc, "types");
 	}
 	return type_name_of(&v, id, out, NULL);
 }
 
-unsigned ctx_max_attempts(struct wctx *c, const struct rec *r)
+unsigned m2s_ctx_max_attempts(struct wctx *c, const struct rec *r)
 {
 	char name[M2W_TYPE_MAX + 1];
 
 	if (r->max_attempts)
 		return r->max_attempts;
-	if (ctx_type_name(c, r->type_id, name) != M2W_OK)
+	if (m2s_ctx_type_name(c, r->type_id, name) != M2W_OK)
 		return 10;
-	return queue_policy(c->q, name)->max_attempts;
+	return m2s_policy(c->q, name)->max_attempts;
 }
 
 /* ------------------------------------------------------------ indexes */
 
-int ctx_unindex(struct wctx *c, const struct rec *r)
+int m2s_ctx_unindex(struct wctx *c, const struct rec *r)
 {
 	unsigned char k[READY_KEY_LEN];
 
 	switch (r->state) {
 	case M2W_READY:
-		ready_key(k, r->type_id, r->next_run, r->id);
-		return ctx_del(c, DB_READY, k, READY_KEY_LEN);
+		m2s_ready_key(k, r->type_id, r->next_run, r->id);
+		return m2s_ctx_del(c, DB_READY, k, READY_KEY_LEN);
 	case M2W_LEASED:
-		time_key(k, r->lease_expiry, r->id);
-		return ctx_del(c, DB_LEASES, k, TIME_KEY_LEN);
+		m2s_time_key(k, r->lease_expiry, r->id);
+		return m2s_ctx_del(c, DB_LEASES, k, TIME_KEY_LEN);
 	case M2W_DONE:
 	case M2W_SUPERSEDED:
-		time_key(k, r->updated, r->id);
-		return ctx_del(c, DB_DONE, k, TIME_KEY_LEN);
+		m2s_time_key(k, r->updated, r->id);
+		return m2s_ctx_del(c, DB_DONE, k, TIME_KEY_LEN);
 	case M2W_DEAD:
-		time_key(k, r->updated, r->id);
-		return ctx_del(c, DB_DEAD, k, TIME_KEY_LEN);
+		m2s_time_key(k, r->updated, r->id);
+		return m2s_ctx_del(c, DB_DEAD, k, TIME_KEY_LEN);
 	default: /* WAITING: group.c */
 		return M2W_OK;
 	}
 }
 
-int ctx_index(struct wctx *c, const struct rec *r)
+int m2s_ctx_index(struct wctx *c, const struct rec *r)
 {
 	unsigned char k[READY_KEY_LEN];
 
 	switch (r->state) {
 	case M2W_READY:
-		ready_key(k, r->type_id, r->next_run, r->id);
-		return ctx_put(c, DB_READY, k, READY_KEY_LEN, "", 0, 0);
+		m2s_ready_key(k, r->type_id, r->next_run, r->id);
+		return m2s_ctx_put(c, DB_READY, k, READY_KEY_LEN, "", 0, 0);
 	case M2W_LEASED:
-		time_key(k, r->lease_expiry, r->id);
-		return ctx_put(c, DB_LEASES, k, TIME_KEY_LEN, "", 0, 0);
+		m2s_time_key(k, r->lease_expiry, r->id);
+		return m2s_ctx_put(c, DB_LEASES, k, TIME_KEY_LEN, "", 0, 0);
 	case M2W_DONE:
 	case M2W_SUPERSEDED:
-		time_key(k, r->updated, r->id);
-		return ctx_put(c, DB_DONE, k, TIME_KEY_LEN, "", 0, 0);
+		m2s_time_key(k, r->updated, r->id);
+		return m2s_ctx_put(c, DB_DONE, k, TIME_KEY_LEN, "", 0, 0);
 	case M2W_DEAD:
-		time_key(k, r->updated, r->id);
-		return ctx_put(c, DB_DEAD, k, TIME_KEY_LEN, "", 0, 0);
+		m2s_time_key(k, r->updated, r->id);
+		return m2s_ctx_put(c, DB_DEAD, k, TIME_KEY_LEN, "", 0, 0);
 	default:
 		return M2W_OK;
 	}
@@ -468,27 +472,27 @@ static int txn_begin(struct m2w_queue *q, unsigned flags, MDB_txn **txn,
 			break;
 		pthread_rwlock_unlock(&q->resize);
 		if ((rc = adopt_resize(q)) != 0)
-			return store_mdb_err(errbuf, rc, "adopting map size");
+			return m2s_mdb_err(errbuf, rc, "adopting map size");
 	}
 	if (rc) {
 		pthread_rwlock_unlock(&q->resize);
-		return store_mdb_err(errbuf, rc, "begin transaction");
+		return m2s_mdb_err(errbuf, rc, "begin transaction");
 	}
 	return M2W_OK;
 }
 
-int store_read_begin(struct m2w_queue *q, MDB_txn **txn, char *errbuf)
+int m2s_read_begin(struct m2w_queue *q, MDB_txn **txn, char *errbuf)
 {
 	return txn_begin(q, MDB_RDONLY, txn, errbuf);
 }
 
-void store_read_end(struct m2w_queue *q, MDB_txn *txn)
+void m2s_read_end(struct m2w_queue *q, MDB_txn *txn)
 {
 	mdb_txn_abort(txn);
 	pthread_rwlock_unlock(&q->resize);
 }
 
-int store_write_begin(struct m2w_queue *q, struct wctx *c)
+int m2s_write_begin(struct m2w_queue *q, struct wctx *c)
 {
 	unsigned char *buf = c->buf;
 	size_t cap = c->bufcap;
@@ -502,7 +506,7 @@ int store_write_begin(struct m2w_queue *q, struct wctx *c)
 }
 
 /* Bytes free for us on the store's filesystem; SIZE_MAX when unknown. */
-size_t store_disk_free(struct m2w_queue *q)
+size_t m2s_disk_free(struct m2w_queue *q)
 {
 	struct statvfs sv;
 	int fd;
@@ -512,24 +516,24 @@ size_t store_disk_free(struct m2w_queue *q)
 	return (size_t)sv.f_bavail * sv.f_frsize;
 }
 
-int store_write_commit(struct wctx *c)
+int m2s_write_commit(struct wctx *c)
 {
 	int rc = ctx_flush(c);
 
 	if (rc) {
-		store_write_abort(c);
+		m2s_write_abort(c);
 		return rc;
 	}
 	rc = mdb_txn_commit(c->txn);
 	c->txn = NULL;
 	pthread_rwlock_unlock(&c->q->resize);
 	/* LMDB reports a short write ("filesystem full?") as EIO */
-	if (rc == EIO && store_disk_free(c->q) < STORE_DISK_LOW)
+	if (rc == EIO && m2s_disk_free(c->q) < STORE_DISK_LOW)
 		rc = ENOSPC;
-	return rc ? ctx_mdb(c, rc, "commit") : M2W_OK;
+	return rc ? m2s_ctx_mdb(c, rc, "commit") : M2W_OK;
 }
 
-void store_write_abort(struct wctx *c)
+void m2s_write_abort(struct wctx *c)
 {
 	if (c->txn) {
 		mdb_txn_abort(c->txn);
@@ -538,7 +542,7 @@ void store_write_abort(struct wctx *c)
 	}
 }
 
-int store_grow(struct m2w_queue *q, size_t limit, char *errbuf)
+int m2s_map_grow(struct m2w_queue *q, size_t limit, char *errbuf)
 {
 	MDB_envinfo info;
 	size_t next;
@@ -553,7 +557,7 @@ int store_grow(struct m2w_queue *q, size_t limit, char *errbuf)
 		rc = mdb_env_set_mapsize(q->env, next);
 	pthread_rwlock_unlock(&q->resize);
 	if (rc)
-		return store_mdb_err(errbuf, rc, "growing the map");
+		return m2s_mdb_err(errbuf, rc, "growing the map");
 	if (next <= info.me_mapsize)
 		return m2w_fail(errbuf, M2W_EFULL,
 				"store full: map is %zu KiB of at most %zu KiB",
@@ -573,12 +577,12 @@ static int open_dbs(struct m2w_queue *q, char *errbuf)
 
 	rc = mdb_txn_begin(q->env, NULL, 0, &txn);
 	if (rc)
-		return store_mdb_err(errbuf, rc, "opening the store");
+		return m2s_mdb_err(errbuf, rc, "opening the store");
 	for (i = 0; i < DB_COUNT; i++) {
 		rc = mdb_dbi_open(txn, db_names[i], MDB_CREATE, &q->db[i]);
 		if (rc) {
 			mdb_txn_abort(txn);
-			return store_mdb_err(errbuf, rc, db_names[i]);
+			return m2s_mdb_err(errbuf, rc, db_names[i]);
 		}
 	}
 	rc = mdb_get(txn, q->db[DB_META], &k, &v);
@@ -605,10 +609,10 @@ static int open_dbs(struct m2w_queue *q, char *errbuf)
 	}
 	if (rc) {
 		mdb_txn_abort(txn);
-		return store_mdb_err(errbuf, rc, "schema version");
+		return m2s_mdb_err(errbuf, rc, "schema version");
 	}
 	rc = mdb_txn_commit(txn);
-	return rc ? store_mdb_err(errbuf, rc, "opening the store") : M2W_OK;
+	return rc ? m2s_mdb_err(errbuf, rc, "opening the store") : M2W_OK;
 }
 
 static uint64_t seed(void)
@@ -663,7 +667,7 @@ int m2w_queue_open(const struct m2w_queue_opts *opts, struct m2w_queue **out,
 #endif
 	pthread_rwlock_init(&q->resize, &ra);
 	pthread_rwlockattr_destroy(&ra);
-	if ((rc = commit_init(q)) != M2W_OK) {
+	if ((rc = m2s_commit_init(q)) != M2W_OK) {
 		pthread_rwlock_destroy(&q->resize);
 		free(q);
 		return m2w_fail(errbuf, rc, "cannot start group commit");
@@ -675,7 +679,7 @@ int m2w_queue_open(const struct m2w_queue_opts *opts, struct m2w_queue **out,
 	    (rc = mdb_env_open(q->env, opts->path,
 			       MDB_NOTLS | (opts->nosync ? MDB_NOSYNC : 0),
 			       0640)) != 0) {
-		rc = store_mdb_err(errbuf, rc, opts->path);
+		rc = m2s_mdb_err(errbuf, rc, opts->path);
 		goto fail;
 	}
 	mdb_reader_check(q->env, &dead);
@@ -694,7 +698,7 @@ void m2w_queue_close(struct m2w_queue *q)
 		return;
 	if (q->env)
 		mdb_env_close(q->env);
-	commit_destroy(q);
+	m2s_commit_destroy(q);
 	pthread_rwlock_destroy(&q->resize);
 	free(q->policies);
 	free(q);

@@ -2,20 +2,20 @@
  * fuzz_record.c - libFuzzer target: the binary task record (src/record.c).
  *
  * The input is one stored value of the tasks index, as LMDB would hand it
- * to rec_decode. A value that does not decode must be refused with
+ * to m2s_rec_decode. A value that does not decode must be refused with
  * M2W_ECORRUPT and an error text (never read out of bounds: ASan watches
  * the exact-size copy the input is put in). A value that decodes must
  * survive the round trip:
- *   - rec_size() is the input's size, and rec_encode() gives back the
+ *   - m2s_rec_size() is the input's size, and m2s_rec_encode() gives back the
  *     input byte for byte, except the reserved header bytes (5, 12..15),
  *     which the encoder writes as zeros;
  *   - decoding that encoding gives the same fields and strings;
- *   - rec_to_task() copies every string NUL-terminated, maps READY with a
+ *   - m2s_rec_to_task() copies every string NUL-terminated, maps READY with a
  *     future next_run to SCHEDULED and keeps the lease token only while
  *     LEASED.
  * Any difference aborts (a crash for libFuzzer). The index keys
- * (ready_key, time_key) are built from the decoded times and checked for
- * their big-endian order too.
+ * (m2s_ready_key, m2s_time_key) are built from the decoded times and
+ * checked for their big-endian order too.
  */
 #include "config.h"
 
@@ -78,7 +78,7 @@ static void check_task_str(const char *t, const char *s, size_t n)
 
 static void check_task(const struct rec *r, int64_t now)
 {
-	struct m2w_task *t = rec_to_task(r, "tracking", now);
+	struct m2w_task *t = m2s_rec_to_task(r, "tracking", now);
 
 	CHECK(t != NULL);
 	CHECK(t->id == r->id);
@@ -104,11 +104,11 @@ static void check_keys(const struct rec *r)
 	unsigned char rk[READY_KEY_LEN], tk[TIME_KEY_LEN];
 	uint64_t at = (uint64_t)(r->next_run < 0 ? 0 : r->next_run);
 
-	ready_key(rk, r->type_id, r->next_run, r->id);
+	m2s_ready_key(rk, r->type_id, r->next_run, r->id);
 	CHECK(get_be16(rk) == r->type_id);
 	CHECK(get_be64(rk + 2) == at);
 	CHECK(get_be64(rk + 10) == r->id);
-	time_key(tk, r->lease_expiry, r->id);
+	m2s_time_key(tk, r->lease_expiry, r->id);
 	CHECK(get_be64(tk) ==
 	      (uint64_t)(r->lease_expiry < 0 ? 0 : r->lease_expiry));
 	CHECK(get_be64(tk + 8) == r->id);
@@ -134,7 +134,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		id = get_be64(data + size - 8) | 1; /* any id, never 0 */
 
 	errbuf[0] = '\0';
-	rc = rec_decode(id, copy, size, &r1, errbuf);
+	rc = m2s_rec_decode(id, copy, size, &r1, errbuf);
 	if (rc != M2W_OK) {
 		CHECK(rc == M2W_ECORRUPT);
 		CHECK(errbuf[0] != '\0' && strlen(errbuf) < sizeof(errbuf));
@@ -143,12 +143,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	CHECK(r1.id == id);
 	CHECK(r1.state != M2W_SCHEDULED && r1.state < M2W_NSTATES);
-	n = rec_size(&r1);
+	n = m2s_rec_size(&r1);
 	CHECK(n == size);
 
 	enc = malloc(n);
 	CHECK(enc != NULL);
-	rec_encode(&r1, enc);
+	m2s_rec_encode(&r1, enc);
 	for (i = 0; i < n; i++) {
 		int reserved = i == 5 || (i >= 12 && i < 16);
 
@@ -157,7 +157,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	/* the payload points into the value: decode the encoding from a
 	 * buffer of its own, then compare */
-	rc = rec_decode(id, enc, n, &r2, errbuf);
+	rc = m2s_rec_decode(id, enc, n, &r2, errbuf);
 	CHECK(rc == M2W_OK);
 	check_same(&r1, &r2);
 	CHECK(r2.payload >= (const char *)enc &&

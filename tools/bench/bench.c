@@ -70,6 +70,7 @@
 
 #include <lmdb.h>
 
+#include "m2worker/admin.h"
 #include "m2worker/error.h"
 #include "m2worker/queue.h"
 

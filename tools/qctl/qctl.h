@@ -16,6 +16,7 @@
 
 #include <json-c/json.h>
 
+#include "m2worker/admin.h"
 #include "m2worker/queue.h"
 #include "m2worker/report.h"
 

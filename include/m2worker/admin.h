@@ -1,0 +1,164 @@
+/*
+ * admin.h - the task store for operators: inspection and repair.
+ *
+ * Who calls it: operators through qctl (tools/qctl: stats, list, show,
+ * requeue, retry-now, delete, purge, pause, resume, check, backup), and the
+ * daemon's HTTP API for what it shows of the store (/v1/stats,
+ * /v1/tasks/{id}, the depth in /metrics, whether a pushed type is paused);
+ * report.h turns tasks and stats into the JSON both print. Producers and
+ * workers need only queue.h, which this header includes.
+ *
+ * Safe from another process while the daemon runs: qctl opens the live
+ * store (several processes may open one store at once). Reads (get,
+ * history, list, stats, check) each run in one LMDB read transaction: a
+ * consistent snapshot that never blocks the daemon's writers. Changes
+ * (requeue, retry-now, delete, purge, pause) are write transactions like
+ * the workers' own, serialised by LMDB's writer lock, so no process ever
+ * sees half a change; bulk repairs commit in chunks so they never hold
+ * that lock for long. A leased task is never requeued, and is deleted only
+ * with `force`. Backup copies the store while writers go on.
+ *
+ * The conventions of queue.h hold here too: thread-safe calls, results
+ * allocated by the library and freed with the matching *_free, times in
+ * ms since the Unix epoch, errors as enum m2w_err with an optional errbuf.
+ */
+#ifndef M2WORKER_ADMIN_H
+#define M2WORKER_ADMIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "m2worker/error.h"
+#include "m2worker/queue.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define M2W_HISTORY_MAX 16   /* attempts kept in a task's history */
+#define M2W_CURSOR_MAX 64    /* bytes of a list cursor, with its NUL */
+
+/* ------------------------------------------------------------ inspection */
+
+/* One task by id, with its current state (SCHEDULED derived). */
+int m2w_queue_get(struct m2w_queue *q, uint64_t id, struct m2w_task **out,
+		  char *errbuf);
+
+/* One past attempt of a task. */
+struct m2w_attempt {
+	unsigned attempt;
+	int64_t at_ms;           /* when it ended */
+	int64_t duration_ms;
+	int http_status;
+	int outcome;             /* enum m2w_class, or M2W_OUTCOME_* below */
+	char message[M2W_MESSAGE_MAX + 1];
+};
+#define M2W_OUTCOME_EXPIRED 10  /* the lease ran out (worker crashed?) */
+#define M2W_OUTCOME_RELEASED 11 /* handed back at shutdown, not counted */
+#define M2W_OUTCOME_SNOOZED 12  /* put off, not counted */
+
+/* The last M2W_HISTORY_MAX attempts, oldest first; free(*out). */
+int m2w_queue_history(struct m2w_queue *q, uint64_t id,
+		      struct m2w_attempt **out, size_t *n, char *errbuf);
+
+struct m2w_list_opts {
+	int state;               /* enum m2w_state */
+	const char *type;        /* NULL = any */
+	const char *grep;        /* substring of last_error or payload; NULL = any */
+	size_t limit;            /* 0 = 100 */
+	const char *after;       /* cursor from a previous page, or NULL */
+};
+
+/*
+ * Lists tasks of one state in index order (ready/scheduled by type then
+ * next run, leased by expiry, done/dead/superseded by the time they ended,
+ * waiting by group). `next` (M2W_CURSOR_MAX bytes) receives the cursor of
+ * the next page, "" when this page was the last. Paging is stable: tasks
+ * that move meanwhile are neither repeated nor skipped within their index.
+ */
+int m2w_queue_list(struct m2w_queue *q, const struct m2w_list_opts *opts,
+		   struct m2w_task ***out, size_t *n, char *next, char *errbuf);
+
+struct m2w_type_stats {
+	char type[M2W_TYPE_MAX + 1];
+	int paused;
+	uint64_t count[M2W_NSTATES];
+	int64_t oldest_ready_ms;   /* next_run of the oldest ready task, 0 if none */
+};
+
+struct m2w_stats {
+	struct m2w_type_stats *types;
+	size_t ntypes;
+	uint64_t count[M2W_NSTATES]; /* sums over types */
+	int paused_all;
+	int64_t oldest_ready_ms;     /* over all types, 0 if none */
+	uint64_t map_size;           /* current map size, bytes */
+	uint64_t map_used;           /* bytes of the file in use (high-water) */
+	uint64_t map_max;
+	uint64_t next_id;
+};
+
+int m2w_queue_stats(struct m2w_queue *q, struct m2w_stats *out, char *errbuf);
+void m2w_stats_free(struct m2w_stats *st);
+
+/* ---------------------------------------------------------------- repair */
+
+/* Which dead tasks a requeue takes. */
+struct m2w_requeue_opts {
+	const uint64_t *ids;     /* these tasks (must be dead) ... */
+	size_t nids;
+	const char *type;        /* ... or every dead task of this type */
+	const char *grep;        /* ... and/or whose last error contains this */
+	int keep_attempts;       /* else attempts start again from 0 */
+	int dry_run;             /* count and list, change nothing */
+	int force;               /* with ids: also tasks that are not dead (not leased) */
+};
+
+/*
+ * Moves dead tasks back to ready. *count gets how many moved (or would);
+ * `ids_out` (may be NULL) receives a malloc'd array of their ids.
+ * With ids, a task that is not dead is M2W_ESTATE unless `force` (a leased
+ * task is never requeued).
+ */
+int m2w_queue_requeue(struct m2w_queue *q, const struct m2w_requeue_opts *o,
+		      size_t *count, uint64_t **ids_out, char *errbuf);
+
+/* A scheduled (or waiting-for-backoff) task runs now. */
+int m2w_queue_retry_now(struct m2w_queue *q, uint64_t id, char *errbuf);
+
+/* Deletes one task with its key, history and index entries. A leased task
+ * gives M2W_ESTATE unless `force`. */
+int m2w_queue_delete(struct m2w_queue *q, uint64_t id, int force,
+		     char *errbuf);
+
+/*
+ * Deletes tasks in `state` (DONE, SUPERSEDED or DEAD) that ended before
+ * `before_ms`, with their idempotency keys: the same key may then be
+ * enqueued again. *count gets how many.
+ */
+int m2w_queue_purge(struct m2w_queue *q, int state, int64_t before_ms,
+		    size_t *count, char *errbuf);
+
+/* Pauses or resumes a type (NULL: every type, present and future).
+ * Persisted; seen by every process at its next lease. */
+int m2w_queue_pause(struct m2w_queue *q, const char *type, int paused,
+		    char *errbuf);
+
+/*
+ * A hot, compacted copy of the store into directory `dir` (created; it must
+ * not exist yet), consistent as of one moment, while writers go on. The copy
+ * is written under a temporary name, synced, then renamed, so `dir` is
+ * either absent or a complete store that m2w_queue_open opens.
+ */
+int m2w_queue_backup(struct m2w_queue *q, const char *dir, char *errbuf);
+
+/*
+ * Verifies that every index agrees with the tasks table and every record
+ * decodes. M2W_OK, or M2W_ECORRUPT with the first disagreement in errbuf.
+ */
+int m2w_queue_check(struct m2w_queue *q, char *errbuf);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
