@@ -299,7 +299,7 @@ START_TEST(test_full)
 		 "map_max=2GiB\n"
 		 "nosync = YES\n"
 		 "[magento]\n"
-		 "  base_url = https://shop.example.com/rest/V1#frag  \n"
+		 "  base_url = https://shop.example.com/rest/V1  \n"
 		 "store_code = de_store\n"
 		 "auth = oauth\n"
 		 "token = env:M2W_TEST_TOKEN\n"
@@ -378,7 +378,7 @@ START_TEST(test_full)
 	ck_assert_int_eq(c.nosync, 1);
 
 	ck_assert_str_eq(c.magento.base_url,
-			 "https://shop.example.com/rest/V1#frag");
+			 "https://shop.example.com/rest/V1");
 	ck_assert_str_eq(c.magento.store_code, "de_store");
 	ck_assert_int_eq(c.magento.auth, M2_AUTH_OAUTH);
 	ck_assert_str_eq(c.magento.token, "tok-from-env");

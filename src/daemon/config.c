@@ -1288,7 +1288,7 @@ static void check_all(struct parser *p)
 	};
 	char eb[M2W_ERRBUF_SIZE];
 	const char *mode;
-	int line, l, before;
+	int line, l;
 	size_t i;
 
 	if (!m->base_url && !seen_line(p, "magento", "base_url"))
@@ -1296,7 +1296,6 @@ static void check_all(struct parser *p)
 
 	line = seen_line(p, "magento", "auth");
 	mode = auth_names[m->auth];
-	before = p->count;
 	switch (m->auth) {
 	case M2_AUTH_TOKEN:
 		need(p, line, mode, "token", m->token);
@@ -1344,10 +1343,10 @@ static void check_all(struct parser *p)
 	else if (cfg->http && cfg->http_tokens && m2w_http_cfg_check(cfg, eb))
 		mistake(p, seen_line(p, "http", "tokens"), "%s", eb);
 #endif
-	/* what the Magento client refuses at start (base_url's form, the
-	 * credentials of the auth mode are checked above) */
+	/* what the Magento client refuses at start: base_url's form (the
+	 * credentials of the auth mode are the checks above, said once) */
 	if (m->base_url && m2_client_check(m, eb) == M2W_EINVAL &&
-	    (strncmp(eb, "auth ", 5) != 0 || p->count == before))
+	    strncmp(eb, "auth ", 5) != 0)
 		mistake(p, seen_line(p, "magento", "base_url"), "[magento] %s",
 			eb);
 	for (i = 0; i < cfg->nwatches; i++) {

@@ -239,7 +239,7 @@ static int normalise_base(const char *base, const char *store, char **out,
 	size_t n = strlen(base);
 	struct m2_buf b;
 
-	if (strncmp(base, "http://", 7) && strncmp(base, "https://", 8))
+	if (strncasecmp(base, "http://", 7) && strncasecmp(base, "https://", 8))
 		return m2w_fail(errbuf, M2W_EINVAL, "base_url \"%.100s\" is "
 				"not an http:// or https:// URL", base);
 	if (strpbrk(base, "?# \t\r\n"))
