@@ -56,6 +56,7 @@
 #include "m2worker/ingest.h"
 #include "m2worker/jobs.h"
 #include "m2worker/log.h"
+#include "m2worker/parse.h"
 
 #if MHD_VERSION >= 0x00097002
 typedef enum MHD_Result mhd_ret;
@@ -397,15 +398,9 @@ static int push_opts(struct MHD_Connection *c, struct req *rq,
 	bo->key_field = kf && *kf ? kf : NULL;
 	bo->source = "http";
 	bo->rows_max = M2W_HTTP_ROWS_MAX;
-	if (delim && *delim) {
-		if (strcmp(delim, ",") == 0 || strcmp(delim, ";") == 0)
-			bo->delimiter = delim[0];
-		else if (strcmp(delim, "tab") == 0 || strcmp(delim, "\t") == 0)
-			bo->delimiter = '\t';
-		else {
-			set_error(out, 400, "?delimiter must be , ; or tab");
-			return -1;
-		}
+	if (delim && *delim && m2w_parse_delimiter(delim, &bo->delimiter) < 0) {
+		set_error(out, 400, "?delimiter must be , ; or tab");
+		return -1;
 	}
 	if (!rq->len) {
 		set_error(out, 400, "empty body");
