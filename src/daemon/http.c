@@ -52,6 +52,7 @@
 #include <openssl/evp.h>
 
 #include "http.h"
+#include "m2worker/clock.h"
 #include "m2worker/report.h"
 #include "m2worker/ingest.h"
 #include "m2worker/jobs.h"
@@ -121,14 +122,6 @@ struct m2w_http {
 };
 
 /* ------------------------------------------------------------- helpers */
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void sha256(const void *s, size_t n, unsigned char *md)
 {
@@ -244,7 +237,7 @@ static void on_connection(void *cls, struct MHD_Connection *c,
 		if (!ci || !(k = calloc(1, sizeof(*k))))
 			return;
 		k->fd = ci->connect_fd;
-		k->deadline = mono_ms() + h->timeout_ms;
+		k->deadline = m2w_clock_mono_ms() + h->timeout_ms;
 		pthread_mutex_lock(&h->mu);
 		k->next = h->conns;
 		if (h->conns)
@@ -277,7 +270,7 @@ static void *sweep(void *arg)
 
 	pthread_mutex_lock(&h->mu);
 	while (!h->stop) {
-		now = mono_ms();
+		now = m2w_clock_mono_ms();
 		for (k = h->conns; k; k = k->next) {
 			if (!k->deadline || now < k->deadline)
 				continue;
@@ -545,7 +538,8 @@ static void push(struct m2w_http *h, struct MHD_Connection *c,
 		"type=%s rows=%llu ms=%lld", b.ntasks - ndup, ndup,
 		mixed ? mixed : b.ntasks ? b.tasks[0].type
 					 : bo.type ? bo.type : "-",
-		(unsigned long long)b.rows, (long long)(mono_ms() - rq->t0));
+		(unsigned long long)b.rows,
+		(long long)(m2w_clock_mono_ms() - rq->t0));
 out:
 	m2w_body_free(&b);
 }
@@ -715,7 +709,8 @@ static mhd_ret send_reply(struct m2w_http *h, struct MHD_Connection *c,
 		m2w_log(M2W_LOG_DEBUG, "http.request", "method=%s path=%s "
 			"status=%d bytes=%zu ms=%lld peer=%s", rq->method,
 			m2w_log_quote(q1, sizeof(q1), rq->path), r->status,
-			rq->len, (long long)(mono_ms() - rq->t0), peer);
+			rq->len, (long long)(m2w_clock_mono_ms() - rq->t0),
+			peer);
 	}
 	return ret;
 }
@@ -849,7 +844,7 @@ static mhd_ret on_request(void *cls, struct MHD_Connection *c,
 		if (!(rq = calloc(1, sizeof(*rq))))
 			return MHD_NO;
 		*con_cls = rq;
-		rq->t0 = mono_ms();
+		rq->t0 = m2w_clock_mono_ms();
 		snprintf(rq->method, sizeof(rq->method), "%s", method);
 		snprintf(rq->path, sizeof(rq->path), "%s", url);
 		if (route(h, c, rq, &out))
@@ -922,7 +917,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 		*con_cls = NULL;
 	}
 	/* the next request of a kept-alive connection gets its own time */
-	conn_deadline(h, c, mono_ms() + h->timeout_ms);
+	conn_deadline(h, c, m2w_clock_mono_ms() + h->timeout_ms);
 }
 
 /* --------------------------------------------------------------- start */

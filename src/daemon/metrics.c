@@ -13,8 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "m2worker/clock.h"
 #include "worker.h"
 
 static const int64_t bounds[M2W_LAT_BUCKETS - 1] = {
@@ -40,14 +40,6 @@ void m2w_metrics_call(struct m2w_metrics *m, int status, int64_t ms)
 static unsigned long long ld(const uint64_t *v)
 {
 	return (unsigned long long)__atomic_load_n(v, __ATOMIC_RELAXED);
-}
-
-static int64_t wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 struct out {
@@ -108,7 +100,7 @@ int m2w_metrics_render(const struct m2w_metrics *m,
 					   "auth" };
 	struct out o = { NULL, 0, 0, 0 };
 	uint64_t cum = 0;
-	int64_t now = wall_ms();
+	int64_t now = m2w_clock_ms();
 	size_t i;
 	int s;
 

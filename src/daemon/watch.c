@@ -51,6 +51,7 @@
 
 #include <csv.h>
 
+#include "m2worker/clock.h"
 #include "m2worker/ingest.h"
 #include "m2worker/log.h"
 #include "watch.h"
@@ -93,22 +94,6 @@ struct m2w_watcher {
 };
 
 /* ----------------------------------------------------------- helpers */
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int stopping(struct m2w_watcher *w)
 {
@@ -711,7 +696,7 @@ static int take(struct m2w_watcher *w, struct wdir *d, const char *name)
 	char *src = NULL, *part_name = NULL;
 	FILE *raw = NULL, *in = NULL;
 	cookie_io_functions_t io;
-	int64_t t0 = mono_ms();
+	int64_t t0 = m2w_clock_mono_ms();
 	int fd = -1, rc, resumed = 0;
 
 	memset(&e, 0, sizeof(e));
@@ -787,7 +772,7 @@ static int take(struct m2w_watcher *w, struct wdir *d, const char *name)
 		memset(&info, 0, sizeof(info));
 		snprintf(info.fingerprint, sizeof(info.fingerprint), "%s", fp);
 		snprintf(info.name, sizeof(info.name), "%s", name);
-		info.first_ms = wall_ms();
+		info.first_ms = m2w_clock_ms();
 	} else if (rc != M2W_OK) {
 		m2w_log(M2W_LOG_WARN, "file.retry", "watch=%s file=%s "
 			"error=%s", d->c->name, qf,
@@ -859,7 +844,7 @@ static int take(struct m2w_watcher *w, struct wdir *d, const char *name)
 	info.accepted = base.accepted + res.accepted;
 	info.duplicates = base.duplicates + res.duplicates;
 	info.rejected = base.rejected + res.rejected;
-	info.finished_ms = wall_ms();
+	info.finished_ms = m2w_clock_ms();
 	if ((rc = m2w_queue_enqueue_file(w->q, NULL, 0, &info, eb)) != M2W_OK) {
 		m2w_log(M2W_LOG_WARN, "file.retry", "watch=%s file=%s "
 			"error=%s (left in place, retried later)", d->c->name,
@@ -881,8 +866,8 @@ static int take(struct m2w_watcher *w, struct wdir *d, const char *name)
 		(unsigned long long)info.accepted,
 		(unsigned long long)info.duplicates,
 		(unsigned long long)info.rejected,
-		(long long)(mono_ms() - t0), resumed ? " resumed=yes" : "",
-		final);
+		(long long)(m2w_clock_mono_ms() - t0),
+		resumed ? " resumed=yes" : "", final);
 	rc = M2W_OK;
 out:
 	if (in)
@@ -1005,7 +990,7 @@ static void due(struct m2w_watcher *w, struct wdir *d)
 
 	for (i = 0; i < d->ncand && !stopping(w);) {
 		struct cand *c = &d->cand[i];
-		int64_t now = mono_ms(), mt;
+		int64_t now = m2w_clock_mono_ms(), mt;
 		struct stat st;
 		char *p;
 		int rc;
@@ -1039,7 +1024,7 @@ static void due(struct m2w_watcher *w, struct wdir *d)
 			cand_drop(d, c);
 			continue;
 		}
-		c->retry_at = mono_ms() + retry_ms(d);
+		c->retry_at = m2w_clock_mono_ms() + retry_ms(d);
 		i++;
 	}
 }
@@ -1079,7 +1064,7 @@ static void inotify_events(struct m2w_watcher *w, int *rescan)
 				if (p && stat(p, &st) == 0 && S_ISREG(st.st_mode))
 					cand_update(&w->d[k], ev->name, &st,
 						    (ev->mask & IN_MOVED_TO) != 0,
-						    mono_ms());
+						    m2w_clock_mono_ms());
 				free(p);
 			}
 		}
@@ -1099,7 +1084,7 @@ static void *watch_main(void *arg)
 		interval = 10;
 	while (!stopping(w)) {
 		struct pollfd pf[2];
-		int64_t now = mono_ms(), next;
+		int64_t now = m2w_clock_mono_ms(), next;
 		int nf = 0, rescan = 0;
 
 		if (now >= next_scan) {
@@ -1109,7 +1094,7 @@ static void *watch_main(void *arg)
 		}
 		for (i = 0; i < w->nd && !stopping(w); i++)
 			due(w, &w->d[i]);
-		now = mono_ms();
+		now = m2w_clock_mono_ms();
 		next = next_scan;
 		for (i = 0; i < w->nd; i++) {
 			const struct wdir *d = &w->d[i];
@@ -1375,7 +1360,7 @@ int m2w_watch_run_once(struct m2w_queue *q, const struct m2w_config *cfg,
 	if ((rc = watcher_new(q, cfg, wc, 1, &w, errbuf)) != M2W_OK)
 		return rc;
 	d = &w->d[0];
-	scan(d, mono_ms());
+	scan(d, m2w_clock_mono_ms());
 	for (i = 0; i < d->ncand; i++) {
 		rc = take(w, d, d->cand[i].name);
 		if (rc != M2W_OK && rc != M2W_ENOTFOUND && first == M2W_OK)

@@ -50,14 +50,6 @@
 
 /* ------------------------------------------------------------ results */
 
-int64_t m2i_mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void m2i_result_clear(struct m2_result *res)
 {
 	res->http_status = 0;
@@ -676,8 +668,7 @@ static void throttle(struct m2_client *c)
 
 	if (c->rate_limit <= 0)
 		return;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	now = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+	now = m2w_clock_mono_us();
 	pthread_mutex_lock(&c->lock);
 	at = c->next_slot_us > now ? c->next_slot_us : now;
 	c->next_slot_us = at + (int64_t)(1e6 / c->rate_limit);
@@ -1150,11 +1141,12 @@ static int call_once(struct m2_conn *k, const char *method, const char *url,
 	rc = auth_header(k, method, url, &hdr, gen, res);
 	if (rc)
 		return rc;
-	t0 = m2i_mono_ms();
+	t0 = m2w_clock_mono_ms();
 	cc = perform(k, method, url, body, hdr, x);
 	wipe_free(hdr);
 	if (k->observe && cc != CURLE_ABORTED_BY_CALLBACK)
-		k->observe(k->observe_arg, (int)x->status, m2i_mono_ms() - t0);
+		k->observe(k->observe_arg, (int)x->status,
+			   m2w_clock_mono_ms() - t0);
 	if (cc != CURLE_OK)
 		return transport_error(k, cc, x, "", res);
 	return M2W_OK;
@@ -1164,7 +1156,7 @@ int m2i_call(struct m2_conn *k, const char *method, const char *path,
 	     const char *body, struct m2_response *resp,
 	     struct json_object **json, struct m2_result *res)
 {
-	int64_t start = m2i_mono_ms();
+	int64_t start = m2w_clock_mono_ms();
 	struct exchange x;
 	uint64_t gen = 0;
 	char *url = NULL;
@@ -1202,7 +1194,7 @@ int m2i_call(struct m2_conn *k, const char *method, const char *path,
 		give_body(&x, resp);
 	m2i_buf_release(&x.body);
 	free(url);
-	res->duration_ms = m2i_mono_ms() - start;
+	res->duration_ms = m2w_clock_mono_ms() - start;
 	return rc;
 }
 

@@ -27,6 +27,7 @@
 #include <curl/curl.h>
 #include <json-c/json.h>
 
+#include "m2worker/clock.h"
 #include "m2worker/magento.h"
 
 #define M2_BODY_MAX (64u * 1024 * 1024)  /* response cap */
@@ -100,7 +101,6 @@ int m2i_buf_add_enc(struct m2_buf *b, const char *s, size_t n);
 
 /* ------------------------------------------------------------ results */
 
-int64_t m2i_mono_ms(void);
 void m2i_result_clear(struct m2_result *res);
 /* Fills cls and message (printf) and returns err. */
 int m2i_result_set(struct m2_result *res, int err, int cls,

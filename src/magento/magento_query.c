@@ -330,7 +330,7 @@ int m2i_search_walk(struct m2_conn *k, const char *path, const char *query,
 		    int (*each)(struct json_object *item, void *arg),
 		    void *arg, struct m2_result *res)
 {
-	int64_t seen = 0, start = m2i_mono_ms();
+	int64_t seen = 0, start = m2w_clock_mono_ms();
 	int page, rc = M2W_OK, stop = 0, size = clamp_page(page_size);
 	char *url;
 
@@ -350,7 +350,7 @@ int m2i_search_walk(struct m2_conn *k, const char *path, const char *query,
 		rc = walk_page(k, url, size, each, arg, &seen, &stop, res);
 		free(url);
 	}
-	res->duration_ms = m2i_mono_ms() - start;
+	res->duration_ms = m2w_clock_mono_ms() - start;
 	return rc;
 }
 
