@@ -52,6 +52,7 @@
 #include <openssl/evp.h>
 
 #include "http.h"
+#include "m2worker/buf.h"
 #include "m2worker/clock.h"
 #include "m2worker/report.h"
 #include "m2worker/ingest.h"
@@ -93,8 +94,7 @@ struct req {
 	char path[128];
 	int push;                /* POST /v1/tasks, accepted so far */
 	int kind;                /* body format, enum m2w_body_format */
-	char *body;
-	size_t len, cap;
+	struct m2w_buf body;     /* capped at [http] body_max */
 	int too_big;
 	int answered;            /* a response is queued */
 };
@@ -395,7 +395,7 @@ static int push_opts(struct MHD_Connection *c, struct req *rq,
 		set_error(out, 400, "?delimiter must be , ; or tab");
 		return -1;
 	}
-	if (!rq->len) {
+	if (!rq->body.len) {
 		set_error(out, 400, "empty body");
 		return -1;
 	}
@@ -417,7 +417,7 @@ static void push(struct m2w_http *h, struct MHD_Connection *c,
 	memset(&b, 0, sizeof(b));
 	if (push_opts(c, rq, &bo, out))
 		return;
-	rc = m2w_ingest_parse_body(rq->body, rq->len, &bo, &b);
+	rc = m2w_ingest_parse_body(rq->body.buf, rq->body.len, &bo, &b);
 	if (rc == M2W_ENOMEM) {
 		set_error(out, 500, "out of memory");
 		goto out;
@@ -595,12 +595,13 @@ static void get_task(struct m2w_http *h, const char *id, struct reply *out)
 
 static void get_metrics(struct m2w_http *h, struct reply *out)
 {
-	char eb[M2W_ERRBUF_SIZE] = "", *text = NULL, *all;
+	char eb[M2W_ERRBUF_SIZE] = "";
+	struct m2w_buf text = M2W_BUF_INIT;
 	struct m2w_stats st;
 	const struct m2w_metrics *m = h->pool ? m2w_pool_metrics(h->pool)
 					      : &h->nometrics;
 	int have = m2w_queue_stats(h->q, &st, eb) == M2W_OK;
-	size_t i, n, len, cap;
+	size_t i;
 	int rc;
 
 	rc = m2w_metrics_render(m, h->cfg, have ? &st : NULL,
@@ -609,39 +610,38 @@ static void get_metrics(struct m2w_http *h, struct reply *out)
 	if (have)
 		m2w_stats_free(&st);
 	if (rc) {
+		m2w_buf_release(&text);
 		set_error(out, 500, "%s", m2w_strerror(rc));
 		return;
 	}
-	len = strlen(text);
-	cap = len + 1024 + NCODES * 64;
-	if (!(all = realloc(text, cap))) {
-		free(text);
+	m2w_buf_adds(&text, "# HELP m2worker_http_requests_total HTTP "
+		     "requests by status.\n# TYPE "
+		     "m2worker_http_requests_total counter\n");
+	for (i = 0; i < NCODES; i++)
+		m2w_buf_addf(&text, "m2worker_http_requests_total{code=\"%d\"} "
+			     "%llu\n", codes[i], (unsigned long long)
+			     __atomic_load_n(&h->responses[i],
+					     __ATOMIC_RELAXED));
+	m2w_buf_addf(&text, "# HELP m2worker_http_pushed_tasks_total "
+		     "Tasks pushed over HTTP (new, or duplicates of known "
+		     "ones).\n# TYPE m2worker_http_pushed_tasks_total counter\n"
+		     "m2worker_http_pushed_tasks_total{result=\"accepted\"} "
+		     "%llu\n"
+		     "m2worker_http_pushed_tasks_total{result=\"duplicate\"} "
+		     "%llu\n",
+		     (unsigned long long)__atomic_load_n(&h->pushed,
+							 __ATOMIC_RELAXED),
+		     (unsigned long long)__atomic_load_n(&h->duplicates,
+							 __ATOMIC_RELAXED));
+	if (text.failed) {
+		m2w_buf_release(&text);
 		set_error(out, 500, "out of memory");
 		return;
 	}
-	n = (size_t)snprintf(all + len, cap - len, "# HELP "
-		"m2worker_http_requests_total HTTP requests by status.\n"
-		"# TYPE m2worker_http_requests_total counter\n");
-	len += n;
-	for (i = 0; i < NCODES; i++) {
-		n = (size_t)snprintf(all + len, cap - len,
-			"m2worker_http_requests_total{code=\"%d\"} %llu\n",
-			codes[i], (unsigned long long)__atomic_load_n(
-				&h->responses[i], __ATOMIC_RELAXED));
-		len += n;
-	}
-	snprintf(all + len, cap - len, "# HELP m2worker_http_pushed_tasks_total "
-		 "Tasks pushed over HTTP (new, or duplicates of known ones).\n"
-		 "# TYPE m2worker_http_pushed_tasks_total counter\n"
-		 "m2worker_http_pushed_tasks_total{result=\"accepted\"} %llu\n"
-		 "m2worker_http_pushed_tasks_total{result=\"duplicate\"} %llu\n",
-		 (unsigned long long)__atomic_load_n(&h->pushed, __ATOMIC_RELAXED),
-		 (unsigned long long)__atomic_load_n(&h->duplicates,
-						     __ATOMIC_RELAXED));
 	free(out->body);
 	out->status = 200;
 	out->ctype = "text/plain; version=0.0.4; charset=utf-8";
-	out->body = all;
+	out->body = m2w_buf_detach(&text);
 }
 
 /* ------------------------------------------------------------- requests */
@@ -709,7 +709,7 @@ static mhd_ret send_reply(struct m2w_http *h, struct MHD_Connection *c,
 		m2w_log(M2W_LOG_DEBUG, "http.request", "method=%s path=%s "
 			"status=%d bytes=%zu ms=%lld peer=%s", rq->method,
 			m2w_log_quote(q1, sizeof(q1), rq->path), r->status,
-			rq->len, (long long)(m2w_clock_mono_ms() - rq->t0),
+			rq->body.len, (long long)(m2w_clock_mono_ms() - rq->t0),
 			peer);
 	}
 	return ret;
@@ -845,6 +845,7 @@ static mhd_ret on_request(void *cls, struct MHD_Connection *c,
 			return MHD_NO;
 		*con_cls = rq;
 		rq->t0 = m2w_clock_mono_ms();
+		m2w_buf_init(&rq->body, h->cfg->http_body_max);
 		snprintf(rq->method, sizeof(rq->method), "%s", method);
 		snprintf(rq->path, sizeof(rq->path), "%s", url);
 		if (route(h, c, rq, &out))
@@ -859,13 +860,11 @@ static mhd_ret on_request(void *cls, struct MHD_Connection *c,
 		size_t n = *upload_size;
 
 		*upload_size = 0;
-		if (rq->too_big || rq->len + n > h->cfg->http_body_max) {
+		if (rq->too_big || rq->body.len + n > h->cfg->http_body_max) {
 			if (rq->too_big)
 				return MHD_YES; /* dropped */
 			rq->too_big = 1;
-			free(rq->body);
-			rq->body = NULL;
-			rq->len = rq->cap = 0;
+			m2w_buf_release(&rq->body);
 			/* answer now where MHD allows it (newer MHD); else
 			 * the rest is dropped and 413 goes out at its end */
 			set_error(&out, 413, "body is larger than %zu bytes",
@@ -874,22 +873,8 @@ static mhd_ret on_request(void *cls, struct MHD_Connection *c,
 			send_reply(h, c, rq, &out);
 			return MHD_YES;
 		}
-		if (rq->len + n + 1 > rq->cap) {
-			size_t cap = rq->cap ? rq->cap : 4096;
-			char *b;
-
-			while (cap < rq->len + n + 1)
-				cap *= 2;
-			if (cap > h->cfg->http_body_max + 1)
-				cap = h->cfg->http_body_max + 1;
-			if (!(b = realloc(rq->body, cap)))
-				return MHD_NO;
-			rq->body = b;
-			rq->cap = cap;
-		}
-		memcpy(rq->body + rq->len, upload_data, n);
-		rq->len += n;
-		rq->body[rq->len] = '\0';
+		if (m2w_buf_add(&rq->body, upload_data, n) < 0)
+			return MHD_NO;
 		return MHD_YES;
 	}
 	/* the whole request is in */
@@ -912,7 +897,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 
 	(void)toe;
 	if (rq) {
-		free(rq->body);
+		m2w_buf_release(&rq->body);
 		free(rq);
 		*con_cls = NULL;
 	}

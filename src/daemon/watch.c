@@ -51,6 +51,7 @@
 
 #include <csv.h>
 
+#include "m2worker/buf.h"
 #include "m2worker/clock.h"
 #include "m2worker/ingest.h"
 #include "m2worker/log.h"
@@ -432,8 +433,7 @@ struct errs {
 	int fd;                  /* -1 until the first row */
 	uint64_t done_line;      /* lines up to this one are in the part */
 	int failed;              /* could not write: logged once */
-	char *buf;
-	size_t cap;
+	struct m2w_buf text;     /* the row being written */
 };
 
 struct maxline {
@@ -490,21 +490,8 @@ static uint64_t part_max_line(const char *part)
 	return m.max;
 }
 
-static int buf_need(struct errs *e, size_t n)
-{
-	char *b;
-
-	if (n <= e->cap)
-		return 0;
-	if (!(b = realloc(e->buf, n)))
-		return -1;
-	e->buf = b;
-	e->cap = n;
-	return 0;
-}
-
-/* s as a CSV field at e->buf + o; the new end. */
-static size_t csv_field(struct errs *e, size_t o, const char *s)
+/* Appends s as a CSV field, then `end`. */
+static void csv_field(struct m2w_buf *b, const char *s, char end)
 {
 	size_t i, n = strlen(s);
 	int q = n && (s[0] == ' ' || s[n - 1] == ' ');
@@ -512,17 +499,17 @@ static size_t csv_field(struct errs *e, size_t o, const char *s)
 	for (i = 0; i < n && !q; i++)
 		q = s[i] == ',' || s[i] == '"' || s[i] == '\n' || s[i] == '\r';
 	if (!q) {
-		memcpy(e->buf + o, s, n);
-		return o + n;
+		m2w_buf_add(b, s, n);
+	} else {
+		m2w_buf_addc(b, '"');
+		for (i = 0; i < n; i++) {
+			if (s[i] == '"')
+				m2w_buf_addc(b, '"');
+			m2w_buf_addc(b, s[i]);
+		}
+		m2w_buf_addc(b, '"');
 	}
-	e->buf[o++] = '"';
-	for (i = 0; i < n; i++) {
-		if (s[i] == '"')
-			e->buf[o++] = '"';
-		e->buf[o++] = s[i];
-	}
-	e->buf[o++] = '"';
-	return o;
+	m2w_buf_addc(b, end);
 }
 
 static void on_error(void *arg, uint64_t line, const char *column,
@@ -531,7 +518,6 @@ static void on_error(void *arg, uint64_t line, const char *column,
 	static const char head[] = "line,column,reason,row\n";
 	struct errs *e = arg;
 	char num[24];
-	size_t o = 0;
 	struct stat st;
 
 	if (line <= e->done_line || e->failed)
@@ -547,19 +533,14 @@ static void on_error(void *arg, uint64_t line, const char *column,
 	}
 	if (!column)
 		column = "";
-	if (buf_need(e, 2 * (strlen(column) + strlen(reason) + strlen(row)) +
-			       64) != 0)
-		goto fail;
 	snprintf(num, sizeof(num), "%llu", (unsigned long long)line);
-	o = csv_field(e, o, num);
-	e->buf[o++] = ',';
-	o = csv_field(e, o, column);
-	e->buf[o++] = ',';
-	o = csv_field(e, o, reason);
-	e->buf[o++] = ',';
-	o = csv_field(e, o, row);
-	e->buf[o++] = '\n';
-	if (write(e->fd, e->buf, o) == (ssize_t)o)
+	m2w_buf_reset(&e->text);
+	csv_field(&e->text, num, ',');
+	csv_field(&e->text, column, ',');
+	csv_field(&e->text, reason, ',');
+	csv_field(&e->text, row, '\n');
+	if (!e->text.failed && write(e->fd, e->text.buf, e->text.len) ==
+				       (ssize_t)e->text.len)
 		return;
 fail:
 	{
@@ -878,7 +859,7 @@ out:
 		close(fd);
 	if (e.fd >= 0)
 		close(e.fd);
-	free(e.buf);
+	m2w_buf_release(&e.text);
 	free(e.part);
 	free(part_name);
 	free(src);
