@@ -320,7 +320,7 @@ START_TEST(test_query)
 	m2_query_page(&q, 7, 2);
 	m2_query_sort(&q, "created_at", 1);
 	m2_query_fields(&q, "items[entity_id,increment_id]");
-	ck_assert_int_eq(q.failed, 0);
+	ck_assert_int_eq(q.b.failed, 0);
 	s = m2_query_str(&q);
 	ck_assert_msg(s != NULL, "m2_query_str NULL");
 	ck_assert_msg(s[0] != '?', "query starts with '?': %s", s);
@@ -363,8 +363,8 @@ START_TEST(test_query)
 			      strcasestr(s, "fields=items%5Bentity_id,"
 					    "increment_id%5D"),
 		      "fields: %s", s);
-	ck_assert_msg(strlen(s) == q.len || q.len == 0,
-		      "len %zu vs strlen %zu", q.len, strlen(s));
+	ck_assert_msg(strlen(s) == q.b.len || q.b.len == 0,
+		      "len %zu vs strlen %zu", q.b.len, strlen(s));
 	m2_query_release(&q);
 }
 END_TEST

@@ -72,7 +72,8 @@ START_TEST(metrics_text)
 	struct m2w_config cfg;
 	struct m2w_stats st;
 	struct m2w_type_stats ts;
-	char *out = NULL;
+	struct m2w_buf text = M2W_BUF_INIT;
+	const char *out;
 
 	memset(&m, 0, sizeof(m));
 	memset(&cfg, 0, sizeof(cfg));
@@ -93,7 +94,8 @@ START_TEST(metrics_text)
 	st.map_used = 4096;
 	st.map_max = 1 << 30;
 	ck_assert_int_eq(m2w_metrics_render(&m, &cfg, &st, M2W_BREAKER_OPEN,
-					    &out), M2W_OK);
+					    &text), M2W_OK);
+	out = text.buf;
 	ck_assert_ptr_nonnull(strstr(out, "m2worker_tasks{type=\"tracking\","
 				     "state=\"ready\"} 5\n"));
 	ck_assert_ptr_nonnull(strstr(out, "m2worker_tasks_done_total"
@@ -114,7 +116,7 @@ START_TEST(metrics_text)
 	ck_assert_ptr_nonnull(strstr(out, "m2worker_breaker_state 1\n"));
 	ck_assert_ptr_nonnull(strstr(out, "# TYPE m2worker_magento_call_seconds "
 				     "histogram\n"));
-	free(out);
+	m2w_buf_release(&text);
 }
 END_TEST
 

@@ -8,8 +8,8 @@
  * reported as "FILE:LINE: ..." (all of them, not just the first) so that
  * `m2worker --check-config` can list them at once.
  *
- * Value forms: durations "500ms" "30s" "5m" "2h" "1d" (a bare number is
- * seconds); sizes "512KiB" "64MiB" "4GiB" (bare: bytes); booleans
+ * Value forms (parse.h): durations "500ms" "30s" "5m" "2h" "1d" (a bare
+ * number is seconds); sizes "512KiB" "64MiB" "4GiB" (bare: bytes); booleans
  * yes/no/true/false/on/off/1/0; secrets "env:NAME", "file:/path" or the
  * value itself (resolved at load with m2_secret_resolve; never logged).
  *
@@ -25,6 +25,7 @@
 #include "m2worker/jobs.h"
 #include "m2worker/log.h"
 #include "m2worker/magento.h"
+#include "m2worker/parse.h"  /* the value forms, m2w_parse_* */
 #include "m2worker/queue.h"
 
 #ifdef __cplusplus
@@ -148,13 +149,6 @@ const char *m2w_config_setting(const struct m2w_config *cfg,
 /* The map section `section` ([carriers]) of a job's settings, or NULL. */
 const struct m2w_map *m2w_config_map(const struct m2w_config *cfg,
 				     const char *section);
-
-/* "30s" -> 30000 etc.; -1 when it does not parse. */
-int64_t m2w_parse_duration_ms(const char *s);
-/* "64MiB" -> bytes; 0 when it does not parse. */
-size_t m2w_parse_size(const char *s);
-/* yes/no...: 1, 0, or -1. */
-int m2w_parse_bool(const char *s);
 
 #ifdef __cplusplus
 }

@@ -36,6 +36,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "m2worker/buf.h"
 #include "m2worker/error.h"
 
 #ifdef __cplusplus
@@ -153,11 +154,10 @@ int m2_request(struct m2_conn *k, const char *method, const char *path,
 
 /* ------------------------------------------------------ search criteria */
 
-/* Builds searchCriteria query strings, URL-encoding every value. */
+/* Builds searchCriteria query strings, URL-encoding every value; the
+ * text is b.buf (buf.h), b.failed once out of memory or given a NULL. */
 struct m2_query {
-	char *buf;
-	size_t len, cap;
-	int failed;                  /* out of memory at some point */
+	struct m2w_buf b;
 };
 void m2_query_init(struct m2_query *q);
 void m2_query_release(struct m2_query *q);

@@ -53,10 +53,13 @@
 
 #include "http.h"
 #include "m2worker/admin.h"
+#include "m2worker/buf.h"
+#include "m2worker/clock.h"
 #include "m2worker/report.h"
 #include "m2worker/ingest.h"
 #include "m2worker/jobs.h"
 #include "m2worker/log.h"
+#include "m2worker/parse.h"
 
 #if MHD_VERSION >= 0x00097002
 typedef enum MHD_Result mhd_ret;
@@ -92,8 +95,7 @@ struct req {
 	char path[128];
 	int push;                /* POST /v1/tasks, accepted so far */
 	int kind;                /* body format, enum m2w_ingest_format */
-	char *body;
-	size_t len, cap;
+	struct m2w_buf body;     /* capped at [http] body_max */
 	int too_big;
 	int answered;            /* a response is queued */
 };
@@ -121,14 +123,6 @@ struct m2w_http {
 };
 
 /* ------------------------------------------------------------- helpers */
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void sha256(const void *s, size_t n, unsigned char *md)
 {
@@ -244,7 +238,7 @@ static void on_connection(void *cls, struct MHD_Connection *c,
 		if (!ci || !(k = calloc(1, sizeof(*k))))
 			return;
 		k->fd = ci->connect_fd;
-		k->deadline = mono_ms() + h->timeout_ms;
+		k->deadline = m2w_clock_mono_ms() + h->timeout_ms;
 		pthread_mutex_lock(&h->mu);
 		k->next = h->conns;
 		if (h->conns)
@@ -277,7 +271,7 @@ static void *sweep(void *arg)
 
 	pthread_mutex_lock(&h->mu);
 	while (!h->stop) {
-		now = mono_ms();
+		now = m2w_clock_mono_ms();
 		for (k = h->conns; k; k = k->next) {
 			if (!k->deadline || now < k->deadline)
 				continue;
@@ -401,17 +395,11 @@ static int push_opts(struct MHD_Connection *c, struct req *rq,
 	bo->key_field = kf && *kf ? kf : NULL;
 	bo->source = "http";
 	bo->rows_max = M2W_HTTP_ROWS_MAX;
-	if (delim && *delim) {
-		if (strcmp(delim, ",") == 0 || strcmp(delim, ";") == 0)
-			bo->delimiter = delim[0];
-		else if (strcmp(delim, "tab") == 0 || strcmp(delim, "\t") == 0)
-			bo->delimiter = '\t';
-		else {
-			set_error(out, 400, "?delimiter must be , ; or tab");
-			return -1;
-		}
+	if (delim && *delim && m2w_parse_delimiter(delim, &bo->delimiter) < 0) {
+		set_error(out, 400, "?delimiter must be , ; or tab");
+		return -1;
 	}
-	if (!rq->len) {
+	if (!rq->body.len) {
 		set_error(out, 400, "empty body");
 		return -1;
 	}
@@ -433,7 +421,7 @@ static void push(struct m2w_http *h, struct MHD_Connection *c,
 	memset(&b, 0, sizeof(b));
 	if (push_opts(c, rq, &bo, out))
 		return;
-	rc = m2w_ingest_parse_body(rq->body, rq->len, &bo, &b);
+	rc = m2w_ingest_parse_body(rq->body.buf, rq->body.len, &bo, &b);
 	if (rc == M2W_ENOMEM) {
 		set_error(out, 500, "out of memory");
 		goto out;
@@ -554,7 +542,8 @@ static void push(struct m2w_http *h, struct MHD_Connection *c,
 		"type=%s rows=%llu ms=%lld", b.ntasks - ndup, ndup,
 		mixed ? mixed : b.ntasks ? b.tasks[0].type
 					 : bo.type ? bo.type : "-",
-		(unsigned long long)b.rows, (long long)(mono_ms() - rq->t0));
+		(unsigned long long)b.rows,
+		(long long)(m2w_clock_mono_ms() - rq->t0));
 out:
 	m2w_body_free(&b);
 }
@@ -610,12 +599,13 @@ static void get_task(struct m2w_http *h, const char *id, struct reply *out)
 
 static void get_metrics(struct m2w_http *h, struct reply *out)
 {
-	char eb[M2W_ERRBUF_SIZE] = "", *text = NULL, *all;
+	char eb[M2W_ERRBUF_SIZE] = "";
+	struct m2w_buf text = M2W_BUF_INIT;
 	struct m2w_stats st;
 	const struct m2w_metrics *m = h->pool ? m2w_pool_metrics(h->pool)
 					      : &h->nometrics;
 	int have = m2w_queue_stats(h->q, &st, eb) == M2W_OK;
-	size_t i, n, len, cap;
+	size_t i;
 	int rc;
 
 	rc = m2w_metrics_render(m, h->cfg, have ? &st : NULL,
@@ -624,39 +614,38 @@ static void get_metrics(struct m2w_http *h, struct reply *out)
 	if (have)
 		m2w_stats_free(&st);
 	if (rc) {
+		m2w_buf_release(&text);
 		set_error(out, 500, "%s", m2w_strerror(rc));
 		return;
 	}
-	len = strlen(text);
-	cap = len + 1024 + NCODES * 64;
-	if (!(all = realloc(text, cap))) {
-		free(text);
+	m2w_buf_adds(&text, "# HELP m2worker_http_requests_total HTTP "
+		     "requests by status.\n# TYPE "
+		     "m2worker_http_requests_total counter\n");
+	for (i = 0; i < NCODES; i++)
+		m2w_buf_addf(&text, "m2worker_http_requests_total{code=\"%d\"} "
+			     "%llu\n", codes[i], (unsigned long long)
+			     __atomic_load_n(&h->responses[i],
+					     __ATOMIC_RELAXED));
+	m2w_buf_addf(&text, "# HELP m2worker_http_pushed_tasks_total "
+		     "Tasks pushed over HTTP (new, or duplicates of known "
+		     "ones).\n# TYPE m2worker_http_pushed_tasks_total counter\n"
+		     "m2worker_http_pushed_tasks_total{result=\"accepted\"} "
+		     "%llu\n"
+		     "m2worker_http_pushed_tasks_total{result=\"duplicate\"} "
+		     "%llu\n",
+		     (unsigned long long)__atomic_load_n(&h->pushed,
+							 __ATOMIC_RELAXED),
+		     (unsigned long long)__atomic_load_n(&h->duplicates,
+							 __ATOMIC_RELAXED));
+	if (text.failed) {
+		m2w_buf_release(&text);
 		set_error(out, 500, "out of memory");
 		return;
 	}
-	n = (size_t)snprintf(all + len, cap - len, "# HELP "
-		"m2worker_http_requests_total HTTP requests by status.\n"
-		"# TYPE m2worker_http_requests_total counter\n");
-	len += n;
-	for (i = 0; i < NCODES; i++) {
-		n = (size_t)snprintf(all + len, cap - len,
-			"m2worker_http_requests_total{code=\"%d\"} %llu\n",
-			codes[i], (unsigned long long)__atomic_load_n(
-				&h->responses[i], __ATOMIC_RELAXED));
-		len += n;
-	}
-	snprintf(all + len, cap - len, "# HELP m2worker_http_pushed_tasks_total "
-		 "Tasks pushed over HTTP (new, or duplicates of known ones).\n"
-		 "# TYPE m2worker_http_pushed_tasks_total counter\n"
-		 "m2worker_http_pushed_tasks_total{result=\"accepted\"} %llu\n"
-		 "m2worker_http_pushed_tasks_total{result=\"duplicate\"} %llu\n",
-		 (unsigned long long)__atomic_load_n(&h->pushed, __ATOMIC_RELAXED),
-		 (unsigned long long)__atomic_load_n(&h->duplicates,
-						     __ATOMIC_RELAXED));
 	free(out->body);
 	out->status = 200;
 	out->ctype = "text/plain; version=0.0.4; charset=utf-8";
-	out->body = all;
+	out->body = m2w_buf_detach(&text);
 }
 
 /* ------------------------------------------------------------- requests */
@@ -724,7 +713,8 @@ static mhd_ret send_reply(struct m2w_http *h, struct MHD_Connection *c,
 		m2w_log(M2W_LOG_DEBUG, "http.request", "method=%s path=%s "
 			"status=%d bytes=%zu ms=%lld peer=%s", rq->method,
 			m2w_log_quote(q1, sizeof(q1), rq->path), r->status,
-			rq->len, (long long)(mono_ms() - rq->t0), peer);
+			rq->body.len, (long long)(m2w_clock_mono_ms() - rq->t0),
+			peer);
 	}
 	return ret;
 }
@@ -859,7 +849,8 @@ static mhd_ret on_request(void *cls, struct MHD_Connection *c,
 		if (!(rq = calloc(1, sizeof(*rq))))
 			return MHD_NO;
 		*con_cls = rq;
-		rq->t0 = mono_ms();
+		rq->t0 = m2w_clock_mono_ms();
+		m2w_buf_init(&rq->body, h->cfg->http_body_max);
 		snprintf(rq->method, sizeof(rq->method), "%s", method);
 		snprintf(rq->path, sizeof(rq->path), "%s", url);
 		if (route(h, c, rq, &out))
@@ -874,13 +865,11 @@ static mhd_ret on_request(void *cls, struct MHD_Connection *c,
 		size_t n = *upload_size;
 
 		*upload_size = 0;
-		if (rq->too_big || rq->len + n > h->cfg->http_body_max) {
+		if (rq->too_big || rq->body.len + n > h->cfg->http_body_max) {
 			if (rq->too_big)
 				return MHD_YES; /* dropped */
 			rq->too_big = 1;
-			free(rq->body);
-			rq->body = NULL;
-			rq->len = rq->cap = 0;
+			m2w_buf_release(&rq->body);
 			/* answer now where MHD allows it (newer MHD); else
 			 * the rest is dropped and 413 goes out at its end */
 			set_error(&out, 413, "body is larger than %zu bytes",
@@ -889,22 +878,8 @@ static mhd_ret on_request(void *cls, struct MHD_Connection *c,
 			send_reply(h, c, rq, &out);
 			return MHD_YES;
 		}
-		if (rq->len + n + 1 > rq->cap) {
-			size_t cap = rq->cap ? rq->cap : 4096;
-			char *b;
-
-			while (cap < rq->len + n + 1)
-				cap *= 2;
-			if (cap > h->cfg->http_body_max + 1)
-				cap = h->cfg->http_body_max + 1;
-			if (!(b = realloc(rq->body, cap)))
-				return MHD_NO;
-			rq->body = b;
-			rq->cap = cap;
-		}
-		memcpy(rq->body + rq->len, upload_data, n);
-		rq->len += n;
-		rq->body[rq->len] = '\0';
+		if (m2w_buf_add(&rq->body, upload_data, n) < 0)
+			return MHD_NO;
 		return MHD_YES;
 	}
 	/* the whole request is in */
@@ -927,12 +902,12 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 
 	(void)toe;
 	if (rq) {
-		free(rq->body);
+		m2w_buf_release(&rq->body);
 		free(rq);
 		*con_cls = NULL;
 	}
 	/* the next request of a kept-alive connection gets its own time */
-	conn_deadline(h, c, mono_ms() + h->timeout_ms);
+	conn_deadline(h, c, m2w_clock_mono_ms() + h->timeout_ms);
 }
 
 /* --------------------------------------------------------------- start */

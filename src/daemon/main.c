@@ -32,6 +32,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "m2worker/clock.h"
 #include "m2worker/config.h"
 #ifdef HAVE_MHD
 #include "http.h"
@@ -115,14 +116,6 @@ static void log_start(const struct m2w_config *cfg)
 	if (cfg->magento.insecure)
 		m2w_log(M2W_LOG_WARN, "start", "insecure=yes: Magento's TLS "
 			"certificate is NOT verified; for staging only");
-}
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* One of `sigs`, or -1 when ms passed first (or on EINTR). */
@@ -266,25 +259,26 @@ static int run(const struct m2w_config *cfg)
 		m2w_log(M2W_LOG_INFO, "watchdog", "interval_ms=%lld "
 			"ping_ms=%lld", (long long)wd_ms,
 			(long long)(wd_ms / 2 > 0 ? wd_ms / 2 : 1));
-		next_ping = mono_ms();
+		next_ping = m2w_clock_mono_ms();
 	}
 	for (;;) {
 		if (wd_ms > 0) {
 			/* a deadline, so a storm of signals cannot starve it */
-			int64_t now = mono_ms();
+			int64_t now = m2w_clock_mono_ms();
 
 			if (now >= next_ping) {
 				watchdog_ping(q);
 				next_ping = now + (wd_ms / 2 > 0 ? wd_ms / 2 : 1);
 			}
-			if ((sig = wait_signal(&sigs, next_ping - mono_ms())) < 0)
+			if ((sig = wait_signal(&sigs, next_ping -
+					       m2w_clock_mono_ms())) < 0)
 				continue;
 		} else if (sigwait(&sigs, &sig) != 0)
 			continue;
 		if (sig == SIGHUP) {
 			/* MONOTONIC_USEC: systemd >= 253 wants it with RELOADING */
 			m2w_notifyf("RELOADING=1\nMONOTONIC_USEC=%llu",
-				    (unsigned long long)mono_ms() * 1000ULL);
+				    (unsigned long long)m2w_clock_mono_us());
 			m2w_log_reopen();
 			m2_client_reset_auth(client);
 			m2w_log(M2W_LOG_INFO, "reload", "log reopened, "

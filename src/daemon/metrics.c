@@ -9,13 +9,11 @@
  */
 #include "config.h"
 
-#include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "m2worker/admin.h"
+#include "m2worker/clock.h"
 #include "worker.h"
 
 static const int64_t bounds[M2W_LAT_BUCKETS - 1] = {
@@ -43,138 +41,87 @@ static unsigned long long ld(const uint64_t *v)
 	return (unsigned long long)__atomic_load_n(v, __ATOMIC_RELAXED);
 }
 
-static int64_t wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-struct out {
-	char *buf;
-	size_t len, cap;
-	int failed;
-};
-
-static void add(struct out *o, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void add(struct out *o, const char *fmt, ...)
-{
-	va_list ap;
-	char *grown;
-	int n;
-
-	if (o->failed)
-		return;
-	for (;;) {
-		va_start(ap, fmt);
-		n = vsnprintf(o->buf + o->len, o->cap - o->len, fmt, ap);
-		va_end(ap);
-		if (n < 0) {
-			o->failed = 1;
-			return;
-		}
-		if ((size_t)n < o->cap - o->len) {
-			o->len += (size_t)n;
-			return;
-		}
-		o->cap = (o->cap + (size_t)n + 1) * 2;
-		if (!(grown = realloc(o->buf, o->cap))) {
-			o->failed = 1; /* o->buf kept: the caller frees it */
-			return;
-		}
-		o->buf = grown;
-	}
-}
-
-static void counter(struct out *o, const char *name, const char *help,
+static void counter(struct m2w_buf *o, const char *name, const char *help,
 		    const uint64_t *v, const struct m2w_config *cfg)
 {
 	size_t i;
 
-	add(o, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
+	m2w_buf_addf(o, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
 	for (i = 0; i < cfg->ntypes; i++)
-		add(o, "%s{type=\"%s\"} %llu\n", name, cfg->types[i].name,
-		    ld(&v[i]));
+		m2w_buf_addf(o, "%s{type=\"%s\"} %llu\n", name,
+			     cfg->types[i].name, ld(&v[i]));
 }
 
 int m2w_metrics_render(const struct m2w_metrics *m,
 		       const struct m2w_config *cfg,
 		       const struct m2w_stats *st, int breaker_state,
-		       char **out)
+		       struct m2w_buf *o)
 {
 	static const char *const cls[] = { "ok", "transient", "permanent",
 					   "auth" };
-	struct out o = { NULL, 0, 0, 0 };
 	uint64_t cum = 0;
-	int64_t now = wall_ms();
+	int64_t now = m2w_clock_ms();
 	size_t i;
 	int s;
 
-	o.cap = 4096;
-	if (!(o.buf = malloc(o.cap)))
-		return M2W_ENOMEM;
-	o.buf[0] = '\0';
-	add(&o, "# HELP m2worker_tasks Tasks in the store by type and state.\n"
-		"# TYPE m2worker_tasks gauge\n");
+	m2w_buf_adds(o, "# HELP m2worker_tasks Tasks in the store by type "
+		     "and state.\n# TYPE m2worker_tasks gauge\n");
 	for (i = 0; st && i < st->ntypes; i++)
 		for (s = 0; s < M2W_NSTATES; s++)
-			add(&o, "m2worker_tasks{type=\"%s\",state=\"%s\"} %llu\n",
-			    st->types[i].type, m2w_state_name(s),
-			    (unsigned long long)st->types[i].count[s]);
+			m2w_buf_addf(o, "m2worker_tasks{type=\"%s\","
+				     "state=\"%s\"} %llu\n", st->types[i].type,
+				     m2w_state_name(s), (unsigned long long)
+				     st->types[i].count[s]);
 	if (st) {
-		add(&o, "# HELP m2worker_oldest_ready_age_seconds Age of the "
-			"oldest ready task.\n# TYPE "
-			"m2worker_oldest_ready_age_seconds gauge\n");
+		m2w_buf_adds(o, "# HELP m2worker_oldest_ready_age_seconds "
+			     "Age of the oldest ready task.\n# TYPE "
+			     "m2worker_oldest_ready_age_seconds gauge\n");
 		for (i = 0; i < st->ntypes; i++)
-			add(&o, "m2worker_oldest_ready_age_seconds{type=\"%s\"} "
-			    "%.3f\n", st->types[i].type,
-			    st->types[i].oldest_ready_ms
-				    ? (double)(now -
-					       st->types[i].oldest_ready_ms) / 1000
-				    : 0.0);
-		add(&o, "# HELP m2worker_store_bytes Store map use.\n"
-			"# TYPE m2worker_store_bytes gauge\n"
-			"m2worker_store_bytes{kind=\"used\"} %llu\n"
-			"m2worker_store_bytes{kind=\"max\"} %llu\n",
-		    (unsigned long long)st->map_used,
-		    (unsigned long long)st->map_max);
+			m2w_buf_addf(o, "m2worker_oldest_ready_age_seconds"
+				     "{type=\"%s\"} %.3f\n", st->types[i].type,
+				     st->types[i].oldest_ready_ms
+					     ? (double)(now - st->types[i]
+							.oldest_ready_ms) / 1000
+					     : 0.0);
+		m2w_buf_addf(o, "# HELP m2worker_store_bytes Store map use.\n"
+			     "# TYPE m2worker_store_bytes gauge\n"
+			     "m2worker_store_bytes{kind=\"used\"} %llu\n"
+			     "m2worker_store_bytes{kind=\"max\"} %llu\n",
+			     (unsigned long long)st->map_used,
+			     (unsigned long long)st->map_max);
 	}
-	counter(&o, "m2worker_tasks_done_total", "Tasks done.", m->done, cfg);
-	counter(&o, "m2worker_tasks_failed_total",
+	counter(o, "m2worker_tasks_done_total", "Tasks done.", m->done, cfg);
+	counter(o, "m2worker_tasks_failed_total",
 		"Attempts that failed and were rescheduled.", m->failed, cfg);
-	counter(&o, "m2worker_tasks_dead_total", "Tasks dead-lettered.",
+	counter(o, "m2worker_tasks_dead_total", "Tasks dead-lettered.",
 		m->dead, cfg);
-	counter(&o, "m2worker_tasks_snoozed_total",
+	counter(o, "m2worker_tasks_snoozed_total",
 		"Tasks put off without counting an attempt.", m->snoozed, cfg);
-	add(&o, "# HELP m2worker_magento_call_seconds Magento call latency.\n"
-		"# TYPE m2worker_magento_call_seconds histogram\n");
+	m2w_buf_adds(o, "# HELP m2worker_magento_call_seconds Magento call "
+		     "latency.\n# TYPE m2worker_magento_call_seconds "
+		     "histogram\n");
 	for (i = 0; i < M2W_LAT_BUCKETS; i++) {
 		cum += ld(&m->calls[i]);
 		if (i < M2W_LAT_BUCKETS - 1)
-			add(&o, "m2worker_magento_call_seconds_bucket{le=\"%g\"} "
-			    "%llu\n", bounds[i] / 1000.0, (unsigned long long)cum);
+			m2w_buf_addf(o, "m2worker_magento_call_seconds_bucket"
+				     "{le=\"%g\"} %llu\n", bounds[i] / 1000.0,
+				     (unsigned long long)cum);
 		else
-			add(&o, "m2worker_magento_call_seconds_bucket{le=\"+Inf\"}"
-			    " %llu\n", (unsigned long long)cum);
+			m2w_buf_addf(o, "m2worker_magento_call_seconds_bucket"
+				     "{le=\"+Inf\"} %llu\n",
+				     (unsigned long long)cum);
 	}
-	add(&o, "m2worker_magento_call_seconds_sum %.3f\n"
-		"m2worker_magento_call_seconds_count %llu\n",
-	    ld(&m->calls_ms_sum) / 1000.0, ld(&m->calls_count));
-	add(&o, "# HELP m2worker_magento_calls_total Magento calls by result.\n"
-		"# TYPE m2worker_magento_calls_total counter\n");
+	m2w_buf_addf(o, "m2worker_magento_call_seconds_sum %.3f\n"
+		     "m2worker_magento_call_seconds_count %llu\n",
+		     ld(&m->calls_ms_sum) / 1000.0, ld(&m->calls_count));
+	m2w_buf_adds(o, "# HELP m2worker_magento_calls_total Magento calls by "
+		     "result.\n# TYPE m2worker_magento_calls_total counter\n");
 	for (i = 0; i < 4; i++)
-		add(&o, "m2worker_magento_calls_total{class=\"%s\"} %llu\n",
-		    cls[i], ld(&m->calls_by_class[i]));
-	add(&o, "# HELP m2worker_breaker_state Circuit breaker: 0 closed, "
-		"1 open, 2 half-open.\n# TYPE m2worker_breaker_state gauge\n"
-		"m2worker_breaker_state %d\n", breaker_state);
-	if (o.failed) {
-		free(o.buf);
-		return M2W_ENOMEM;
-	}
-	*out = o.buf;
-	return M2W_OK;
+		m2w_buf_addf(o, "m2worker_magento_calls_total{class=\"%s\"} "
+			     "%llu\n", cls[i], ld(&m->calls_by_class[i]));
+	m2w_buf_addf(o, "# HELP m2worker_breaker_state Circuit breaker: 0 "
+		     "closed, 1 open, 2 half-open.\n# TYPE "
+		     "m2worker_breaker_state gauge\nm2worker_breaker_state "
+		     "%d\n", breaker_state);
+	return o->failed ? M2W_ENOMEM : M2W_OK;
 }

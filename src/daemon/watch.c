@@ -51,6 +51,8 @@
 
 #include <csv.h>
 
+#include "m2worker/buf.h"
+#include "m2worker/clock.h"
 #include "m2worker/ingest.h"
 #include "m2worker/log.h"
 #include "watch.h"
@@ -93,22 +95,6 @@ struct m2w_watcher {
 };
 
 /* ----------------------------------------------------------- helpers */
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int stopping(struct m2w_watcher *w)
 {
@@ -447,8 +433,7 @@ struct errs {
 	int fd;                  /* -1 until the first row */
 	uint64_t done_line;      /* lines up to this one are in the part */
 	int failed;              /* could not write: logged once */
-	char *buf;
-	size_t cap;
+	struct m2w_buf text;     /* the row being written */
 };
 
 struct maxline {
@@ -505,21 +490,8 @@ static uint64_t part_max_line(const char *part)
 	return m.max;
 }
 
-static int buf_need(struct errs *e, size_t n)
-{
-	char *b;
-
-	if (n <= e->cap)
-		return 0;
-	if (!(b = realloc(e->buf, n)))
-		return -1;
-	e->buf = b;
-	e->cap = n;
-	return 0;
-}
-
-/* s as a CSV field at e->buf + o; the new end. */
-static size_t csv_field(struct errs *e, size_t o, const char *s)
+/* Appends s as a CSV field, then `end`. */
+static void csv_field(struct m2w_buf *b, const char *s, char end)
 {
 	size_t i, n = strlen(s);
 	int q = n && (s[0] == ' ' || s[n - 1] == ' ');
@@ -527,17 +499,17 @@ static size_t csv_field(struct errs *e, size_t o, const char *s)
 	for (i = 0; i < n && !q; i++)
 		q = s[i] == ',' || s[i] == '"' || s[i] == '\n' || s[i] == '\r';
 	if (!q) {
-		memcpy(e->buf + o, s, n);
-		return o + n;
+		m2w_buf_add(b, s, n);
+	} else {
+		m2w_buf_addc(b, '"');
+		for (i = 0; i < n; i++) {
+			if (s[i] == '"')
+				m2w_buf_addc(b, '"');
+			m2w_buf_addc(b, s[i]);
+		}
+		m2w_buf_addc(b, '"');
 	}
-	e->buf[o++] = '"';
-	for (i = 0; i < n; i++) {
-		if (s[i] == '"')
-			e->buf[o++] = '"';
-		e->buf[o++] = s[i];
-	}
-	e->buf[o++] = '"';
-	return o;
+	m2w_buf_addc(b, end);
 }
 
 static void on_error(void *arg, uint64_t line, const char *column,
@@ -546,7 +518,6 @@ static void on_error(void *arg, uint64_t line, const char *column,
 	static const char head[] = "line,column,reason,row\n";
 	struct errs *e = arg;
 	char num[24];
-	size_t o = 0;
 	struct stat st;
 
 	if (line <= e->done_line || e->failed)
@@ -562,19 +533,14 @@ static void on_error(void *arg, uint64_t line, const char *column,
 	}
 	if (!column)
 		column = "";
-	if (buf_need(e, 2 * (strlen(column) + strlen(reason) + strlen(row)) +
-			       64) != 0)
-		goto fail;
 	snprintf(num, sizeof(num), "%llu", (unsigned long long)line);
-	o = csv_field(e, o, num);
-	e->buf[o++] = ',';
-	o = csv_field(e, o, column);
-	e->buf[o++] = ',';
-	o = csv_field(e, o, reason);
-	e->buf[o++] = ',';
-	o = csv_field(e, o, row);
-	e->buf[o++] = '\n';
-	if (write(e->fd, e->buf, o) == (ssize_t)o)
+	m2w_buf_reset(&e->text);
+	csv_field(&e->text, num, ',');
+	csv_field(&e->text, column, ',');
+	csv_field(&e->text, reason, ',');
+	csv_field(&e->text, row, '\n');
+	if (!e->text.failed && write(e->fd, e->text.buf, e->text.len) ==
+				       (ssize_t)e->text.len)
 		return;
 fail:
 	{
@@ -711,7 +677,7 @@ static int take(struct m2w_watcher *w, struct wdir *d, const char *name)
 	char *src = NULL, *part_name = NULL;
 	FILE *raw = NULL, *in = NULL;
 	cookie_io_functions_t io;
-	int64_t t0 = mono_ms();
+	int64_t t0 = m2w_clock_mono_ms();
 	int fd = -1, rc, resumed = 0;
 
 	memset(&e, 0, sizeof(e));
@@ -787,7 +753,7 @@ static int take(struct m2w_watcher *w, struct wdir *d, const char *name)
 		memset(&info, 0, sizeof(info));
 		snprintf(info.fingerprint, sizeof(info.fingerprint), "%s", fp);
 		snprintf(info.name, sizeof(info.name), "%s", name);
-		info.first_ms = wall_ms();
+		info.first_ms = m2w_clock_ms();
 	} else if (rc != M2W_OK) {
 		m2w_log(M2W_LOG_WARN, "file.retry", "watch=%s file=%s "
 			"error=%s", d->c->name, qf,
@@ -858,7 +824,7 @@ static int take(struct m2w_watcher *w, struct wdir *d, const char *name)
 	info.accepted = base.accepted + res.accepted;
 	info.duplicates = base.duplicates + res.duplicates;
 	info.rejected = base.rejected + res.rejected;
-	info.finished_ms = wall_ms();
+	info.finished_ms = m2w_clock_ms();
 	if ((rc = m2w_queue_enqueue_file(w->q, NULL, 0, &info, eb)) != M2W_OK) {
 		m2w_log(M2W_LOG_WARN, "file.retry", "watch=%s file=%s "
 			"error=%s (left in place, retried later)", d->c->name,
@@ -880,8 +846,8 @@ static int take(struct m2w_watcher *w, struct wdir *d, const char *name)
 		(unsigned long long)info.accepted,
 		(unsigned long long)info.duplicates,
 		(unsigned long long)info.rejected,
-		(long long)(mono_ms() - t0), resumed ? " resumed=yes" : "",
-		final);
+		(long long)(m2w_clock_mono_ms() - t0),
+		resumed ? " resumed=yes" : "", final);
 	rc = M2W_OK;
 out:
 	if (in)
@@ -892,7 +858,7 @@ out:
 		close(fd);
 	if (e.fd >= 0)
 		close(e.fd);
-	free(e.buf);
+	m2w_buf_release(&e.text);
 	free(e.part);
 	free(part_name);
 	free(src);
@@ -1004,7 +970,7 @@ static void due(struct m2w_watcher *w, struct wdir *d)
 
 	for (i = 0; i < d->ncand && !stopping(w);) {
 		struct cand *c = &d->cand[i];
-		int64_t now = mono_ms(), mt;
+		int64_t now = m2w_clock_mono_ms(), mt;
 		struct stat st;
 		char *p;
 		int rc;
@@ -1038,7 +1004,7 @@ static void due(struct m2w_watcher *w, struct wdir *d)
 			cand_drop(d, c);
 			continue;
 		}
-		c->retry_at = mono_ms() + retry_ms(d);
+		c->retry_at = m2w_clock_mono_ms() + retry_ms(d);
 		i++;
 	}
 }
@@ -1078,7 +1044,7 @@ static void inotify_events(struct m2w_watcher *w, int *rescan)
 				if (p && stat(p, &st) == 0 && S_ISREG(st.st_mode))
 					cand_update(&w->d[k], ev->name, &st,
 						    (ev->mask & IN_MOVED_TO) != 0,
-						    mono_ms());
+						    m2w_clock_mono_ms());
 				free(p);
 			}
 		}
@@ -1098,7 +1064,7 @@ static void *watch_main(void *arg)
 		interval = 10;
 	while (!stopping(w)) {
 		struct pollfd pf[2];
-		int64_t now = mono_ms(), next;
+		int64_t now = m2w_clock_mono_ms(), next;
 		int nf = 0, rescan = 0;
 
 		if (now >= next_scan) {
@@ -1108,7 +1074,7 @@ static void *watch_main(void *arg)
 		}
 		for (i = 0; i < w->nd && !stopping(w); i++)
 			due(w, &w->d[i]);
-		now = mono_ms();
+		now = m2w_clock_mono_ms();
 		next = next_scan;
 		for (i = 0; i < w->nd; i++) {
 			const struct wdir *d = &w->d[i];
@@ -1396,7 +1362,7 @@ int m2w_watch_run_once(struct m2w_queue *q, const struct m2w_config *cfg,
 	if ((rc = watcher_new(q, cfg, wc, 1, &w, errbuf)) != M2W_OK)
 		return rc;
 	d = &w->d[0];
-	scan(d, mono_ms());
+	scan(d, m2w_clock_mono_ms());
 	for (i = 0; i < d->ncand; i++) {
 		rc = take(w, d, d->cand[i].name);
 		if (rc != M2W_OK && rc != M2W_ENOTFOUND && first == M2W_OK)

@@ -36,6 +36,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "m2worker/clock.h"
 #include "m2worker/jobs.h"
 #include "m2worker/log.h"
 #include "worker.h"
@@ -95,19 +96,11 @@ static void set_flag(volatile int *f)
 
 /* --------------------------------------------------------------- time */
 
-static int64_t wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Sleeps up to ms, or until the pool is stopped. Under p->mu. */
 static void nap_locked(struct m2w_pool *p, int64_t ms)
 {
 	struct timespec ts;
-	int64_t until = wall_ms() + (ms > 0 ? ms : 1);
+	int64_t until = m2w_clock_ms() + (ms > 0 ? ms : 1);
 
 	ts.tv_sec = (time_t)(until / 1000);
 	ts.tv_nsec = (long)(until % 1000) * 1000000;
@@ -159,7 +152,7 @@ static void log_outcome(const struct m2w_task *t, const struct m2w_settle *s,
 		m2w_log(level, ev, "task=%llu type=%s attempt=%u status=%d "
 			"retry_in_ms=%lld error=%s", (unsigned long long)t->id,
 			t->type, t->attempts, o->http_status,
-			(long long)(s->next_run_ms - wall_ms()), msg);
+			(long long)(s->next_run_ms - m2w_clock_ms()), msg);
 	else if (s->kind == M2W_FAIL || s->kind == M2W_SNOOZE)
 		m2w_log(level, ev, "task=%llu type=%s attempt=%u status=%d "
 			"%s=%s", (unsigned long long)t->id, t->type,
@@ -262,8 +255,8 @@ static void settle(struct m2w_pool *p, size_t ti, struct m2w_task **ts,
 			ok++;
 	}
 	if (ok || bad)
-		log_breaker(m2w_breaker_result(&p->breaker, wall_ms(), probe,
-					       !ok && bad), p->cfg);
+		log_breaker(m2w_breaker_result(&p->breaker, m2w_clock_ms(),
+					       probe, !ok && bad), p->cfg);
 	rc = m2w_queue_settle(p->q, s, n, errbuf);
 	if (rc != M2W_OK) {
 		m2w_log(M2W_LOG_ERROR, "settle", "tasks=%zu error=%s "
@@ -357,9 +350,9 @@ static int run_batch(struct m2w_pool *p, struct slot *sl, size_t ti,
 		return 0;
 	}
 	track(p, sl, ts, n, tc->lease_ms);
-	t0 = wall_ms();
+	t0 = m2w_clock_ms();
 	m2w_job_run(p->jobs[ti], &env, ts, n, out);
-	settle(p, ti, ts, n, out, probe, wall_ms() - t0);
+	settle(p, ti, ts, n, out, probe, m2w_clock_ms() - t0);
 	track(p, sl, NULL, 0, 0);
 	free(out);
 	m2w_task_list_free(ts, n);
@@ -375,7 +368,8 @@ static void *work(void *arg)
 	int probe, did;
 
 	while (!flag(&p->stopping)) {
-		if (!m2w_breaker_allow(&p->breaker, wall_ms(), &probe, &wait)) {
+		if (!m2w_breaker_allow(&p->breaker, m2w_clock_ms(), &probe,
+				       &wait)) {
 			nap(p, wait < 1000 ? wait : 1000);
 			continue;
 		}
@@ -408,7 +402,7 @@ static void extend_leases(struct m2w_pool *p)
 {
 	struct m2w_settle *s = NULL;
 	char errbuf[M2W_ERRBUF_SIZE] = "";
-	int64_t now = wall_ms();
+	int64_t now = m2w_clock_ms();
 	size_t n = 0, cap = 0, i, j;
 	unsigned k;
 
@@ -556,14 +550,14 @@ fail:
 
 size_t m2w_pool_stop(struct m2w_pool *p, int64_t grace_ms)
 {
-	int64_t deadline = wall_ms() + grace_ms;
+	int64_t deadline = m2w_clock_ms() + grace_ms;
 	unsigned i;
 
 	pthread_mutex_lock(&p->mu);
 	set_flag(&p->stopping);
 	pthread_cond_broadcast(&p->cv);
-	while (p->running > 0 && wall_ms() < deadline)
-		nap_locked(p, deadline - wall_ms());
+	while (p->running > 0 && m2w_clock_ms() < deadline)
+		nap_locked(p, deadline - m2w_clock_ms());
 	if (p->running > 0) {
 		m2w_log(M2W_LOG_WARN, "pool.abort", "busy=%u "
 			"(grace over: calls aborted, tasks released)",

@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "m2worker/buf.h"
 #include "m2worker/config.h"
 #include "m2worker/magento.h"
 #include "m2worker/queue.h"
@@ -90,13 +91,14 @@ void m2w_metrics_call(struct m2w_metrics *m, int status, int64_t ms);
 struct m2w_stats; /* admin.h */
 
 /*
- * The Prometheus text exposition of the metrics, the store's depth by
- * state and type (st), and the breaker state. *out is malloc'd.
+ * Appends to `out` the Prometheus text exposition of the metrics, the
+ * store's depth by state and type (st, may be NULL), and the breaker
+ * state. M2W_OK, or M2W_ENOMEM when out->failed (buf.h).
  */
 int m2w_metrics_render(const struct m2w_metrics *m,
 		       const struct m2w_config *cfg,
 		       const struct m2w_stats *st, int breaker_state,
-		       char **out);
+		       struct m2w_buf *out);
 
 /* --------------------------------------------------------------- pool */
 

@@ -44,93 +44,38 @@
 
 #define SOURCE_LABEL_MAX 1000
 
-/* ------------------------------------------------------------- strbuf */
-
-int ig_sb_grow(struct ig_sb *b, size_t more)
-{
-	size_t cap;
-	char *s;
-
-	if (b->oom)
-		return -1;
-	if (b->n + more + 1 <= b->cap)
-		return 0;
-	cap = b->cap ? b->cap : 64;
-	while (cap < b->n + more + 1)
-		cap *= 2;
-	s = realloc(b->s, cap);
-	if (!s) {
-		b->oom = 1;
-		return -1;
-	}
-	b->s = s;
-	b->cap = cap;
-	return 0;
-}
-
-void ig_sb_add(struct ig_sb *b, const char *s, size_t n)
-{
-	if (ig_sb_grow(b, n))
-		return;
-	if (n)
-		memcpy(b->s + b->n, s, n);
-	b->n += n;
-	b->s[b->n] = '\0';
-}
-
-void ig_sb_adds(struct ig_sb *b, const char *s)
-{
-	ig_sb_add(b, s, strlen(s));
-}
-
-void ig_sb_addc(struct ig_sb *b, char c)
-{
-	ig_sb_add(b, &c, 1);
-}
-
-void ig_sb_clear(struct ig_sb *b)
-{
-	b->n = 0;
-	if (b->s)
-		b->s[0] = '\0';
-}
-
-void ig_sb_release(struct ig_sb *b)
-{
-	free(b->s);
-	memset(b, 0, sizeof(*b));
-}
+/* ------------------------------------------------------------- JSON text */
 
 /* s[0..n) as a JSON string. */
-void ig_json_str(struct ig_sb *b, const char *s, size_t n)
+void ig_json_str(struct m2w_buf *b, const char *s, size_t n)
 {
 	static const char hex[] = "0123456789abcdef";
 	size_t i, run = 0;
 
-	ig_sb_addc(b, '"');
+	m2w_buf_addc(b, '"');
 	for (i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
 		char esc[7];
 
 		if (c >= 0x20 && c != '"' && c != '\\')
 			continue;
-		ig_sb_add(b, s + run, i - run);
+		m2w_buf_add(b, s + run, i - run);
 		run = i + 1;
 		switch (c) {
-		case '"': ig_sb_adds(b, "\\\""); break;
-		case '\\': ig_sb_adds(b, "\\\\"); break;
-		case '\n': ig_sb_adds(b, "\\n"); break;
-		case '\r': ig_sb_adds(b, "\\r"); break;
-		case '\t': ig_sb_adds(b, "\\t"); break;
+		case '"': m2w_buf_adds(b, "\\\""); break;
+		case '\\': m2w_buf_adds(b, "\\\\"); break;
+		case '\n': m2w_buf_adds(b, "\\n"); break;
+		case '\r': m2w_buf_adds(b, "\\r"); break;
+		case '\t': m2w_buf_adds(b, "\\t"); break;
 		default:
 			memcpy(esc, "\\u00", 4);
 			esc[4] = hex[c >> 4];
 			esc[5] = hex[c & 15];
-			ig_sb_add(b, esc, 6);
+			m2w_buf_add(b, esc, 6);
 		}
 	}
-	ig_sb_add(b, s + run, n - run);
-	ig_sb_addc(b, '"');
+	m2w_buf_add(b, s + run, n - run);
+	m2w_buf_addc(b, '"');
 }
 
 /* ------------------------------------------------------------- values */
@@ -231,7 +176,7 @@ static int json_number_form(const char *s, size_t n)
  * A decimal number ([+-] digits [. digits] [e[+-]digits], a dot for
  * decimals) into b as JSON. 0, or -1 with why.
  */
-int ig_add_number(struct ig_sb *b, const char *col, const char *s,
+int ig_add_number(struct m2w_buf *b, const char *col, const char *s,
 		  size_t n, int integer, char *why, size_t len)
 {
 	char tmp[64], *end;
@@ -274,7 +219,7 @@ int ig_add_number(struct ig_sb *b, const char *col, const char *s,
 			return -1;
 		}
 		snprintf(tmp, sizeof(tmp), "%lld", v);
-		ig_sb_adds(b, tmp);
+		m2w_buf_adds(b, tmp);
 		return 0;
 	}
 	{
@@ -285,10 +230,10 @@ int ig_add_number(struct ig_sb *b, const char *col, const char *s,
 			return -1;
 		}
 		if (json_number_form(tmp, n)) {
-			ig_sb_add(b, tmp, n);
+			m2w_buf_add(b, tmp, n);
 		} else {
 			snprintf(tmp, sizeof(tmp), "%.17g", d);
-			ig_sb_adds(b, tmp);
+			m2w_buf_adds(b, tmp);
 		}
 	}
 	return 0;
@@ -1043,13 +988,13 @@ static void ndjson_line(struct ig *g, const char *s, size_t n, int toolong,
 	if (rc == M2W_OK && r.payload) {
 		ig_push(g, &r, g->res->rows, line, 1, g->res->rows, line);
 	} else if (rc == M2W_EINVAL) {
-		struct ig_sb row;
+		struct m2w_buf row;
 
 		memset(&row, 0, sizeof(row));
 		if (!g->body)
-			ig_sb_add(&row, t, tn);
-		ig_reject(g, line, r.column, r.reason, row.s ? row.s : "");
-		ig_sb_release(&row);
+			m2w_buf_add(&row, t, tn);
+		ig_reject(g, line, r.column, r.reason, row.buf ? row.buf : "");
+		m2w_buf_release(&row);
 	} else if (rc != M2W_OK) {
 		g->rc = m2w_fail(g->errbuf, rc, "out of memory");
 	}
@@ -1058,7 +1003,7 @@ static void ndjson_line(struct ig *g, const char *s, size_t n, int toolong,
 
 /* NDJSON cut into lines, chunk by chunk. */
 struct nds {
-	struct ig_sb line;       /* the line so far */
+	struct m2w_buf line;       /* the line so far */
 	uint64_t lineno;
 	int toolong;
 };
@@ -1071,32 +1016,32 @@ static void nd_feed(struct ig *g, struct nds *d, const char *buf, size_t n)
 		if (i < n && buf[i] != '\n')
 			continue;
 		if (!d->toolong) {
-			if (d->line.n + (i - start) > M2W_INGEST_RECORD_MAX) {
+			if (d->line.len + (i - start) > M2W_INGEST_RECORD_MAX) {
 				d->toolong = 1;
-				ig_sb_clear(&d->line);
+				m2w_buf_reset(&d->line);
 			} else {
-				ig_sb_add(&d->line, buf + start, i - start);
+				m2w_buf_add(&d->line, buf + start, i - start);
 			}
 		}
 		start = i + 1;
 		if (i == n)
 			break;
-		ndjson_line(g, d->line.s ? d->line.s : "", d->line.n,
+		ndjson_line(g, d->line.buf ? d->line.buf : "", d->line.len,
 			    d->toolong, d->lineno++);
-		ig_sb_clear(&d->line);
+		m2w_buf_reset(&d->line);
 		d->toolong = 0;
 	}
-	if (d->line.oom && !g->rc)
+	if (d->line.failed && !g->rc)
 		g->rc = m2w_fail(g->errbuf, M2W_ENOMEM, "out of memory");
 }
 
 /* The last line (no LF after it), the commit; frees d. */
 static int nd_end(struct ig *g, struct nds *d)
 {
-	if (!g->rc && (d->line.n || d->toolong))
-		ndjson_line(g, d->line.s ? d->line.s : "", d->line.n,
+	if (!g->rc && (d->line.len || d->toolong))
+		ndjson_line(g, d->line.buf ? d->line.buf : "", d->line.len,
 			    d->toolong, d->lineno);
-	ig_sb_release(&d->line);
+	m2w_buf_release(&d->line);
 	if (!g->rc)
 		ig_commit(g, g->res->rows, g->last_line);
 	return g->rc;

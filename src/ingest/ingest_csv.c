@@ -45,7 +45,7 @@ struct cst {
 	size_t rec_bytes;       /* bytes fed since it began */
 	int discard;            /* skip to the end of the line (after an error) */
 	/* fields of the record: NUL-separated in buf */
-	struct ig_sb buf;
+	struct m2w_buf buf;
 	size_t *off, *len;
 	const char **ptr;
 	size_t nf, fcap;
@@ -59,7 +59,7 @@ struct cst {
 static void fields_clear(struct cst *s)
 {
 	s->nf = 0;
-	ig_sb_clear(&s->buf);
+	m2w_buf_reset(&s->buf);
 }
 
 static void cb_field(void *data, size_t n, void *arg)
@@ -84,18 +84,18 @@ static void cb_field(void *data, size_t n, void *arg)
 		}
 		s->fcap = cap;
 	}
-	s->off[s->nf] = s->buf.n;
+	s->off[s->nf] = s->buf.len;
 	s->len[s->nf] = data ? n : 0;
 	if (data && n)
-		ig_sb_add(&s->buf, data, n);
-	ig_sb_add(&s->buf, "", 1); /* NUL after each field */
-	if (s->buf.oom)
+		m2w_buf_add(&s->buf, data, n);
+	m2w_buf_add(&s->buf, "", 1); /* NUL after each field */
+	if (s->buf.failed)
 		s->oom = 1;
 	s->nf++;
 }
 
 /* The record as CSV text again, for error reports. */
-static void row_text(const struct cst *s, struct ig_sb *out)
+static void row_text(const struct cst *s, struct m2w_buf *out)
 {
 	size_t i, k;
 
@@ -108,30 +108,30 @@ static void row_text(const struct cst *s, struct ig_sb *out)
 			q = f[k] == (char)s->delim || f[k] == '"' ||
 			    f[k] == '\n' || f[k] == '\r';
 		if (i)
-			ig_sb_addc(out, (char)s->delim);
+			m2w_buf_addc(out, (char)s->delim);
 		if (!q) {
-			ig_sb_add(out, f, n);
+			m2w_buf_add(out, f, n);
 			continue;
 		}
-		ig_sb_addc(out, '"');
+		m2w_buf_addc(out, '"');
 		for (k = 0; k < n; k++) {
 			if (f[k] == '"')
-				ig_sb_addc(out, '"');
-			ig_sb_addc(out, f[k]);
+				m2w_buf_addc(out, '"');
+			m2w_buf_addc(out, f[k]);
 		}
-		ig_sb_addc(out, '"');
+		m2w_buf_addc(out, '"');
 	}
 }
 
 static void reject_row(struct cst *s, uint64_t line, const char *column,
 		       const char *reason)
 {
-	struct ig_sb t;
+	struct m2w_buf t;
 
 	memset(&t, 0, sizeof(t));
 	row_text(s, &t);
-	ig_reject(s->g, line, column, reason, t.s ? t.s : "");
-	ig_sb_release(&t);
+	ig_reject(s->g, line, column, reason, t.buf ? t.buf : "");
+	m2w_buf_release(&t);
 }
 
 /* ------------------------------------------------------------- records */
@@ -153,8 +153,8 @@ static void header(struct cst *s)
 
 static int same_parcel(const struct ig_mrow *a, const struct ig_mrow *b)
 {
-	return a->head.n == b->head.n &&
-	       memcmp(a->head.s, b->head.s, a->head.n) == 0 &&
+	return a->head.len == b->head.len &&
+	       memcmp(a->head.buf, b->head.buf, a->head.len) == 0 &&
 	       a->has_key == b->has_key &&
 	       (!a->has_key || strcmp(a->key, b->key) == 0);
 }
@@ -194,11 +194,11 @@ static void data_row(struct cst *s)
 				reject_row(s, line, ig_map_column(s->map, 0),
 					   why);
 			} else {
-				ig_sb_addc(&g->pend.items, ',');
-				ig_sb_add(&g->pend.items, w.items.s, w.items.n);
+				m2w_buf_addc(&g->pend.items, ',');
+				m2w_buf_add(&g->pend.items, w.items.buf, w.items.len);
 				g->pend.nitems++;
 				g->pend_rows++;
-				if (g->pend.items.oom)
+				if (g->pend.items.failed)
 					g->rc = m2w_fail(g->errbuf, M2W_ENOMEM,
 							 "out of memory");
 			}
@@ -247,7 +247,7 @@ static void cb_record(int c, void *arg)
 		return;
 	}
 	for (i = 0; i < s->nf; i++)
-		s->ptr[i] = s->buf.s + s->off[i];
+		s->ptr[i] = s->buf.buf + s->off[i];
 	for (i = 0; i < s->nf; i++) {
 		const char *f = s->ptr[i];
 		size_t n = s->len[i];
@@ -283,7 +283,7 @@ static void bad_record(struct cst *s, const char *fmt, uint64_t arg)
 		return;
 	if (rc == 0) {
 		for (i = 0; i < s->nf; i++)
-			s->ptr[i] = s->buf.s + s->off[i];
+			s->ptr[i] = s->buf.buf + s->off[i];
 		reject_row(s, s->rec_start, NULL, why);
 	}
 	s->last_line = s->rec_start;
@@ -496,7 +496,7 @@ static void csv_done(struct cst *s)
 {
 	if (s->p_ok)
 		csv_free(&s->p);
-	ig_sb_release(&s->buf);
+	m2w_buf_release(&s->buf);
 	free(s->off);
 	free(s->len);
 	free(s->ptr);
@@ -506,7 +506,7 @@ static void csv_done(struct cst *s)
 int ig_csv_run(struct ig *g, FILE *in)
 {
 	struct cst s;
-	struct ig_sb pre;
+	struct m2w_buf pre;
 	char *buf;
 	size_t n;
 
@@ -517,19 +517,19 @@ int ig_csv_run(struct ig *g, FILE *in)
 	/* the start: up to the end of the header line, to detect the
 	 * delimiter and strip a byte-order mark */
 	while ((n = fread(buf, 1, M2W_INGEST_CHUNK, in)) > 0) {
-		ig_sb_add(&pre, buf, n);
-		if (g->o->delimiter || pre.oom ||
-		    header_complete(pre.s, pre.n) ||
-		    pre.n > M2W_INGEST_RECORD_MAX)
+		m2w_buf_add(&pre, buf, n);
+		if (g->o->delimiter || pre.failed ||
+		    header_complete(pre.buf, pre.len) ||
+		    pre.len > M2W_INGEST_RECORD_MAX)
 			break;
 	}
-	if (pre.oom) {
+	if (pre.failed) {
 		g->rc = m2w_fail(g->errbuf, M2W_ENOMEM, "out of memory");
 		goto out;
 	}
-	if (csv_begin(&s, g, pre.s ? pre.s : "", pre.n))
+	if (csv_begin(&s, g, pre.buf ? pre.buf : "", pre.len))
 		goto out;
-	ig_sb_release(&pre);
+	m2w_buf_release(&pre);
 	while (!g->rc && !feof(in) && !ferror(in) &&
 	       (n = fread(buf, 1, M2W_INGEST_CHUNK, in)) > 0)
 		feed(&s, buf, n);
@@ -541,7 +541,7 @@ int ig_csv_run(struct ig *g, FILE *in)
 	}
 	csv_end(&s);
 out:
-	ig_sb_release(&pre);
+	m2w_buf_release(&pre);
 	csv_done(&s);
 	free(buf);
 	return g->rc;

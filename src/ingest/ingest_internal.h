@@ -18,25 +18,12 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "m2worker/buf.h"
 #include "m2worker/ingest.h"
 #include "m2worker/jobs.h"
 
 struct json_object;
 
-/* A growing string; `oom` sticks after a failed allocation. */
-struct ig_sb {
-	char *s;
-	size_t n, cap;
-	int oom;
-};
-
-int ig_sb_grow(struct ig_sb *b, size_t more);
-void ig_sb_add(struct ig_sb *b, const char *s, size_t n);
-void ig_sb_adds(struct ig_sb *b, const char *s);
-void ig_sb_addc(struct ig_sb *b, char c);
-void ig_sb_clear(struct ig_sb *b);
-void ig_sb_release(struct ig_sb *b);
-void ig_sb_insert_brace(struct ig_sb *b);
 
 /* [*s, *s + *n) without surrounding white space. */
 void ig_trim(const char **s, size_t *n);
@@ -45,12 +32,12 @@ void ig_trim(const char **s, size_t *n);
 void ig_name_norm(const char *s, size_t n, char *out, size_t size);
 
 /* s[0..n) as a JSON string (quoted, escaped). */
-void ig_json_str(struct ig_sb *b, const char *s, size_t n);
+void ig_json_str(struct m2w_buf *b, const char *s, size_t n);
 /* Well-formed UTF-8 (no overlongs, no surrogates)? */
 int ig_utf8_ok(const unsigned char *s, size_t n);
 /* A decimal number of column `col` ([+-] digits [. digits] [e[+-]digits],
  * a dot for decimals) into b as JSON. 0, or -1 with why. */
-int ig_add_number(struct ig_sb *b, const char *col, const char *s, size_t n,
+int ig_add_number(struct m2w_buf *b, const char *col, const char *s, size_t n,
 		  int integer, char *why, size_t len);
 /* Rejects r: its payload freed, column and reason set. M2W_EINVAL. */
 int ig_row_reject(struct m2w_ingest_row *r, const char *column,
@@ -89,8 +76,8 @@ const char *ig_map_ident(const struct m2w_ingest_map *m, char *buf,
 
 /* A CSV row, mapped. */
 struct ig_mrow {
-	struct ig_sb head;       /* `{"order":..,"track":..` (no items, no '}') */
-	struct ig_sb items;      /* `{"sku":..,"qty":..},{...}` */
+	struct m2w_buf head;       /* `{"order":..,"track":..` (no items, no '}') */
+	struct m2w_buf items;      /* `{"sku":..,"qty":..},{...}` */
 	size_t nitems;
 	char key[M2W_KEY_MAX + 1]; /* key_field value */
 	int has_key;

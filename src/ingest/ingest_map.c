@@ -405,8 +405,8 @@ static uint64_t fnv(uint64_t h, const char *s, size_t n)
 
 void ig_mrow_release(struct ig_mrow *w)
 {
-	ig_sb_release(&w->head);
-	ig_sb_release(&w->items);
+	m2w_buf_release(&w->head);
+	m2w_buf_release(&w->items);
 	memset(w, 0, sizeof(*w));
 }
 
@@ -426,18 +426,18 @@ static int val(int c, const char *const *fields, const size_t *lens,
 }
 
 /* Appends `"key":value` for field f, read from column `col`. */
-static int add_field(struct ig_sb *b, const struct m2w_field *f,
+static int add_field(struct m2w_buf *b, const struct m2w_field *f,
 		     const char *col, const char *s, size_t n, int *first,
 		     struct m2w_ingest_row *r)
 {
 	char why[M2W_INGEST_REASON_MAX];
 
 	if (!*first)
-		ig_sb_addc(b, ',');
+		m2w_buf_addc(b, ',');
 	*first = 0;
-	ig_sb_addc(b, '"');
-	ig_sb_adds(b, f->name);
-	ig_sb_adds(b, "\":");
+	m2w_buf_addc(b, '"');
+	m2w_buf_adds(b, f->name);
+	m2w_buf_adds(b, "\":");
 	if (f->type == M2W_FIELD_NUMBER || f->type == M2W_FIELD_INT) {
 		if (ig_add_number(b, col, s, n, f->type == M2W_FIELD_INT, why,
 				  sizeof(why)))
@@ -460,7 +460,7 @@ static int map_head(const struct m2w_ingest_map *m, const char *const *fields,
 	size_t sn, f, k;
 	int first = 1, fb, c;
 
-	ig_sb_addc(&w->head, '{');
+	m2w_buf_addc(&w->head, '{');
 	for (f = 0; f < m->nf; f++) {
 		if (m->item[f])
 			continue;
@@ -509,7 +509,7 @@ static int map_item(const struct m2w_ingest_map *m, const char *const *fields,
 	if (miss >= 0)
 		return ig_row_reject(r, m->name[miss], "%s is empty but %s is "
 				     "given", m->name[miss], m->name[got]);
-	ig_sb_addc(&w->items, '{');
+	m2w_buf_addc(&w->items, '{');
 	for (f = 0; f < m->nf; f++) {
 		if (!m->item[f])
 			continue;
@@ -517,7 +517,7 @@ static int map_item(const struct m2w_ingest_map *m, const char *const *fields,
 		if (add_field(&w->items, m->f[f], m->name[f], s, sn, &first, r))
 			return M2W_EINVAL;
 	}
-	ig_sb_addc(&w->items, '}');
+	m2w_buf_addc(&w->items, '}');
 	w->nitems = 1;
 	return M2W_OK;
 }
@@ -561,7 +561,7 @@ int ig_map_record(const struct m2w_ingest_map *m, const char *const *fields,
 		w->has_key = 1;
 		w->parcel = fnv(FNV_BASIS, s, sn);  /* the key is the identity */
 	}
-	if (w->head.oom || w->items.oom)
+	if (w->head.failed || w->items.failed)
 		return M2W_ENOMEM;
 	return M2W_OK;
 }
@@ -569,24 +569,24 @@ int ig_map_record(const struct m2w_ingest_map *m, const char *const *fields,
 int ig_mrow_finish(const struct m2w_ingest_map *m, const struct ig_mrow *w,
 		   uint64_t line, struct m2w_ingest_row *r)
 {
-	struct ig_sb p;
+	struct m2w_buf p;
 	int rc, f, fb;
 	size_t i;
 
 	memset(&p, 0, sizeof(p));
-	ig_sb_add(&p, w->head.s, w->head.n);
+	m2w_buf_add(&p, w->head.buf, w->head.len);
 	if (w->nitems) {
-		ig_sb_adds(&p, ",\"items\":[");
-		ig_sb_add(&p, w->items.s, w->items.n);
-		ig_sb_addc(&p, ']');
+		m2w_buf_adds(&p, ",\"items\":[");
+		m2w_buf_add(&p, w->items.buf, w->items.len);
+		m2w_buf_addc(&p, ']');
 	}
-	ig_sb_addc(&p, '}');
-	if (p.oom) {
-		ig_sb_release(&p);
+	m2w_buf_addc(&p, '}');
+	if (p.failed) {
+		m2w_buf_release(&p);
 		return M2W_ENOMEM;
 	}
 	rc = ig_finish(m->job, m->fingerprint, w->has_key ? w->key : NULL,
-		       line, p.s, p.n, NULL, r);
+		       line, p.buf, p.len, NULL, r);
 	if (rc == M2W_EINVAL && r->column[0]) {
 		/* the payload key named by the check -> the header's column */
 		f = index_of(m, r->column);

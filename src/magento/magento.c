@@ -50,14 +50,6 @@
 
 /* ------------------------------------------------------------ results */
 
-int64_t m2i_mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void m2i_result_clear(struct m2_result *res)
 {
 	res->http_status = 0;
@@ -237,7 +229,7 @@ static int normalise_base(const char *base, const char *store, char **out,
 			  char *errbuf)
 {
 	size_t n = strlen(base);
-	struct m2_buf b;
+	struct m2w_buf b;
 
 	if (strncasecmp(base, "http://", 7) && strncasecmp(base, "https://", 8))
 		return m2w_fail(errbuf, M2W_EINVAL, "base_url \"%.100s\" is "
@@ -250,16 +242,16 @@ static int normalise_base(const char *base, const char *store, char **out,
 				"not a store code (letters, digits, _)", store);
 	while (n > 0 && base[n - 1] == '/')
 		n--;
-	m2i_buf_init(&b, 0);
-	m2i_buf_add(&b, base, n);
+	m2w_buf_init(&b, 0);
+	m2w_buf_add(&b, base, n);
 	if (!ends_with(base, n, "/rest/V1") && !ends_with_rest_code(base, n))
-		m2i_buf_addf(&b, "%s/%s/V1", ends_with(base, n, "/rest") ? "" :
+		m2w_buf_addf(&b, "%s/%s/V1", ends_with(base, n, "/rest") ? "" :
 			     "/rest", store);
 	if (b.failed) {
-		m2i_buf_release(&b);
+		m2w_buf_release(&b);
 		return m2w_fail(errbuf, M2W_ENOMEM, "out of memory");
 	}
-	*out = b.data;
+	*out = m2w_buf_detach(&b);
 	return M2W_OK;
 }
 
@@ -532,7 +524,7 @@ int m2_secret_resolve(const char *spec, char **out, char *errbuf)
 
 /* One HTTP exchange: what came back. */
 struct exchange {
-	struct m2_buf body;
+	struct m2w_buf body;
 	long status;
 	int too_large;
 };
@@ -541,7 +533,7 @@ static size_t on_body(char *p, size_t size, size_t n, void *arg)
 {
 	struct exchange *x = arg;
 
-	if (m2i_buf_add(&x->body, p, size * n) < 0) {
+	if (m2w_buf_add(&x->body, p, size * n) < 0) {
 		x->too_large = x->body.len + size * n > x->body.max;
 		return 0;
 	}
@@ -691,8 +683,7 @@ static void throttle(struct m2_client *c)
 
 	if (c->rate_limit <= 0)
 		return;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	now = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+	now = m2w_clock_mono_us();
 	pthread_mutex_lock(&c->lock);
 	at = c->next_slot_us > now ? c->next_slot_us : now;
 	c->next_slot_us = at + (int64_t)(1e6 / c->rate_limit);
@@ -715,7 +706,7 @@ static CURLcode perform(struct m2_conn *k, const char *method,
 	CURLcode cc;
 	CURL *h = k->h;
 
-	m2i_buf_init(&x->body, M2_BODY_MAX);
+	m2w_buf_init(&x->body, M2_BODY_MAX);
 	x->status = 0;
 	x->too_large = 0;
 	k->curl_err[0] = '\0';
@@ -830,7 +821,7 @@ static int login_failed(struct m2_conn *k, const struct exchange *x,
 	const struct m2_client *c = k->c;
 	char msg[M2_MESSAGE_MAX + 1];
 
-	m2i_error_message((int)x->status, x->body.data, x->body.len, msg,
+	m2i_error_message((int)x->status, x->body.buf, x->body.len, msg,
 			  sizeof(msg));
 	if (x->status == 401)
 		return m2i_result_set(res, M2W_EAUTH, M2W_CLASS_AUTH,
@@ -897,7 +888,7 @@ static int admin_login(struct m2_conn *k, char **token, int64_t *exp_s,
 		rc = transport_error(k, cc, &x, "admin login: ", res);
 	else if (x.status < 200 || x.status > 299)
 		rc = login_failed(k, &x, res);
-	else if (!(o = m2i_json_parse(x.body.data, x.body.len)) ||
+	else if (!(o = m2i_json_parse(x.body.buf, x.body.len)) ||
 		 !json_object_is_type(o, json_type_string) ||
 		 !*json_object_get_string(o))
 		rc = m2i_result_set(res, M2W_EPROTO, M2W_CLASS_TRANSIENT,
@@ -914,9 +905,9 @@ static int admin_login(struct m2_conn *k, char **token, int64_t *exp_s,
 			*exp_s = (int64_t)time(NULL) + k->c->admin_ttl_s;
 	}
 	json_object_put(o);
-	if (x.body.data)
-		memset(x.body.data, 0, x.body.len);
-	m2i_buf_release(&x.body);
+	if (x.body.buf)
+		memset(x.body.buf, 0, x.body.len);
+	m2w_buf_release(&x.body);
 	return rc;
 }
 
@@ -1076,9 +1067,9 @@ static int classify_2xx(const struct exchange *x, struct json_object **json,
 
 	if (x->body.len == 0 && x->status == 204)
 		return M2W_OK;
-	o = m2i_json_parse(x->body.data, x->body.len);
+	o = m2i_json_parse(x->body.buf, x->body.len);
 	if (!o) {
-		m2i_sanitize(x->body.data ? x->body.data : "",
+		m2i_sanitize(m2w_buf_str(&x->body),
 			     x->body.len < 80 ? x->body.len : 80, snip,
 			     sizeof(snip));
 		return m2i_result_set(res, M2W_EPROTO, M2W_CLASS_TRANSIENT,
@@ -1107,7 +1098,7 @@ static int classify(struct m2_conn *k, const struct exchange *x,
 				      "HTTP %d redirect to %.300s: check "
 				      "base_url", st, loc ? loc : "?");
 	}
-	m2i_error_message(st, x->body.data, x->body.len, res->message,
+	m2i_error_message(st, x->body.buf, x->body.len, res->message,
 			  sizeof(res->message));
 	if (st == 401) {
 		res->cls = M2W_CLASS_AUTH;
@@ -1129,10 +1120,8 @@ static void give_body(struct exchange *x, struct m2_response *resp)
 	if (!resp)
 		return;
 	resp->status = (int)x->status;
-	resp->body = x->body.data ? x->body.data : strdup("");
-	resp->len = x->body.data ? x->body.len : 0;
-	x->body.data = NULL;
-	x->body.len = x->body.cap = 0;
+	resp->len = x->body.len;
+	resp->body = m2w_buf_detach(&x->body);
 }
 
 /* ------------------------------------------------------------ calling */
@@ -1165,11 +1154,12 @@ static int call_once(struct m2_conn *k, const char *method, const char *url,
 	rc = auth_header(k, method, url, &hdr, gen, res);
 	if (rc)
 		return rc;
-	t0 = m2i_mono_ms();
+	t0 = m2w_clock_mono_ms();
 	cc = perform(k, method, url, body, hdr, x);
 	wipe_free(hdr);
 	if (k->observe && cc != CURLE_ABORTED_BY_CALLBACK)
-		k->observe(k->observe_arg, (int)x->status, m2i_mono_ms() - t0);
+		k->observe(k->observe_arg, (int)x->status,
+			   m2w_clock_mono_ms() - t0);
 	if (cc != CURLE_OK)
 		return transport_error(k, cc, x, "", res);
 	return M2W_OK;
@@ -1179,7 +1169,7 @@ int m2i_call(struct m2_conn *k, const char *method, const char *path,
 	     const char *body, struct m2_response *resp,
 	     struct json_object **json, struct m2_result *res)
 {
-	int64_t start = m2i_mono_ms();
+	int64_t start = m2w_clock_mono_ms();
 	struct exchange x;
 	uint64_t gen = 0;
 	char *url = NULL;
@@ -1198,14 +1188,14 @@ int m2i_call(struct m2_conn *k, const char *method, const char *path,
 		     path) < 0)
 		return m2i_result_set(res, M2W_ENOMEM, M2W_CLASS_TRANSIENT,
 				      "out of memory");
-	m2i_buf_init(&x.body, M2_BODY_MAX);
+	m2w_buf_init(&x.body, M2_BODY_MAX);
 	x.status = 0;
 	for (attempt = 0;; attempt++) {
 		rc = call_once(k, method, url, body, &x, &gen, res);
 		if (rc == M2W_OK && x.status == 401 &&
 		    k->c->auth == M2_AUTH_ADMIN && attempt == 0) {
 			admin_invalidate(k->c, gen);
-			m2i_buf_release(&x.body);
+			m2w_buf_release(&x.body);
 			x.status = 0;   /* a failed login must not leave the 401 */
 			continue;
 		}
@@ -1215,9 +1205,9 @@ int m2i_call(struct m2_conn *k, const char *method, const char *path,
 		rc = classify(k, &x, json, res);
 	if (x.status)
 		give_body(&x, resp);
-	m2i_buf_release(&x.body);
+	m2w_buf_release(&x.body);
 	free(url);
-	res->duration_ms = m2i_mono_ms() - start;
+	res->duration_ms = m2w_clock_mono_ms() - start;
 	return rc;
 }
 

@@ -262,26 +262,26 @@ static int orders_each(struct json_object *item, void *arg)
 
 static int check_ids(const char *const *ids, size_t n, struct m2_query *q)
 {
-	struct m2_buf b;
+	struct m2w_buf b;
 	size_t i, j;
 
-	m2i_buf_init(&b, 0);
+	m2w_buf_init(&b, 0);
 	for (i = 0; i < n; i++) {
 		if (!ids[i] || !*ids[i] || strchr(ids[i], ',')) {
-			m2i_buf_release(&b);
+			m2w_buf_release(&b);
 			return M2W_EINVAL;
 		}
 		for (j = 0; j < i && strcmp(ids[j], ids[i]) != 0; j++)
 			;
 		if (j == i)
-			m2i_buf_addf(&b, "%s%s", i ? "," : "", ids[i]);
+			m2w_buf_addf(&b, "%s%s", i ? "," : "", ids[i]);
 	}
-	m2_query_filter(q, 0, 0, "increment_id", b.data ? b.data : "", "in");
+	m2_query_filter(q, 0, 0, "increment_id", m2w_buf_str(&b), "in");
 	m2_query_fields(q, ORDER_FIELDS);
 	if (b.failed)
-		q->failed = 1;
-	m2i_buf_release(&b);
-	return q->failed ? M2W_ENOMEM : M2W_OK;
+		q->b.failed = 1;
+	m2w_buf_release(&b);
+	return q->b.failed ? M2W_ENOMEM : M2W_OK;
 }
 
 void m2_orders_free(struct m2_order **o, size_t n)
@@ -597,18 +597,18 @@ int m2_stock_item_update(struct m2_conn *k, const char *sku, int64_t item_id,
 			 double qty, int in_stock, struct m2_result *res)
 {
 	struct json_object *body, *si, *ans = NULL;
-	struct m2_buf path;
+	struct m2w_buf path;
 	int rc;
 
 	if (!sku || !*sku || item_id <= 0 || !isfinite(qty))
 		return bad_arg(res, "stock item: sku, item id and quantity "
 			       "are required");
-	m2i_buf_init(&path, 0);
-	m2i_buf_adds(&path, "/products/");
+	m2w_buf_init(&path, 0);
+	m2w_buf_adds(&path, "/products/");
 	m2i_buf_add_enc(&path, sku, strlen(sku));
-	m2i_buf_addf(&path, "/stockItems/%lld", (long long)item_id);
+	m2w_buf_addf(&path, "/stockItems/%lld", (long long)item_id);
 	if (path.failed) {
-		m2i_buf_release(&path);
+		m2w_buf_release(&path);
 		m2i_result_clear(res);
 		return oom(res);
 	}
@@ -617,10 +617,10 @@ int m2_stock_item_update(struct m2_conn *k, const char *sku, int64_t item_id,
 	jadd(si, "is_in_stock", json_object_new_boolean(in_stock != 0));
 	body = json_object_new_object();
 	jadd(body, "stockItem", si);
-	rc = m2i_call_json(k, "PUT", path.data, body, &ans, res);
+	rc = m2i_call_json(k, "PUT", path.buf, body, &ans, res);
 	json_object_put(body);
 	json_object_put(ans);
-	m2i_buf_release(&path);
+	m2w_buf_release(&path);
 	return rc;
 }
 

@@ -10,8 +10,8 @@
  *   magento_error.c  error bodies -> messages, %1 / %name filling,
  *                    Retry-After
  *   magento_query.c  searchCriteria query strings, paging (search walk);
- *                    the byte buffer and RFC 3986 percent-encoder every
- *                    module uses
+ *                    the RFC 3986 percent-encoder every module uses (into
+ *                    a struct m2w_buf, buf.h)
  *   magento_calls.c  typed calls: orders, shipments, tracks, stock, prices
  *
  * Locking: only struct m2_client's admin-token fields are shared between
@@ -27,6 +27,8 @@
 #include <curl/curl.h>
 #include <json-c/json.h>
 
+#include "m2worker/buf.h"
+#include "m2worker/clock.h"
 #include "m2worker/magento.h"
 
 #define M2_BODY_MAX (64u * 1024 * 1024)  /* response cap */
@@ -78,29 +80,12 @@ struct m2_conn {
 
 /* ------------------------------------------------------------ buffers */
 
-/* A growing NUL-terminated byte buffer; `failed` once an append failed
- * (out of memory or over `max`, when max is not 0). */
-struct m2_buf {
-	char *data;
-	size_t len, cap, max;
-	int failed;
-};
-
-void m2i_buf_init(struct m2_buf *b, size_t max);
-void m2i_buf_release(struct m2_buf *b);
-int m2i_buf_add(struct m2_buf *b, const void *p, size_t n);
-int m2i_buf_adds(struct m2_buf *b, const char *s);
-int m2i_buf_addf(struct m2_buf *b, const char *fmt, ...)
-#if defined(__GNUC__)
-	__attribute__((format(printf, 2, 3)))
-#endif
-	;
-/* Appends s[0..n) percent-encoded per RFC 3986 (unreserved kept). */
-int m2i_buf_add_enc(struct m2_buf *b, const char *s, size_t n);
+/* Appends s[0..n) to b percent-encoded per RFC 3986 (unreserved kept);
+ * 0, or -1 with b->failed set (buf.h). */
+int m2i_buf_add_enc(struct m2w_buf *b, const char *s, size_t n);
 
 /* ------------------------------------------------------------ results */
 
-int64_t m2i_mono_ms(void);
 void m2i_result_clear(struct m2_result *res);
 /* Fills cls and message (printf) and returns err. */
 int m2i_result_set(struct m2_result *res, int err, int cls,

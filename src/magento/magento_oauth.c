@@ -90,15 +90,15 @@ static char *form_decode(const char *s, size_t n, size_t *outlen)
 /* Percent-encodes s[0..n) into a malloc'd string. */
 static char *enc_dup(const char *s, size_t n)
 {
-	struct m2_buf b;
+	struct m2w_buf b;
 
-	m2i_buf_init(&b, 0);
+	m2w_buf_init(&b, 0);
 	m2i_buf_add_enc(&b, s, n);
-	if (b.failed || !b.data) {
-		m2i_buf_release(&b);
-		return b.failed ? NULL : strdup("");
+	if (b.failed) {
+		m2w_buf_release(&b);
+		return NULL;
 	}
-	return b.data;
+	return m2w_buf_detach(&b);
 }
 
 /* Decodes then re-encodes one piece of a query string. */
@@ -175,7 +175,7 @@ static size_t count_pairs(const char *query)
 
 /* scheme://host[:port]/path: lowercase scheme and host, no default port,
  * no query or fragment. */
-static int base_uri(const char *url, struct m2_buf *b)
+static int base_uri(const char *url, struct m2w_buf *b)
 {
 	const char *p = strstr(url, "://"), *host, *path, *colon;
 	size_t i, hostlen, pathlen;
@@ -184,7 +184,7 @@ static int base_uri(const char *url, struct m2_buf *b)
 	if (!p)
 		return -1;
 	for (i = 0; url + i < p; i++)
-		m2i_buf_addf(b, "%c", (char)tolower_ascii(url[i]));
+		m2w_buf_addc(b, (char)tolower_ascii(url[i]));
 	https = (size_t)(p - url) == 5 && strncasecmp(url, "https", 5) == 0;
 	host = p + 3;
 	path = host + strcspn(host, "/?#");
@@ -193,14 +193,14 @@ static int base_uri(const char *url, struct m2_buf *b)
 	if (colon && ((https && path - colon == 4 && !strncmp(colon, ":443", 4)) ||
 		      (!https && path - colon == 3 && !strncmp(colon, ":80", 3))))
 		hostlen = (size_t)(colon - host);
-	m2i_buf_adds(b, "://");
+	m2w_buf_adds(b, "://");
 	for (i = 0; i < hostlen; i++)
-		m2i_buf_addf(b, "%c", (char)tolower_ascii(host[i]));
+		m2w_buf_addc(b, (char)tolower_ascii(host[i]));
 	pathlen = strcspn(path, "?#");
 	if (pathlen == 0)
-		m2i_buf_adds(b, "/");
+		m2w_buf_adds(b, "/");
 	else
-		m2i_buf_add(b, path, pathlen);
+		m2w_buf_add(b, path, pathlen);
 	return b->failed ? -1 : 0;
 }
 
@@ -233,10 +233,10 @@ static int hmac_sha256(const char *key, size_t keylen, const char *data,
 /* The signature base string of RFC 5849 3.4.1 into b. */
 static int base_string(const char *method, const char *url,
 		       const char *const oauth[][2], size_t noauth,
-		       struct m2_buf *b)
+		       struct m2w_buf *b)
 {
 	const char *q = strchr(url, '?');
-	struct m2_buf uri, norm;
+	struct m2w_buf uri, norm;
 	struct param *p;
 	size_t n = 0, i;
 	int rc = -1;
@@ -252,24 +252,23 @@ static int base_string(const char *method, const char *url,
 			goto out;
 	qsort(p, n, sizeof(*p), param_cmp);
 
-	m2i_buf_init(&norm, 0);
+	m2w_buf_init(&norm, 0);
 	for (i = 0; i < n; i++)
-		m2i_buf_addf(&norm, "%s%s=%s", i ? "&" : "", p[i].name,
+		m2w_buf_addf(&norm, "%s%s=%s", i ? "&" : "", p[i].name,
 			     p[i].value);
-	m2i_buf_init(&uri, 0);
+	m2w_buf_init(&uri, 0);
 	if (base_uri(url, &uri) == 0 && !norm.failed) {
 		for (i = 0; method[i]; i++)
-			m2i_buf_addf(b, "%c", method[i] >= 'a' &&
-				     method[i] <= 'z' ? method[i] - 32 :
-				     method[i]);
-		m2i_buf_adds(b, "&");
-		m2i_buf_add_enc(b, uri.data, uri.len);
-		m2i_buf_adds(b, "&");
-		m2i_buf_add_enc(b, norm.data ? norm.data : "", norm.len);
+			m2w_buf_addc(b, method[i] >= 'a' && method[i] <= 'z'
+					 ? method[i] - 32 : method[i]);
+		m2w_buf_adds(b, "&");
+		m2i_buf_add_enc(b, uri.buf, uri.len);
+		m2w_buf_adds(b, "&");
+		m2i_buf_add_enc(b, m2w_buf_str(&norm), norm.len);
 		rc = b->failed ? -1 : 0;
 	}
-	m2i_buf_release(&uri);
-	m2i_buf_release(&norm);
+	m2w_buf_release(&uri);
+	m2w_buf_release(&norm);
 out:
 	params_free(p, n);
 	return rc;
@@ -290,27 +289,27 @@ int m2i_oauth_signature(const char *method, const char *url,
 		{ "oauth_version", "1.0" },
 	};
 	unsigned char mac[SHA256_LEN];
-	struct m2_buf base, key;
+	struct m2w_buf base, key;
 	int rc = -1;
 
 	if (siglen < 4 * ((SHA256_LEN + 2) / 3) + 1)
 		return -1;
-	m2i_buf_init(&base, 0);
-	m2i_buf_init(&key, 0);
+	m2w_buf_init(&base, 0);
+	m2w_buf_init(&key, 0);
 	m2i_buf_add_enc(&key, consumer_secret, strlen(consumer_secret));
-	m2i_buf_adds(&key, "&");
+	m2w_buf_adds(&key, "&");
 	m2i_buf_add_enc(&key, token_secret, strlen(token_secret));
 	if (!key.failed &&
 	    base_string(method, url, oauth, sizeof(oauth) / sizeof(oauth[0]),
 			&base) == 0 &&
-	    hmac_sha256(key.data, key.len, base.data, base.len, mac) == 0) {
+	    hmac_sha256(key.buf, key.len, base.buf, base.len, mac) == 0) {
 		EVP_EncodeBlock((unsigned char *)sig, mac, SHA256_LEN);
 		rc = 0;
 	}
-	if (key.data)
-		memset(key.data, 0, key.len);
-	m2i_buf_release(&key);
-	m2i_buf_release(&base);
+	if (key.buf)
+		memset(key.buf, 0, key.len);
+	m2w_buf_release(&key);
+	m2w_buf_release(&base);
 	return rc;
 }
 
@@ -348,19 +347,19 @@ static int make_nonce(char *out, size_t outlen)
 }
 
 /* , name="enc(value)" */
-static void header_param(struct m2_buf *b, const char *name,
+static void header_param(struct m2w_buf *b, const char *name,
 			 const char *value, int first)
 {
-	m2i_buf_addf(b, "%s%s=\"", first ? "" : ",", name);
+	m2w_buf_addf(b, "%s%s=\"", first ? "" : ",", name);
 	m2i_buf_add_enc(b, value, strlen(value));
-	m2i_buf_adds(b, "\"");
+	m2w_buf_adds(b, "\"");
 }
 
 char *m2i_oauth_header(const struct m2_client *c, const char *method,
 		       const char *url)
 {
 	char nonce[40], ts[24], sig[64];
-	struct m2_buf b;
+	struct m2w_buf b;
 
 	if (make_nonce(nonce, sizeof(nonce)) < 0)
 		return NULL;
@@ -370,8 +369,8 @@ char *m2i_oauth_header(const struct m2_client *c, const char *method,
 				c->access_token_secret, nonce, ts, sig,
 				sizeof(sig)) < 0)
 		return NULL;
-	m2i_buf_init(&b, 0);
-	m2i_buf_adds(&b, "Authorization: OAuth ");
+	m2w_buf_init(&b, 0);
+	m2w_buf_adds(&b, "Authorization: OAuth ");
 	header_param(&b, "oauth_consumer_key", c->consumer_key, 1);
 	header_param(&b, "oauth_token", c->access_token, 0);
 	header_param(&b, "oauth_signature_method", "HMAC-SHA256", 0);
@@ -380,8 +379,8 @@ char *m2i_oauth_header(const struct m2_client *c, const char *method,
 	header_param(&b, "oauth_version", "1.0", 0);
 	header_param(&b, "oauth_signature", sig, 0);
 	if (b.failed) {
-		m2i_buf_release(&b);
+		m2w_buf_release(&b);
 		return NULL;
 	}
-	return b.data;
+	return m2w_buf_detach(&b);
 }

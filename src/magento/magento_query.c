@@ -1,6 +1,7 @@
 /*
- * magento_query.c - searchCriteria query strings and paging; the byte
- * buffer and the RFC 3986 percent-encoder the other modules build on.
+ * magento_query.c - searchCriteria query strings and paging; the RFC 3986
+ * percent-encoder the other modules build on (appending to a struct
+ * m2w_buf, buf.h).
  *
  * Every name and value is percent-encoded (unreserved characters kept), so
  * `searchCriteria[filter_groups][0][filters][0][field]` goes out as
@@ -21,84 +22,7 @@
 
 #include "magento_internal.h"
 
-/* ------------------------------------------------------------- buffer */
-
-void m2i_buf_init(struct m2_buf *b, size_t max)
-{
-	b->data = NULL;
-	b->len = b->cap = 0;
-	b->max = max;
-	b->failed = 0;
-}
-
-void m2i_buf_release(struct m2_buf *b)
-{
-	free(b->data);
-	m2i_buf_init(b, b->max);
-}
-
-static int buf_grow(struct m2_buf *b, size_t extra)
-{
-	size_t want, cap;
-	char *p;
-
-	if (b->failed)
-		return -1;
-	if (extra > SIZE_MAX / 2 - b->len ||
-	    (b->max && b->len + extra > b->max)) {
-		b->failed = 1;
-		return -1;
-	}
-	want = b->len + extra + 1;
-	if (want <= b->cap)
-		return 0;
-	cap = b->cap ? b->cap : 256;
-	while (cap < want)
-		cap *= 2;
-	p = realloc(b->data, cap);
-	if (!p) {
-		b->failed = 1;
-		return -1;
-	}
-	b->data = p;
-	b->cap = cap;
-	return 0;
-}
-
-int m2i_buf_add(struct m2_buf *b, const void *p, size_t n)
-{
-	if (buf_grow(b, n) < 0)
-		return -1;
-	if (n)
-		memcpy(b->data + b->len, p, n);
-	b->len += n;
-	b->data[b->len] = '\0';
-	return 0;
-}
-
-int m2i_buf_adds(struct m2_buf *b, const char *s)
-{
-	return m2i_buf_add(b, s, strlen(s));
-}
-
-int m2i_buf_addf(struct m2_buf *b, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(NULL, 0, fmt, ap);
-	va_end(ap);
-	if (n < 0 || buf_grow(b, (size_t)n) < 0) {
-		b->failed = 1;
-		return -1;
-	}
-	va_start(ap, fmt);
-	vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
-	va_end(ap);
-	b->len += (size_t)n;
-	return 0;
-}
+/* ------------------------------------------------------------ encoding */
 
 static int unreserved(unsigned char c)
 {
@@ -107,26 +31,28 @@ static int unreserved(unsigned char c)
 	       c == '~';
 }
 
-int m2i_buf_add_enc(struct m2_buf *b, const char *s, size_t n)
+int m2i_buf_add_enc(struct m2w_buf *b, const char *s, size_t n)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	size_t i, o = 0;
 
-	if (buf_grow(b, 3 * n) < 0)
+	if (n > SIZE_MAX / 3 || m2w_buf_grow(b, 3 * n) < 0) {
+		b->failed = 1;
 		return -1;
+	}
 	for (i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
 
 		if (unreserved(c)) {
-			b->data[b->len + o++] = (char)c;
+			b->buf[b->len + o++] = (char)c;
 		} else {
-			b->data[b->len + o++] = '%';
-			b->data[b->len + o++] = hex[c >> 4];
-			b->data[b->len + o++] = hex[c & 15];
+			b->buf[b->len + o++] = '%';
+			b->buf[b->len + o++] = hex[c >> 4];
+			b->buf[b->len + o++] = hex[c & 15];
 		}
 	}
 	b->len += o;
-	b->data[b->len] = '\0';
+	b->buf[b->len] = '\0';
 	return 0;
 }
 
@@ -134,33 +60,12 @@ int m2i_buf_add_enc(struct m2_buf *b, const char *s, size_t n)
 
 void m2_query_init(struct m2_query *q)
 {
-	q->buf = NULL;
-	q->len = q->cap = 0;
-	q->failed = 0;
+	m2w_buf_init(&q->b, 0);
 }
 
 void m2_query_release(struct m2_query *q)
 {
-	free(q->buf);
-	m2_query_init(q);
-}
-
-/* The query's storage seen as a buffer, and back. */
-static void q_to_buf(const struct m2_query *q, struct m2_buf *b)
-{
-	b->data = q->buf;
-	b->len = q->len;
-	b->cap = q->cap;
-	b->max = 0;
-	b->failed = q->failed;
-}
-
-static void q_from_buf(struct m2_query *q, const struct m2_buf *b)
-{
-	q->buf = b->data;
-	q->len = b->len;
-	q->cap = b->cap;
-	q->failed = b->failed;
+	m2w_buf_release(&q->b);
 }
 
 /* Appends &enc(name)=enc(value); name is printf-formatted. */
@@ -175,26 +80,23 @@ static void q_param(struct m2_query *q, const char *value,
 		    const char *namefmt, ...)
 {
 	char name[256];
-	struct m2_buf b;
 	va_list ap;
 	int n;
 
-	if (q->failed)
+	if (q->b.failed)
 		return;
 	va_start(ap, namefmt);
 	n = vsnprintf(name, sizeof(name), namefmt, ap);
 	va_end(ap);
-	q_to_buf(q, &b);
 	if (n < 0 || (size_t)n >= sizeof(name) || !value) {
-		b.failed = 1;
-	} else {
-		if (b.len)
-			m2i_buf_adds(&b, "&");
-		m2i_buf_add_enc(&b, name, (size_t)n);
-		m2i_buf_adds(&b, "=");
-		m2i_buf_add_enc(&b, value, strlen(value));
+		q->b.failed = 1;
+		return;
 	}
-	q_from_buf(q, &b);
+	if (q->b.len)
+		m2w_buf_addc(&q->b, '&');
+	m2i_buf_add_enc(&q->b, name, (size_t)n);
+	m2w_buf_addc(&q->b, '=');
+	m2i_buf_add_enc(&q->b, value, strlen(value));
 }
 
 #define FILTER "searchCriteria[filter_groups][%d][filters][%d]"
@@ -203,7 +105,7 @@ void m2_query_filter(struct m2_query *q, int group, int index,
 		     const char *field, const char *value, const char *cond)
 {
 	if (group < 0 || index < 0 || !field || !value) {
-		q->failed = 1;
+		q->b.failed = 1;
 		return;
 	}
 	q_param(q, field, FILTER "[field]", group, index);
@@ -225,7 +127,7 @@ void m2_query_page(struct m2_query *q, int page_size, int current_page)
 /* How many sort orders the query has already. */
 static int sort_count(const struct m2_query *q)
 {
-	const char *p = q->buf;
+	const char *p = q->b.buf;
 	int n = 0;
 
 	while (p && (p = strstr(p, "%5Bdirection%5D=")) != NULL) {
@@ -251,9 +153,7 @@ void m2_query_fields(struct m2_query *q, const char *fields)
 
 const char *m2_query_str(const struct m2_query *q)
 {
-	if (q->failed)
-		return NULL;
-	return q->buf ? q->buf : "";
+	return q->b.failed ? NULL : m2w_buf_str(&q->b);
 }
 
 /* ------------------------------------------------------------- paging */
@@ -270,25 +170,24 @@ static char *page_path(const char *path, const char *query, int size,
 		       int page)
 {
 	struct m2_query pq;
-	struct m2_buf b;
+	struct m2w_buf b = M2W_BUF_INIT;
 
 	m2_query_init(&pq);
 	m2_query_page(&pq, size, page);
-	m2i_buf_init(&b, 0);
-	m2i_buf_adds(&b, path);
-	m2i_buf_adds(&b, strchr(path, '?') ? "&" : "?");
+	m2w_buf_adds(&b, path);
+	m2w_buf_addc(&b, strchr(path, '?') ? '&' : '?');
 	if (query && *query)
-		m2i_buf_addf(&b, "%s&", query);
-	if (pq.failed)
+		m2w_buf_addf(&b, "%s&", query);
+	if (pq.b.failed)
 		b.failed = 1;
 	else
-		m2i_buf_adds(&b, pq.buf);
+		m2w_buf_add(&b, pq.b.buf, pq.b.len);
 	m2_query_release(&pq);
 	if (b.failed) {
-		m2i_buf_release(&b);
+		m2w_buf_release(&b);
 		return NULL;
 	}
-	return b.data;
+	return m2w_buf_detach(&b);
 }
 
 /* One page: items handed to each; *seen and *total updated. Returns the
@@ -330,7 +229,7 @@ int m2i_search_walk(struct m2_conn *k, const char *path, const char *query,
 		    int (*each)(struct json_object *item, void *arg),
 		    void *arg, struct m2_result *res)
 {
-	int64_t seen = 0, start = m2i_mono_ms();
+	int64_t seen = 0, start = m2w_clock_mono_ms();
 	int page, rc = M2W_OK, stop = 0, size = clamp_page(page_size);
 	char *url;
 
@@ -350,7 +249,7 @@ int m2i_search_walk(struct m2_conn *k, const char *path, const char *query,
 		rc = walk_page(k, url, size, each, arg, &seen, &stop, res);
 		free(url);
 	}
-	res->duration_ms = m2i_mono_ms() - start;
+	res->duration_ms = m2w_clock_mono_ms() - start;
 	return rc;
 }
 

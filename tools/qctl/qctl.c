@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "m2worker/parse.h"
 #include "qctl.h"
 
 #define DEFAULT_CONFIG "/etc/m2worker/m2worker.conf"
@@ -72,12 +73,18 @@ int qctl_parse_id(const char *s, uint64_t *id)
 
 int64_t qctl_parse_age(const char *s)
 {
+	int64_t ms = m2w_parse_duration_ms(s);
 	char *end;
 	double v;
 
+	/* the config file's durations (parse.h: "90s" "15m" "2h" "7d",
+	 * "1m30s", "500ms", bare seconds); then the forms qctl has always
+	 * taken besides: weeks ("1w") and fractions ("1.5h"), one unit */
+	if (ms >= 0)
+		return ms;
 	errno = 0;
 	v = strtod(s, &end);
-	if (end == s || errno || v < 0)
+	if (end == s || errno || !(v >= 0))
 		return -1;
 	switch (*end) {
 	case '\0':
@@ -98,8 +105,8 @@ int64_t qctl_parse_age(const char *s)
 	default:
 		return -1;
 	}
-	if (*end && end[1])
-		return -1;
+	if ((*end && end[1]) || !(v * 1000 < (double)INT64_MAX))
+		return -1;              /* trailing bytes, or past int64 */
 	return (int64_t)(v * 1000);
 }
 
