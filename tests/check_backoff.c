@@ -6,6 +6,8 @@
  * from `rnd`, i.e. a value in [d*(100-j)/100, d]. Only that range is
  * asserted for a given rnd, not which end of it rnd 0 maps to.
  */
+#include "config.h"
+
 #include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -14,6 +16,7 @@
 #include <check.h>
 
 #include "m2worker/queue.h"
+#include "testutil.h"
 
 /* A small deterministic PRNG (xorshift32) for rnd values. */
 static uint32_t xs_state;
@@ -305,11 +308,5 @@ static Suite *backoff_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(backoff_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return tu_run("m2w-check-backoff", backoff_suite());
 }

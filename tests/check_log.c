@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "m2worker/log.h"
+#include "testutil.h"
 
 START_TEST(quote_plain_and_special)
 {
@@ -47,16 +48,10 @@ int main(void)
 {
 	Suite *s = suite_create("log");
 	TCase *tc = tcase_create("quote");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, quote_plain_and_special);
 	tcase_add_test(tc, quote_in_place);
 	tcase_add_test(tc, quote_cut_to_len);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return tu_run("m2w-check-log", s);
 }

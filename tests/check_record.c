@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "store/internal.h"
+#include "testutil.h"
 
 static struct rec sample(void)
 {
@@ -146,17 +147,11 @@ int main(void)
 {
 	Suite *s = suite_create("record");
 	TCase *tc = tcase_create("codec");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, round_trip);
 	tcase_add_test(tc, to_task);
 	tcase_add_test(tc, damaged);
 	tcase_add_test(tc, random_bytes);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return tu_run("m2w-check-record", s);
 }

@@ -261,7 +261,7 @@ END_TEST
 START_TEST(parse_delimiter)
 {
 	static const char *const bad[] = { "", "|", "TAB", "Tab", "auto ",
-					   ",,", "\\t", " ", "AUTO" };
+					   ",,", "\\n", " ", "AUTO" };
 	char d = 'x';
 	size_t i;
 
@@ -275,6 +275,9 @@ START_TEST(parse_delimiter)
 	ck_assert_int_eq(d, '\t');
 	d = 'x';
 	ck_assert_int_eq(m2w_parse_delimiter("\t", &d), 0);
+	ck_assert_int_eq(d, '\t');
+	d = 'x';
+	ck_assert_int_eq(m2w_parse_delimiter("\\t", &d), 0); /* as typed */
 	ck_assert_int_eq(d, '\t');
 	/* the config file's long names */
 	ck_assert_int_eq(m2w_parse_delimiter("comma", &d), 0);

@@ -11,6 +11,7 @@
 
 #include "daemon/worker.h"
 #include "m2worker/admin.h"
+#include "testutil.h"
 
 START_TEST(breaker_opens_after_threshold)
 {
@@ -124,16 +125,10 @@ int main(void)
 {
 	Suite *s = suite_create("worker");
 	TCase *tc = tcase_create("units");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, breaker_opens_after_threshold);
 	tcase_add_test(tc, breaker_one_probe);
 	tcase_add_test(tc, metrics_text);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return tu_run("m2w-check-worker", s);
 }

@@ -9,7 +9,8 @@
  *   sizes      "512KiB" "64MiB" "4GiB" "1TiB" (K/KB/M/MB/... are binary
  *              too, any case), "100B" or a bare number (bytes)
  *   booleans   yes/no, true/false, on/off, 1/0 (any case)
- *   delimiters auto, "," (comma), ";" (semicolon), tab (or a tab itself)
+ *   delimiters auto, "," (comma), ";" (semicolon), tab (or a tab itself,
+ *               or the two characters \t as a shell passes them)
  *
  * Pure functions: no state, safe from any thread; the strings are the
  * caller's and only read.

@@ -159,7 +159,8 @@ int m2w_parse_delimiter(const char *s, char *out)
 		*out = ',';
 	else if (strcmp(s, ";") == 0 || strcmp(s, "semicolon") == 0)
 		*out = ';';
-	else if (strcmp(s, "tab") == 0 || strcmp(s, "\t") == 0)
+	else if (strcmp(s, "tab") == 0 || strcmp(s, "\t") == 0 ||
+		 strcmp(s, "\\t") == 0)
 		*out = '\t';
 	else
 		return -1;

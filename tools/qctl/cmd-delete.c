@@ -4,9 +4,6 @@
  */
 #include "config.h"
 
-#include <getopt.h>
-#include <string.h>
-
 #include "qctl.h"
 
 static int purge(struct qctl *c, int state, int64_t age)
@@ -31,113 +28,89 @@ static int purge(struct qctl *c, int state, int64_t age)
 	return EXIT_OK;
 }
 
-static int64_t age_arg(const char *s)
+/* --older-than as ms into *age; 0 when missing or bad (said so). */
+static int age_arg(const struct qctl_args *a, int64_t *age)
 {
-	int64_t age = qctl_parse_age(s);
+	const char *s = qctl_args_get(a, "older-than");
 
-	if (age < 0)
+	if (!s)
+		return 0;
+	if ((*age = qctl_parse_age(s)) < 0) {
 		qctl_error("bad age \"%s\" (e.g. 90s, 15m, 2h, 7d)", s);
-	return age;
+		return 0;
+	}
+	return 1;
 }
 
-static int delete_exec(struct qctl *c, int argc, char **argv)
+static int delete_one(struct qctl *c, const struct qctl_args *a,
+		      uint64_t id, char *errbuf)
 {
-	static const struct option opts[] = {
-		{ "force", no_argument, NULL, 'f' },
-		{ "dead", no_argument, NULL, 'D' },
-		{ "older-than", required_argument, NULL, 'o' },
-		{ NULL, 0, NULL, 0 },
-	};
-	char errbuf[M2W_ERRBUF_SIZE];
-	json_object *gone;
-	int64_t age = -1;
-	int ch, i, rc, force = 0, dead = 0, status = EXIT_OK;
-	uint64_t id;
+	int rc = m2w_queue_delete(c->q, id, qctl_args_has(a, "force") != 0,
+				  errbuf);
 
-	while ((ch = getopt_long(argc, argv, "fDo:", opts, NULL)) != -1) {
-		switch (ch) {
-		case 'f': force = 1; break;
-		case 'D': dead = 1; break;
-		case 'o':
-			if ((age = age_arg(optarg)) < 0)
-				return EXIT_USAGE;
-			break;
-		default: return qctl_usage(&cmd_delete);
-		}
-	}
-	if (dead) {
-		if (age < 0 || optind != argc)
+	if (!rc && !c->json)
+		printf("deleted task %llu\n", (unsigned long long)id);
+	return rc;
+}
+
+static int delete_exec(struct qctl *c, const struct qctl_args *a)
+{
+	int64_t age;
+
+	/* either ids, or --dead --older-than: never both, never neither */
+	if (qctl_args_has(a, "dead")) {
+		if (!qctl_args_get(a, "older-than") || a->argc > 0)
 			return qctl_usage(&cmd_delete);
-		return purge(c, M2W_DEAD, age);
+		return age_arg(a, &age) ? purge(c, M2W_DEAD, age) : EXIT_USAGE;
 	}
-	if (age >= 0 || optind == argc)
+	if (qctl_args_get(a, "older-than") || a->argc == 0)
 		return qctl_usage(&cmd_delete);
-	gone = json_object_new_array();
-	for (i = optind; i < argc; i++) {
-		if (!qctl_parse_id(argv[i], &id)) {
-			qctl_error("bad task id \"%s\"", argv[i]);
-			json_object_put(gone);
-			return EXIT_USAGE;
-		}
-		errbuf[0] = '\0';
-		if ((rc = m2w_queue_delete(c->q, id, force, errbuf))) {
-			status = qctl_fail(rc, errbuf);
-			continue;
-		}
-		json_object_array_add(gone, json_object_new_int64((int64_t)id));
-		if (!c->json)
-			printf("deleted task %llu\n", (unsigned long long)id);
-	}
-	if (c->json) {
-		json_object *o = json_object_new_object();
-
-		json_object_object_add(o, "deleted_ids", gone);
-		qctl_print_json(o);
-	} else {
-		json_object_put(gone);
-	}
-	return status;
+	return qctl_foreach_id(c, a, delete_one, "deleted_ids");
 }
 
 const struct qctl_cmd cmd_delete = {
-	"delete", "ID... [--force] | --dead --older-than AGE",
+	.name = "delete",
+	.flags = {
+		{ "force", 'f', NULL, 0 },
+		{ "dead", 'D', NULL, 0 },
+		{ "older-than", 'o', "AGE", 0 },
+	},
+	.usage = "ID... [--force] | --dead --older-than AGE",
+	.max_args = QCTL_MANY,
+	.help =
 	"Deletes tasks with their history and idempotency keys. A leased task\n"
 	"(a worker is on it) is kept unless --force. With --dead, deletes the\n"
 	"dead tasks that died more than AGE ago (90s, 15m, 2h, 7d).",
-	1, delete_exec,
+	.needs_store = 1,
+	.exec = delete_exec,
 };
 
-static int purge_exec(struct qctl *c, int argc, char **argv)
+static int purge_exec(struct qctl *c, const struct qctl_args *a)
 {
-	static const struct option opts[] = {
-		{ "done", no_argument, NULL, 'd' },
-		{ "superseded", no_argument, NULL, 's' },
-		{ "older-than", required_argument, NULL, 'o' },
-		{ NULL, 0, NULL, 0 },
-	};
-	int64_t age = -1;
-	int ch, state = -1;
+	int64_t age;
+	int done = qctl_args_has(a, "done");
+	int superseded = qctl_args_has(a, "superseded");
 
-	while ((ch = getopt_long(argc, argv, "dso:", opts, NULL)) != -1) {
-		switch (ch) {
-		case 'd': state = M2W_DONE; break;
-		case 's': state = M2W_SUPERSEDED; break;
-		case 'o':
-			if ((age = age_arg(optarg)) < 0)
-				return EXIT_USAGE;
-			break;
-		default: return qctl_usage(&cmd_purge);
-		}
-	}
-	if (state < 0 || age < 0 || optind != argc)
+	if (!done && !superseded)
 		return qctl_usage(&cmd_purge);
-	return purge(c, state, age);
+	if (!age_arg(a, &age))
+		return EXIT_USAGE;
+	/* both: the later one, as ever */
+	return purge(c, done > superseded ? M2W_DONE : M2W_SUPERSEDED, age);
 }
 
 const struct qctl_cmd cmd_purge = {
-	"purge", "--done|--superseded --older-than AGE",
+	.name = "purge",
+	.flags = {
+		{ "done", 'd', NULL, 0 },
+		{ "superseded", 's', NULL, 0 },
+		{ "older-than", 'o', "AGE", 1 },
+	},
+	.usage = "--done|--superseded --older-than AGE",
+	.help =
 	"Deletes done (or superseded) tasks that ended more than AGE ago, with\n"
 	"their history. Their idempotency keys expire with them: the same key\n"
 	"enqueued again is new work.",
-	1, purge_exec,
+	.needs_store = 1,
+	.exec = purge_exec,
 };

@@ -10,12 +10,12 @@
 #include "config.h"
 
 #include <errno.h>
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "m2worker/ingest.h"
 #include "m2worker/jobs.h"
+#include "m2worker/parse.h"
 #include "qctl.h"
 
 #define LIST_MAX 1000  /* errors and ids kept for --json */
@@ -65,55 +65,34 @@ static int ends_with(const char *s, const char *suffix)
 	return n >= k && strcmp(s + n - k, suffix) == 0;
 }
 
-static int enqueue_exec(struct qctl *c, int argc, char **argv)
+static int enqueue_exec(struct qctl *c, const struct qctl_args *a)
 {
-	static const struct option opts[] = {
-		{ "type", required_argument, NULL, 't' },
-		{ "format", required_argument, NULL, 'f' },
-		{ "key-field", required_argument, NULL, 'k' },
-		{ "delimiter", required_argument, NULL, 'D' },
-		{ "batch", required_argument, NULL, 'b' },
-		{ NULL, 0, NULL, 0 },
-	};
+	const char *delim = qctl_args_get(a, "delimiter");
+	const char *batch = qctl_args_get(a, "batch");
+	const char *format = qctl_args_get(a, "format");
+	const char *file = NULL;
 	struct m2w_ingest_opts io;
 	struct m2w_ingest_result res;
 	struct out o;
 	char errbuf[M2W_ERRBUF_SIZE] = "", fp[M2W_FINGERPRINT_HEX + 1];
-	const char *file = NULL, *format = NULL;
 	FILE *in = stdin;
 	char *end;
-	int ch, rc;
+	int rc;
 
-	m2w_ingest_opts_init(&io, NULL);
-	while ((ch = getopt_long(argc, argv, "t:f:k:D:b:", opts, NULL)) != -1) {
-		switch (ch) {
-		case 't': io.type = optarg; break;
-		case 'f': format = optarg; break;
-		case 'k': io.key_field = optarg; break;
-		case 'D':
-			if (strcmp(optarg, "tab") == 0 || strcmp(optarg, "\\t") == 0 ||
-			    strcmp(optarg, "\t") == 0)
-				io.delimiter = '\t';
-			else if (strcmp(optarg, ",") == 0 || strcmp(optarg, ";") == 0)
-				io.delimiter = optarg[0];
-			else {
-				qctl_error("--delimiter must be ',', ';' or tab");
-				return qctl_usage(&cmd_enqueue);
-			}
-			break;
-		case 'b':
-			errno = 0;
-			io.batch = (size_t)strtoul(optarg, &end, 10);
-			if (errno || *end || !io.batch || optarg[0] == '-') {
-				qctl_error("bad --batch \"%s\"", optarg);
-				return qctl_usage(&cmd_enqueue);
-			}
-			break;
-		default: return qctl_usage(&cmd_enqueue);
+	m2w_ingest_opts_init(&io, qctl_args_get(a, "type"));
+	io.key_field = qctl_args_get(a, "key-field");
+	if (delim && m2w_parse_delimiter(delim, &io.delimiter)) {
+		qctl_error("--delimiter must be ',', ';' or tab");
+		return qctl_usage(&cmd_enqueue);
+	}
+	if (batch) {
+		errno = 0;
+		io.batch = (size_t)strtoul(batch, &end, 10);
+		if (errno || *end || !io.batch || batch[0] == '-') {
+			qctl_error("bad --batch \"%s\"", batch);
+			return qctl_usage(&cmd_enqueue);
 		}
 	}
-	if (optind + 1 < argc || !io.type)
-		return qctl_usage(&cmd_enqueue);
 	if (!m2w_job_find(io.type)) {
 		char names[128];
 
@@ -121,8 +100,8 @@ static int enqueue_exec(struct qctl *c, int argc, char **argv)
 			   m2w_job_names(0, names, sizeof(names)));
 		return qctl_usage(&cmd_enqueue);
 	}
-	if (optind < argc && strcmp(argv[optind], "-") != 0)
-		file = argv[optind];
+	if (a->argc > 0 && strcmp(a->argv[0], "-") != 0)
+		file = a->argv[0];
 	if (!format)
 		io.format = file && (ends_with(file, ".ndjson") ||
 				     ends_with(file, ".jsonl"))
@@ -163,18 +142,22 @@ static int enqueue_exec(struct qctl *c, int argc, char **argv)
 	if (c->json) {
 		json_object *j = json_object_new_object();
 
-		json_object_object_add(j, "accepted",
-				       json_object_new_int64((int64_t)res.accepted));
-		json_object_object_add(j, "duplicates",
-				       json_object_new_int64((int64_t)res.duplicates));
-		json_object_object_add(j, "rejected",
-				       json_object_new_int64((int64_t)res.rejected));
-		json_object_object_add(j, "rows",
-				       json_object_new_int64((int64_t)res.rows));
-		json_object_object_add(j, "tasks",
-				       json_object_new_int64((int64_t)res.tasks));
-		json_object_object_add(j, "committed_rows",
-				       json_object_new_int64((int64_t)res.committed_rows));
+		const struct {
+			const char *name;
+			uint64_t n;
+		} counts[] = {
+			{ "accepted", res.accepted },
+			{ "duplicates", res.duplicates },
+			{ "rejected", res.rejected },
+			{ "rows", res.rows },
+			{ "tasks", res.tasks },
+			{ "committed_rows", res.committed_rows },
+		};
+		size_t i;
+
+		for (i = 0; i < sizeof(counts) / sizeof(counts[0]); i++)
+			json_object_object_add(j, counts[i].name,
+				json_object_new_int64((int64_t)counts[i].n));
 		json_object_object_add(j, "errors", o.errors);
 		json_object_object_add(j, "ids", o.ids);
 		json_object_object_add(j, "fingerprint", file
@@ -194,9 +177,17 @@ static int enqueue_exec(struct qctl *c, int argc, char **argv)
 }
 
 const struct qctl_cmd cmd_enqueue = {
-	"enqueue",
-	"--type T [--format csv|ndjson] [--key-field F] "
-	"[--delimiter ,|;|tab] [--batch N] [FILE|-]",
+	.name = "enqueue",
+	.flags = {
+		{ "type", 't', "T", 1 },
+		{ "format", 'f', "csv|ndjson", 0 },
+		{ "key-field", 'k', "F", 0 },
+		{ "delimiter", 'D', ",|;|tab", 0 },
+		{ "batch", 'b', "N", 0 },
+	},
+	.args = "[FILE|-]",
+	.max_args = 1,
+	.help =
 	"Enqueues the rows of FILE (or stdin: - or nothing) as tasks of type T\n"
 	"(tracking, stock, price, rest). CSV maps columns by the header's names\n"
 	"(order_number/order_id/increment_id, tracking_number/tracking/awb,\n"
@@ -211,5 +202,6 @@ const struct qctl_cmd cmd_enqueue = {
 	"counts, and FILE:LINE: column: reason for each rejected row on stderr.\n"
 	"Exit 1 when a row was rejected or the store refused. Creates the store\n"
 	"when there is none yet (a producer may run before the daemon).",
-	2, enqueue_exec,
+	.needs_store = 2,
+	.exec = enqueue_exec,
 };

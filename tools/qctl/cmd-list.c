@@ -5,7 +5,6 @@
  */
 #include "config.h"
 
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,72 +37,57 @@ static void print_table(struct qctl *c, struct m2w_task **ts, size_t n)
 	}
 }
 
-static int list_exec(struct qctl *c, int argc, char **argv)
+/* --since or --until as unix ms into *ms (-1 when not given); 0 when
+ * bad, said so. */
+static int when_arg(struct qctl *c, const struct qctl_args *a,
+		    const char *name, int64_t *ms)
 {
-	static const struct option opts[] = {
-		{ "state", required_argument, NULL, 's' },
-		{ "type", required_argument, NULL, 't' },
-		{ "grep", required_argument, NULL, 'g' },
-		{ "since", required_argument, NULL, 'S' },
-		{ "until", required_argument, NULL, 'U' },
-		{ "limit", required_argument, NULL, 'n' },
-		{ "after", required_argument, NULL, 'a' },
-		{ NULL, 0, NULL, 0 },
-	};
+	const char *v = qctl_args_get(a, name);
+
+	*ms = -1;
+	if (v && (*ms = qctl_parse_when(v, c->now)) < 0) {
+		qctl_error("bad time \"%s\" (an age: 90s, 15m, 2h, 7d; today, "
+			   "yesterday; or a date: 2026-11-24, 2026-11-24 "
+			   "13:00)", v);
+		return 0;
+	}
+	return 1;
+}
+
+static int list_exec(struct qctl *c, const struct qctl_args *a)
+{
+	const char *state = qctl_args_get(a, "state");
+	const char *limit = qctl_args_get(a, "limit");
 	struct m2w_list_opts lo;
 	struct m2w_task **ts = NULL, **keep;
 	char errbuf[M2W_ERRBUF_SIZE] = "", next[M2W_CURSOR_MAX];
-	int64_t since = -1, until = -1, *when;
+	int64_t since, until;
 	size_t n = 0, kept = 0, i;
-	long limit;
-	int ch, rc;
+	long v;
+	int rc;
 
 	memset(&lo, 0, sizeof(lo));
 	lo.state = M2W_READY;
 	lo.limit = 50;
-	while ((ch = getopt_long(argc, argv, "s:t:g:S:U:n:a:", opts, NULL)) != -1) {
-		switch (ch) {
-		case 's':
-			if ((lo.state = m2w_state_parse(optarg)) < 0) {
-				qctl_error("no state \"%s\": ready, scheduled, "
-					   "leased, waiting, done, dead or "
-					   "superseded", optarg);
-				return EXIT_USAGE;
-			}
-			break;
-		case 't':
-			lo.type = optarg;
-			break;
-		case 'g':
-			lo.grep = optarg;
-			break;
-		case 'S':
-		case 'U':
-			when = ch == 'S' ? &since : &until;
-			if ((*when = qctl_parse_when(optarg, c->now)) < 0) {
-				qctl_error("bad time \"%s\" (an age: 90s, 15m, 2h, "
-					   "7d; today, yesterday; or a date: "
-					   "2026-11-24, 2026-11-24 13:00)", optarg);
-				return EXIT_USAGE;
-			}
-			break;
-		case 'n':
-			limit = strtol(optarg, NULL, 10);
-			if (limit < 1 || limit > 100000) {
-				qctl_error("--limit takes 1 to 100000");
-				return EXIT_USAGE;
-			}
-			lo.limit = (size_t)limit;
-			break;
-		case 'a':
-			lo.after = optarg;
-			break;
-		default:
-			return qctl_usage(&cmd_list);
-		}
+	if (state && (lo.state = m2w_state_parse(state)) < 0) {
+		qctl_error("no state \"%s\": ready, scheduled, leased, "
+			   "waiting, done, dead or superseded", state);
+		return EXIT_USAGE;
 	}
-	if (optind != argc)
-		return qctl_usage(&cmd_list);
+	lo.type = qctl_args_get(a, "type");
+	lo.grep = qctl_args_get(a, "grep");
+	if (!when_arg(c, a, "since", &since) ||
+	    !when_arg(c, a, "until", &until))
+		return EXIT_USAGE;
+	if (limit) {
+		v = strtol(limit, NULL, 10);
+		if (v < 1 || v > 100000) {
+			qctl_error("--limit takes 1 to 100000");
+			return EXIT_USAGE;
+		}
+		lo.limit = (size_t)v;
+	}
+	lo.after = qctl_args_get(a, "after");
 	if ((rc = m2w_queue_list(c->q, &lo, &ts, &n, next, errbuf)))
 		return qctl_fail(rc, errbuf);
 	keep = ts;
@@ -138,9 +122,17 @@ static int list_exec(struct qctl *c, int argc, char **argv)
 }
 
 const struct qctl_cmd cmd_list = {
-	"list",
-	"[--state S] [--type T] [--grep TEXT] [--since WHEN] [--until WHEN]\n"
-	"     [--limit N] [--after CURSOR]",
+	.name = "list",
+	.flags = {
+		{ "state", 's', "S", 0 },
+		{ "type", 't', "T", 0 },
+		{ "grep", 'g', "TEXT", 0 },
+		{ "since", 'S', "WHEN", 0 },
+		{ "until", 'U', "WHEN", 0 },
+		{ "limit", 'n', "N", 0 },
+		{ "after", 'a', "CURSOR", 0 },
+	},
+	.help =
 	"Lists tasks in one state (default ready; also scheduled, leased,\n"
 	"waiting, done, dead, superseded), optionally of one type, whose last\n"
 	"error or payload contains TEXT, last changed from --since up to\n"
@@ -149,5 +141,6 @@ const struct qctl_cmd cmd_list = {
 	"2026-11-24 13:00): --since yesterday --until today is yesterday.\n"
 	"At most N (default 50) a page; the cursor printed at the end (or\n"
 	"\"next\" in JSON) gives the next page with --after.",
-	1, list_exec,
+	.needs_store = 1,
+	.exec = list_exec,
 };

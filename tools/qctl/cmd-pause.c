@@ -7,15 +7,13 @@
 
 #include "qctl.h"
 
-static int set(struct qctl *c, int argc, char **argv, int paused,
-	       const struct qctl_cmd *self)
+/* Both commands: which one ran says pause or resume. */
+static int pause_exec(struct qctl *c, const struct qctl_args *a)
 {
 	char errbuf[M2W_ERRBUF_SIZE] = "";
-	const char *type = argc > 1 ? argv[1] : NULL;
-	int rc;
+	const char *type = a->argc > 0 ? a->argv[0] : NULL;
+	int rc, paused = a->cmd == &cmd_pause;
 
-	if (argc > 2)
-		return qctl_usage(self);
 	if ((rc = m2w_queue_pause(c->q, type, paused, errbuf)))
 		return qctl_fail(rc, errbuf);
 	if (c->json) {
@@ -32,26 +30,24 @@ static int set(struct qctl *c, int argc, char **argv, int paused,
 	return EXIT_OK;
 }
 
-static int pause_exec(struct qctl *c, int argc, char **argv)
-{
-	return set(c, argc, argv, 1, &cmd_pause);
-}
-
-static int resume_exec(struct qctl *c, int argc, char **argv)
-{
-	return set(c, argc, argv, 0, &cmd_resume);
-}
-
 const struct qctl_cmd cmd_pause = {
-	"pause", "[TYPE]",
+	.name = "pause",
+	.args = "[TYPE]",
+	.max_args = 1,
+	.help =
 	"Stops leasing tasks of TYPE (without TYPE: of every type, also types\n"
 	"seen later). Tasks still arrive and wait; calls in flight finish.",
-	1, pause_exec,
+	.needs_store = 1,
+	.exec = pause_exec,
 };
 
 const struct qctl_cmd cmd_resume = {
-	"resume", "[TYPE]",
+	.name = "resume",
+	.args = "[TYPE]",
+	.max_args = 1,
+	.help =
 	"Resumes TYPE (without TYPE: everything, including types paused one\n"
 	"by one).",
-	1, resume_exec,
+	.needs_store = 1,
+	.exec = pause_exec,
 };

@@ -4,64 +4,47 @@
  */
 #include "config.h"
 
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "qctl.h"
 
-/* Collects argv[optind..] as ids; 0 on a bad one. */
-static int parse_ids(int argc, char **argv, uint64_t **ids, size_t *n)
+/* The arguments as task ids (at least one); NULL at a bad one (said
+ * so), or out of memory. */
+static uint64_t *parse_ids(const struct qctl_args *a)
 {
+	uint64_t *ids = calloc((size_t)a->argc, sizeof(*ids));
 	int i;
 
-	*n = 0;
-	*ids = calloc((size_t)(argc > optind ? argc - optind : 1), sizeof(**ids));
-	if (!*ids)
-		return 0;
-	for (i = optind; i < argc; i++)
-		if (!qctl_parse_id(argv[i], &(*ids)[(*n)++])) {
-			qctl_error("bad task id \"%s\"", argv[i]);
-			return 0;
+	for (i = 0; ids && i < a->argc; i++)
+		if (!qctl_arg_id(a, i, &ids[i])) {
+			free(ids);
+			return NULL;
 		}
-	return 1;
+	return ids;
 }
 
-static int requeue_exec(struct qctl *c, int argc, char **argv)
+static int requeue_exec(struct qctl *c, const struct qctl_args *a)
 {
-	static const struct option opts[] = {
-		{ "dead", no_argument, NULL, 'D' },
-		{ "type", required_argument, NULL, 't' },
-		{ "grep", required_argument, NULL, 'g' },
-		{ "keep-attempts", no_argument, NULL, 'k' },
-		{ "dry-run", no_argument, NULL, 'n' },
-		{ "force", no_argument, NULL, 'f' },
-		{ NULL, 0, NULL, 0 },
-	};
 	struct m2w_requeue_opts o;
 	char errbuf[M2W_ERRBUF_SIZE] = "";
 	uint64_t *ids = NULL, *moved = NULL;
 	size_t n = 0, count = 0, i;
-	int ch, rc, dead = 0;
+	int rc, dead = qctl_args_has(a, "dead") != 0;
 
 	memset(&o, 0, sizeof(o));
-	while ((ch = getopt_long(argc, argv, "Dt:g:knf", opts, NULL)) != -1) {
-		switch (ch) {
-		case 'D': dead = 1; break;
-		case 't': o.type = optarg; break;
-		case 'g': o.grep = optarg; break;
-		case 'k': o.keep_attempts = 1; break;
-		case 'n': o.dry_run = 1; break;
-		case 'f': o.force = 1; break;
-		default: return qctl_usage(&cmd_requeue);
-		}
-	}
+	o.type = qctl_args_get(a, "type");
+	o.grep = qctl_args_get(a, "grep");
+	o.keep_attempts = qctl_args_has(a, "keep-attempts") != 0;
+	o.dry_run = qctl_args_has(a, "dry-run") != 0;
+	o.force = qctl_args_has(a, "force") != 0;
 	/* either ids, or --dead with filters: never both, never neither */
-	if (dead == (optind < argc) || (!dead && (o.type || o.grep)))
+	if (dead == (a->argc > 0) || (!dead && (o.type || o.grep)))
 		return qctl_usage(&cmd_requeue);
-	if (!dead && !parse_ids(argc, argv, &ids, &n)) {
-		free(ids);
-		return EXIT_USAGE;
+	if (!dead) {
+		if (!(ids = parse_ids(a)))
+			return EXIT_USAGE;
+		n = (size_t)a->argc;
 	}
 	o.ids = ids;
 	o.nids = n;
@@ -91,9 +74,19 @@ static int requeue_exec(struct qctl *c, int argc, char **argv)
 }
 
 const struct qctl_cmd cmd_requeue = {
-	"requeue",
-	"ID... [--force] | --dead [--type T] [--grep TEXT]  "
-	"[--keep-attempts] [--dry-run]",
+	.name = "requeue",
+	.flags = {
+		{ "dead", 'D', NULL, 0 },
+		{ "type", 't', "T", 0 },
+		{ "grep", 'g', "TEXT", 0 },
+		{ "keep-attempts", 'k', NULL, 0 },
+		{ "dry-run", 'n', NULL, 0 },
+		{ "force", 'f', NULL, 0 },
+	},
+	.usage = "ID... [--force] | --dead [--type T] [--grep TEXT] "
+		 "[--keep-attempts] [--dry-run]",
+	.max_args = QCTL_MANY,
+	.help =
 	"Moves dead tasks back to ready: the tasks named, or with --dead every\n"
 	"dead task, of type T, whose last error contains TEXT. Their attempts\n"
 	"start again from 0 unless --keep-attempts. --dry-run lists what would\n"
@@ -101,48 +94,32 @@ const struct qctl_cmd cmd_requeue = {
 	"scheduled run again too; a leased or waiting task never moves.\n"
 	"A superseding task (stock, price) whose group has a newer task ends\n"
 	"superseded instead: an old level never overwrites a newer one.",
-	1, requeue_exec,
+	.needs_store = 1,
+	.exec = requeue_exec,
 };
 
-static int retry_now_exec(struct qctl *c, int argc, char **argv)
+static int retry_now_one(struct qctl *c, const struct qctl_args *a,
+			 uint64_t id, char *errbuf)
 {
-	char errbuf[M2W_ERRBUF_SIZE];
-	json_object *done = json_object_new_array();
-	uint64_t id;
-	int i, rc, status = EXIT_OK;
+	int rc = m2w_queue_retry_now(c->q, id, errbuf);
 
-	if (argc < 2) {
-		json_object_put(done);
-		return qctl_usage(&cmd_retry_now);
-	}
-	for (i = 1; i < argc; i++) {
-		if (!qctl_parse_id(argv[i], &id)) {
-			qctl_error("bad task id \"%s\"", argv[i]);
-			json_object_put(done);
-			return EXIT_USAGE;
-		}
-		errbuf[0] = '\0';
-		if ((rc = m2w_queue_retry_now(c->q, id, errbuf))) {
-			status = qctl_fail(rc, errbuf);
-			continue;
-		}
-		json_object_array_add(done, json_object_new_int64((int64_t)id));
-		if (!c->json)
-			printf("task %llu runs now\n", (unsigned long long)id);
-	}
-	if (c->json) {
-		json_object *o = json_object_new_object();
+	(void)a;
+	if (!rc && !c->json)
+		printf("task %llu runs now\n", (unsigned long long)id);
+	return rc;
+}
 
-		json_object_object_add(o, "ready_now", done);
-		qctl_print_json(o);
-	} else {
-		json_object_put(done);
-	}
-	return status;
+static int retry_now_exec(struct qctl *c, const struct qctl_args *a)
+{
+	return qctl_foreach_id(c, a, retry_now_one, "ready_now");
 }
 
 const struct qctl_cmd cmd_retry_now = {
-	"retry-now", "ID...",
-	"A scheduled task (waiting for its backoff) becomes ready now.",
-	1, retry_now_exec,
+	.name = "retry-now",
+	.args = "ID...",
+	.min_args = 1,
+	.max_args = QCTL_MANY,
+	.help = "A scheduled task (waiting for its backoff) becomes ready now.",
+	.needs_store = 1,
+	.exec = retry_now_exec,
 };

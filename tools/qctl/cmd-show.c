@@ -138,7 +138,7 @@ static json_object *task_json(const struct m2w_task *t,
 	return o;
 }
 
-static int show_exec(struct qctl *c, int argc, char **argv)
+static int show_exec(struct qctl *c, const struct qctl_args *a)
 {
 	char errbuf[M2W_ERRBUF_SIZE] = "";
 	struct m2w_attempt *h = NULL;
@@ -147,7 +147,7 @@ static int show_exec(struct qctl *c, int argc, char **argv)
 	uint64_t id;
 	int rc;
 
-	if (argc != 2 || !qctl_parse_id(argv[1], &id))
+	if (!qctl_parse_id(a->argv[0], &id))
 		return qctl_usage(&cmd_show);
 	if ((rc = m2w_queue_get(c->q, id, &t, errbuf)))
 		return qctl_fail(rc, errbuf);
@@ -165,9 +165,14 @@ static int show_exec(struct qctl *c, int argc, char **argv)
 }
 
 const struct qctl_cmd cmd_show = {
-	"show", "ID",
+	.name = "show",
+	.args = "ID",
+	.min_args = 1,
+	.max_args = 1,
+	.help =
 	"Shows one task: its record, the payload pretty-printed, the last\n"
 	"error, and the history of its last attempts (when, outcome, HTTP\n"
 	"status, duration, Magento's message).",
-	1, show_exec,
+	.needs_store = 1,
+	.exec = show_exec,
 };

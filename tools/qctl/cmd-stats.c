@@ -46,15 +46,13 @@ static void print_table(struct qctl *c, const struct m2w_stats *st)
 	       st->map_max / 1048576.0);
 }
 
-static int stats_exec(struct qctl *c, int argc, char **argv)
+static int stats_exec(struct qctl *c, const struct qctl_args *a)
 {
 	char errbuf[M2W_ERRBUF_SIZE] = "";
 	struct m2w_stats st;
 	int rc;
 
-	(void)argv;
-	if (argc != 1)
-		return qctl_usage(&cmd_stats);
+	(void)a;
 	if ((rc = m2w_queue_stats(c->q, &st, errbuf)))
 		return qctl_fail(rc, errbuf);
 	if (c->json)
@@ -66,9 +64,11 @@ static int stats_exec(struct qctl *c, int argc, char **argv)
 }
 
 const struct qctl_cmd cmd_stats = {
-	"stats", "",
+	.name = "stats",
+	.help =
 	"Counts tasks per type and state (ready, scheduled, leased, waiting,\n"
 	"done, dead, superseded), the age of the oldest ready task, paused\n"
 	"types, and how much of the store's map is used.",
-	1, stats_exec,
+	.needs_store = 1,
+	.exec = stats_exec,
 };

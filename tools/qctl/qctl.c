@@ -1,6 +1,7 @@
 /*
  * qctl.c - the operator's tool: entry point, command table, store lookup,
- * and the small output helpers the commands share.
+ * the one parser of every command's flags (from its table entry) and the
+ * usage made from them, and the small helpers the commands share.
  *
  * qctl [-d DIR | -c CONFIG] [--json] COMMAND [ARGS]
  *
@@ -52,11 +53,160 @@ int qctl_fail(int rc, const char *errbuf)
 	return rc == M2W_EINVAL ? EXIT_USAGE : EXIT_PROBLEM;
 }
 
+/* ---------------------------------------------------------------- usage */
+
+#define USAGE_WIDTH 80
+
+/* The usage after the name: cmd->usage, or "[--name VALUE]" for each flag
+ * (no brackets when required) and then cmd->args. */
+static const char *usage_text(const struct qctl_cmd *cmd, char *buf,
+			      size_t len)
+{
+	const struct qctl_flag *f;
+	size_t n = 0;
+	int i, req;
+
+	if (cmd->usage)
+		return cmd->usage;
+	buf[0] = '\0';
+	for (i = 0; i < QCTL_FLAGS_MAX && cmd->flags[i].name; i++) {
+		f = &cmd->flags[i];
+		req = f->required;
+		n += (size_t)snprintf(buf + n, len - n, "%s%s--%s%s%s%s",
+				      n ? " " : "", req ? "" : "[", f->name,
+				      f->arg_name ? " " : "",
+				      f->arg_name ? f->arg_name : "",
+				      req ? "" : "]");
+		if (n >= len)
+			return buf; /* cut: the table outgrew buf */
+	}
+	if (cmd->args && *cmd->args)
+		snprintf(buf + n, len - n, "%s%s", n ? " " : "", cmd->args);
+	return buf;
+}
+
+/* Prints `lead` and the usage of cmd after it, wrapped at USAGE_WIDTH
+ * under its first word; never inside brackets ("[--type T]"). */
+static void usage_print(FILE *f, const char *lead, const struct qctl_cmd *cmd)
+{
+	char buf[512];
+	const char *s, *e;
+	size_t col, indent = strlen(lead);
+	int depth;
+
+	fputs(lead, f);
+	col = indent;
+	for (s = usage_text(cmd, buf, sizeof(buf)); *s; s = e) {
+		while (*s == ' ')
+			s++;
+		for (e = s, depth = 0; *e && (*e != ' ' || depth > 0); e++)
+			depth += (*e == '[') - (*e == ']');
+		if (e == s)
+			break;
+		if (col > indent && col + 1 + (size_t)(e - s) > USAGE_WIDTH) {
+			fprintf(f, "\n%*s", (int)indent, "");
+			col = indent;
+		} else if (col > indent) {
+			fputc(' ', f);
+			col++;
+		}
+		fwrite(s, 1, (size_t)(e - s), f);
+		col += (size_t)(e - s);
+	}
+	fputc('\n', f);
+}
+
+/* "usage: qctl NAME " */
+static void usage_lead(char *out, size_t len, const struct qctl_cmd *cmd)
+{
+	snprintf(out, len, "usage: qctl %s ", cmd->name);
+}
+
 int qctl_usage(const struct qctl_cmd *cmd)
 {
-	fprintf(stderr, "usage: qctl %s %s\n", cmd->name, cmd->usage);
+	char lead[64];
+
+	usage_lead(lead, sizeof(lead), cmd);
+	usage_print(stderr, lead, cmd);
 	return EXIT_USAGE;
 }
+
+/* ---------------------------------------------------------------- flags */
+
+/* Index of flag `name` in a's command; a name it lacks is a bug. */
+static int flag_index(const struct qctl_args *a, const char *name)
+{
+	int i;
+
+	for (i = 0; i < QCTL_FLAGS_MAX && a->cmd->flags[i].name; i++)
+		if (strcmp(a->cmd->flags[i].name, name) == 0)
+			return i;
+	fprintf(stderr, "qctl %s: no flag --%s (a bug)\n", a->cmd->name, name);
+	abort();
+}
+
+const char *qctl_args_get(const struct qctl_args *a, const char *name)
+{
+	return a->value[flag_index(a, name)];
+}
+
+int qctl_args_has(const struct qctl_args *a, const char *name)
+{
+	return a->seen[flag_index(a, name)];
+}
+
+/* Parses argv (argv[0] the command's name) by the flags of cmd into a:
+ * getopt_long over a struct option made from the table, its messages and
+ * all. EXIT_OK, or EXIT_USAGE with the usage printed. */
+static int args_parse(const struct qctl_cmd *cmd, int argc, char **argv,
+		      struct qctl_args *a)
+{
+	struct option lo[QCTL_FLAGS_MAX + 1];
+	char shorts[2 * QCTL_FLAGS_MAX + 1], *p = shorts;
+	const struct qctl_flag *f;
+	int i, n, ch, seen = 0;
+
+	memset(a, 0, sizeof(*a));
+	memset(lo, 0, sizeof(lo));
+	a->cmd = cmd;
+	for (n = 0; n < QCTL_FLAGS_MAX && cmd->flags[n].name; n++) {
+		f = &cmd->flags[n];
+		lo[n].name = f->name;
+		lo[n].has_arg = f->arg_name ? required_argument : no_argument;
+		lo[n].val = f->short_name ? f->short_name : 256 + n;
+		if (f->short_name) {
+			*p++ = (char)f->short_name;
+			if (f->arg_name)
+				*p++ = ':';
+		}
+	}
+	*p = '\0';
+	if (n == 0) {
+		a->argc = argc - 1;
+		a->argv = argv + 1;
+	} else {
+		optind = 0; /* afresh, permutation state included (glibc) */
+		while ((ch = getopt_long(argc, argv, shorts, lo, NULL)) != -1) {
+			for (i = 0; i < n && lo[i].val != ch; i++)
+				;
+			if (i == n) /* '?': getopt said what */
+				return qctl_usage(cmd);
+			a->value[i] = lo[i].has_arg ? optarg : "";
+			a->seen[i] = ++seen;
+		}
+		a->argc = argc - optind;
+		a->argv = argv + optind;
+	}
+	for (i = 0; i < n; i++)
+		if (cmd->flags[i].required && !a->seen[i])
+			return qctl_usage(cmd);
+	if (a->argc < cmd->min_args ||
+	    (cmd->max_args != QCTL_MANY && a->argc > cmd->max_args))
+		return qctl_usage(cmd);
+	return EXIT_OK;
+}
+
+/* ------------------------------------------------------------- task ids */
 
 int qctl_parse_id(const char *s, uint64_t *id)
 {
@@ -70,6 +220,48 @@ int qctl_parse_id(const char *s, uint64_t *id)
 	*id = v;
 	return 1;
 }
+
+int qctl_arg_id(const struct qctl_args *a, int i, uint64_t *id)
+{
+	if (qctl_parse_id(a->argv[i], id))
+		return 1;
+	qctl_error("bad task id \"%s\"", a->argv[i]);
+	return 0;
+}
+
+int qctl_foreach_id(struct qctl *c, const struct qctl_args *a,
+		    int (*fn)(struct qctl *c, const struct qctl_args *a,
+			      uint64_t id, char *errbuf),
+		    const char *key)
+{
+	char errbuf[M2W_ERRBUF_SIZE];
+	json_object *done = json_object_new_array(), *o;
+	uint64_t id;
+	int i, rc, status = EXIT_OK;
+
+	for (i = 0; i < a->argc; i++) {
+		if (!qctl_arg_id(a, i, &id)) {
+			json_object_put(done);
+			return EXIT_USAGE;
+		}
+		errbuf[0] = '\0';
+		if ((rc = fn(c, a, id, errbuf))) {
+			status = qctl_fail(rc, errbuf);
+			continue;
+		}
+		json_object_array_add(done, json_object_new_int64((int64_t)id));
+	}
+	if (c->json) {
+		o = json_object_new_object();
+		json_object_object_add(o, key, done);
+		qctl_print_json(o);
+	} else {
+		json_object_put(done);
+	}
+	return status;
+}
+
+/* ---------------------------------------------------------- times, text */
 
 int64_t qctl_parse_age(const char *s)
 {
@@ -222,39 +414,51 @@ void qctl_print_json(json_object *o)
 
 /* ---------------------------------------------------------- help, version */
 
-static int help_exec(struct qctl *c, int argc, char **argv)
+/* Lists the commands (name NULL), or explains one. */
+static int help(const char *name)
 {
 	const struct qctl_cmd *const *cmd;
+	char lead[64];
 
-	(void)c;
-	if (argc > 1) {
+	if (name) {
 		for (cmd = commands; *cmd; cmd++)
-			if (strcmp((*cmd)->name, argv[1]) == 0) {
-				printf("usage: qctl %s %s\n\n%s\n", (*cmd)->name,
-				       (*cmd)->usage, (*cmd)->help);
+			if (strcmp((*cmd)->name, name) == 0) {
+				usage_lead(lead, sizeof(lead), *cmd);
+				usage_print(stdout, lead, *cmd);
+				printf("\n%s\n", (*cmd)->help);
 				return EXIT_OK;
 			}
-		qctl_error("no command \"%s\" (qctl help lists them)", argv[1]);
+		qctl_error("no command \"%s\" (qctl help lists them)", name);
 		return EXIT_USAGE;
 	}
 	printf("usage: qctl [-d DIR | -c CONFIG] [--json] COMMAND [ARGS]\n\n"
 	       "Inspect and repair an m2worker task store, also while the "
 	       "daemon runs.\n\ncommands:\n");
-	for (cmd = commands; *cmd; cmd++)
-		printf("  %-10s %s\n", (*cmd)->name, (*cmd)->usage);
+	for (cmd = commands; *cmd; cmd++) {
+		snprintf(lead, sizeof(lead), "  %-10s ", (*cmd)->name);
+		usage_print(stdout, lead, *cmd);
+	}
 	printf("\nqctl help COMMAND tells more; qctl(8) has it all.\n");
 	return EXIT_OK;
 }
 
+static int help_exec(struct qctl *c, const struct qctl_args *a)
+{
+	(void)c;
+	return help(a->argc > 0 ? a->argv[0] : NULL);
+}
+
 static const struct qctl_cmd cmd_help = {
-	"help", "[COMMAND]", "Lists the commands, or explains one.", 0,
-	help_exec,
+	.name = "help",
+	.args = "[COMMAND]",
+	.max_args = QCTL_MANY,
+	.help = "Lists the commands, or explains one.",
+	.exec = help_exec,
 };
 
-static int version_exec(struct qctl *c, int argc, char **argv)
+static int version_exec(struct qctl *c, const struct qctl_args *a)
 {
-	(void)argc;
-	(void)argv;
+	(void)a;
 	if (c->json) {
 		json_object *o = json_object_new_object();
 
@@ -271,8 +475,10 @@ static int version_exec(struct qctl *c, int argc, char **argv)
 }
 
 static const struct qctl_cmd cmd_version = {
-	"version", "", "Prints the version and the store schema it reads.", 0,
-	version_exec,
+	.name = "version",
+	.max_args = QCTL_MANY,
+	.help = "Prints the version and the store schema it reads.",
+	.exec = version_exec,
 };
 
 /* ------------------------------------------------------------ the store */
@@ -321,6 +527,7 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const struct qctl_cmd *const *cmd;
+	struct qctl_args args;
 	struct qctl c;
 	struct m2w_queue_opts qo;
 	char errbuf[M2W_ERRBUF_SIZE] = "", *conf_path = NULL;
@@ -340,7 +547,7 @@ int main(int argc, char **argv)
 			c.json = 1;
 			break;
 		case 'h':
-			return help_exec(&c, 1, argv);
+			return help(NULL);
 		default:
 			fprintf(stderr, "usage: qctl [-d DIR | -c CONFIG] "
 				"[--json] COMMAND [ARGS]\n");
@@ -350,7 +557,7 @@ int main(int argc, char **argv)
 	argc -= optind;
 	argv += optind;
 	if (argc < 1)
-		return help_exec(&c, 1, argv), EXIT_USAGE;
+		return help(NULL), EXIT_USAGE;
 	for (cmd = commands; *cmd; cmd++)
 		if (strcmp((*cmd)->name, argv[0]) == 0)
 			break;
@@ -361,11 +568,9 @@ int main(int argc, char **argv)
 	/* "qctl COMMAND --help" explains COMMAND; it must never reach the
 	 * command, which would take "--help" for a type or a path */
 	for (ch = 1; ch < argc; ch++)
-		if (strcmp(argv[ch], "--help") == 0 || strcmp(argv[ch], "-h") == 0) {
-			char *hv[] = { (char *)"help", argv[0], NULL };
-
-			return help_exec(&c, 2, hv);
-		}
+		if (strcmp(argv[ch], "--help") == 0 ||
+		    strcmp(argv[ch], "-h") == 0)
+			return help(argv[0]);
 	if ((*cmd)->needs_store) {
 		if (!c.dir)
 			c.dir = getenv("M2WORKER_STORE");
@@ -397,8 +602,8 @@ int main(int argc, char **argv)
 	}
 	argc = rc;
 	argv[argc] = NULL;
-	optind = 0; /* each command runs getopt afresh */
-	rc = (*cmd)->exec(&c, argc, argv);
+	if ((rc = args_parse(*cmd, argc, argv, &args)) == EXIT_OK)
+		rc = (*cmd)->exec(&c, &args);
 	m2w_queue_close(c.q);
 	free(conf_path);
 	return rc;
