@@ -610,9 +610,11 @@ static void ig_setup(struct ig *g, const struct m2w_ingest_opts *o,
 	g->source = o->source && *o->source ? o->source : "stdin";
 }
 
-int ig_init(struct ig *g, struct m2w_queue *q, const struct m2w_ingest_opts *o,
-	    struct m2w_ingest_result *res, m2w_ingest_error_fn on_error,
-	    void *arg, char *errbuf)
+/* A stream into the store (the store sink). */
+static int stream_init(struct ig *g, struct m2w_queue *q,
+		       const struct m2w_ingest_opts *o,
+		       struct m2w_ingest_result *res,
+		       m2w_ingest_error_fn on_error, void *arg, char *errbuf)
 {
 	ig_setup(g, o, res, errbuf);
 	g->q = q;
@@ -1092,7 +1094,7 @@ int m2w_ingest_stream(struct m2w_queue *q, FILE *in,
 		memset(result, 0, sizeof(*result));
 		return m2w_fail(errbuf, M2W_EINVAL, "no input or options");
 	}
-	rc = ig_init(&g, q, opts, result, on_error, arg, errbuf);
+	rc = stream_init(&g, q, opts, result, on_error, arg, errbuf);
 	if (rc == M2W_OK) {
 		if (opts->format == M2W_INGEST_NDJSON)
 			rc = ndjson_run(&g, in);

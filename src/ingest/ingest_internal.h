@@ -27,9 +27,6 @@ struct json_object;
 
 /* [*s, *s + *n) without surrounding white space. */
 void ig_trim(const char **s, size_t *n);
-/* A header name: BOM and white space stripped, lowercase, runs of space,
- * tab and '-' as one '_'. */
-void ig_name_norm(const char *s, size_t n, char *out, size_t size);
 
 /* s[0..n) as a JSON string (quoted, escaped). */
 void ig_json_str(struct m2w_buf *b, const char *s, size_t n);
@@ -174,9 +171,6 @@ struct ig {
 int ig_parcel_seen(struct ig *g, const struct ig_mrow *w, uint64_t line,
 		   uint64_t *first);
 
-int ig_init(struct ig *g, struct m2w_queue *q, const struct m2w_ingest_opts *o,
-	    struct m2w_ingest_result *res, m2w_ingest_error_fn on_error,
-	    void *arg, char *errbuf);
 /* A stream that collects into `body` (o->type may be NULL: JSON items
  * name their own type). */
 int ig_init_collect(struct ig *g, const struct m2w_ingest_opts *o,

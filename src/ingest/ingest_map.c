@@ -30,7 +30,9 @@
 
 /* ------------------------------------------------------------- names */
 
-void ig_name_norm(const char *s, size_t n, char *out, size_t size)
+/* A header name: BOM and white space stripped, lowercase, runs of space,
+ * tab and '-' as one '_'. */
+static void name_norm(const char *s, size_t n, char *out, size_t size)
 {
 	size_t o = 0;
 
@@ -161,15 +163,15 @@ static int extra_alias(const struct m2w_job *job, const char *columns,
 			e = p + strlen(p);
 		eq = memchr(p, '=', (size_t)(e - p));
 		if (!eq) {
-			ig_name_norm(p, (size_t)(e - p), lhs, sizeof(lhs));
+			name_norm(p, (size_t)(e - p), lhs, sizeof(lhs));
 			if (lhs[0]) {
 				m2w_fail(errbuf, M2W_EINVAL, "columns: \"%s\" "
 					 "is not FIELD=Header Name", lhs);
 				return -1;
 			}
 		} else {
-			ig_name_norm(p, (size_t)(eq - p), lhs, sizeof(lhs));
-			ig_name_norm(eq + 1, (size_t)(e - eq - 1), rhs,
+			name_norm(p, (size_t)(eq - p), lhs, sizeof(lhs));
+			name_norm(eq + 1, (size_t)(e - eq - 1), rhs,
 				     sizeof(rhs));
 			if (!(g = any_field(job, lhs))) {
 				char list[200];
@@ -251,7 +253,7 @@ static int map_header(struct m2w_ingest_map *m, const struct m2w_ingest_opts *o,
 	int x;
 
 	for (i = 0; i < n; i++) {
-		ig_name_norm(names_[i], strlen(names_[i]), name, sizeof(name));
+		name_norm(names_[i], strlen(names_[i]), name, sizeof(name));
 		if (key[0] && strcmp(name, key) == 0 && m->key_col < 0) {
 			m->key_col = (int)i;
 			snprintf(m->key_name, sizeof(m->key_name), "%s", name);
@@ -364,7 +366,7 @@ int m2w_ingest_map_new(const struct m2w_ingest_opts *o,
 	for (f = 0; f < IG_FMAX; f++)
 		m->col[f] = -1;
 	if (o->key_field && *o->key_field)
-		ig_name_norm(o->key_field, strlen(o->key_field), key,
+		name_norm(o->key_field, strlen(o->key_field), key,
 			     sizeof(key));
 	if (map_header(m, o, names_, n, key, errbuf) ||
 	    map_needs(m, key, errbuf)) {

@@ -156,13 +156,15 @@ void jf_outcome(struct m2w_outcome *o, int err, int cls, const char *fmt, ...)
 	va_end(ap);
 }
 
-void jf_bad_payload(struct m2w_outcome *o, const char *why)
+/* A payload that does not load at run time: M2W_EINVAL, permanent. */
+static void bad_payload(struct m2w_outcome *o, const char *why)
 {
 	jf_outcome(o, M2W_EINVAL, M2W_CLASS_PERMANENT, "bad payload: %s", why);
 }
 
-void jf_outcomes_set(struct m2w_outcome *out, size_t n, int err, int cls,
-		     const char *msg)
+/* Sets out[0..n) alike (out of memory for a whole batch). */
+static void outcomes_set(struct m2w_outcome *out, size_t n, int err,
+			 int cls, const char *msg)
 {
 	size_t i;
 
@@ -590,14 +592,14 @@ int m2w_job_run(const struct m2w_job *job, const struct m2w_job_env *env,
 	memset(out, 0, n * sizeof(*out));
 	if (n > sizeof(stack) / sizeof(stack[0]) &&
 	    !(obj = calloc(n, sizeof(*obj)))) {
-		jf_outcomes_set(out, n, M2W_ENOMEM, M2W_CLASS_TRANSIENT,
+		outcomes_set(out, n, M2W_ENOMEM, M2W_CLASS_TRANSIENT,
 				"out of memory");
 		return M2W_ENOMEM;
 	}
 	for (i = 0; i < n; i++)
 		if (m2w_job_load(job, tasks[i]->payload, &obj[i], why,
 				 sizeof(why)))
-			jf_bad_payload(&out[i], why);
+			bad_payload(&out[i], why);
 	job->run(env, tasks, obj, n, out);
 	for (i = 0; i < n; i++)
 		json_object_put(obj[i]);

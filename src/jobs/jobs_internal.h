@@ -48,11 +48,5 @@ void jf_outcome(struct m2w_outcome *o, int err, int cls, const char *fmt, ...)
 /* Done, with what was done. */
 #define jf_done(o, ...) jf_outcome((o), M2W_OK, M2W_CLASS_OK, __VA_ARGS__)
 
-/* A payload that does not load at run time: M2W_EINVAL, permanent. */
-void jf_bad_payload(struct m2w_outcome *o, const char *why);
-
-/* Sets out[0..n) alike (out of memory for a whole batch). */
-void jf_outcomes_set(struct m2w_outcome *out, size_t n, int err, int cls,
-		     const char *msg);
 
 #endif
