@@ -162,6 +162,14 @@ run 0 "$QCTL" -d "$T/bk" check
 cmp -s "$T/a" "$T/b" || fail "backup differs: $(diff "$T/a" "$T/b")"
 [ ! -e "$T/bk.tmp-"* ] 2>/dev/null || fail "temporary backup left behind"
 
+# --- the job table, as an operator reads it (no store needed)
+run 0 "$QCTL" -d "$T/nostore" types;           has "tracking_number/tracking/awb/track"
+run 0 "$QCTL" -d "$T/nostore" types --json
+is "$(jq -r '[.[].type]|join(",")' "$T/out")" "tracking,stock,price,rest" "types --json"
+is "$(jq -r '.[]|select(.type=="rest")|.inputs|join(",")' "$T/out")" "ndjson,json" "rest takes no CSV"
+is "$(jq -r '.[]|select(.type=="stock")|.fields[]|select(.field=="qty")|.csv|join(",")' "$T/out")" "qty,quantity" "stock qty columns"
+[ ! -e "$T/nostore" ] || fail "qctl types made a store"
+
 # --- damage: a corrupt record and another schema version get a clear
 # message and exit 1, never a crash (mdb_load from lmdb-utils writes them)
 if command -v mdb_load >/dev/null; then

@@ -191,13 +191,16 @@ struct m2w_job {
 	/* What the field table cannot say (a method name, a path's form);
 	 * NULL: nothing. 0, or -1 with why. */
 	int (*check)(struct json_object *o, char *why, size_t len);
-	/* Runs tasks[0..n) (n <= batch, 1 when batch is 0) whose payloads,
-	 * loaded, are obj[0..n) (NULL where the payload did not load: that
-	 * outcome is set already; skip it); fills out[]. */
+	/* A type that batches: runs tasks[0..n) (n <= batch) whose
+	 * payloads, loaded, are obj[0..n) (NULL where the payload did not
+	 * load: that outcome is set already; skip it); fills out[]. */
 	void (*run)(const struct m2w_job_env *env,
 		    struct m2w_task *const *tasks,
 		    struct json_object *const *obj, size_t n,
 		    struct m2w_outcome *out);
+	/* A type that does not (batch 0): runs one task, loaded, into *out. */
+	void (*run_one)(const struct m2w_job_env *env, struct json_object *obj,
+			struct m2w_outcome *out);
 };
 
 /* The job of a type name, or NULL. */

@@ -271,12 +271,10 @@ enum kind {
 	K_BOOL,     /* int 0/1 */
 	K_UINT,     /* unsigned in [min, max] */
 	K_RATE,     /* double >= 0 */
-	K_AUTH,     /* magento.auth */
 	K_LEVEL,    /* log_level */
 	K_ENUM,     /* int: index of the value in `choices` */
 	K_JOBTYPE,  /* char[M2W_TYPE_MAX + 1]: a job type read from CSV */
 	K_DELIM,    /* char: auto , ; tab */
-	K_WATCHMODE,/* int poll: inotify | poll */
 	K_REFUSE    /* a key that is known but not allowed here: `note` says why */
 };
 
@@ -453,7 +451,11 @@ static int remember(struct parser *p, const char *key)
 	return 0;
 }
 
-static const char *const auth_names[] = { "none", "token", "admin", "oauth" };
+/* enum m2_auth, in its order */
+static const char *const auth_names[] = { "none", "token", "admin", "oauth",
+					  NULL };
+/* [watch] mode: int poll */
+static const char *const watch_modes[] = { "inotify", "poll", NULL };
 
 /* Sets one key from the current section's table; -1 after a mistake. */
 /* "a, b or c" of a NULL-terminated list, into buf. */
@@ -469,6 +471,28 @@ static const char *choice_list(const char *const *c, char *buf, size_t size)
 				      i == 0 ? "" : i + 1 == n ? " or " : ", ",
 				      c[i]);
 	return buf;
+}
+
+static int bad(struct parser *p, const struct key_def *k, const char *v,
+	       const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 4, 5)))
+#endif
+	;
+
+/* "KEY: \"VALUE\" what": a value of key k that does not do; -1. */
+static int bad(struct parser *p, const struct key_def *k, const char *v,
+	       const char *fmt, ...)
+{
+	char buf[96], what[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	mistake(p, p->line, "%s: %s %s", k->name, shown(buf, sizeof(buf), v),
+		what);
+	return -1;
 }
 
 static int set_key(struct parser *p, const struct key_def *k, const char *v)
@@ -505,11 +529,9 @@ static int set_key(struct parser *p, const struct key_def *k, const char *v)
 		return 0;
 	case K_URL:
 		if (strncasecmp(v, "http://", 7) != 0 &&
-		    strncasecmp(v, "https://", 8) != 0) {
-			mistake(p, p->line, "%s: %s must start with http:// or "
-				"https://", k->name, shown(buf, sizeof(buf), v));
-			return -1;
-		}
+		    strncasecmp(v, "https://", 8) != 0)
+			return bad(p, k, v, "must start with http:// or "
+				"https://");
 		/* fall through */
 	case K_CSTR:
 		s = NULL;
@@ -521,12 +543,9 @@ static int set_key(struct parser *p, const struct key_def *k, const char *v)
 	case K_CODE:
 		if (!*v || strspn(v, "abcdefghijklmnopqrstuvwxyz"
 				  "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") !=
-				   strlen(v)) {
-			mistake(p, p->line, "%s: %s is not a store code "
-				"([A-Za-z0-9_]+)", k->name,
-				shown(buf, sizeof(buf), v));
-			return -1;
-		}
+				   strlen(v))
+			return bad(p, k, v, "is not a store code "
+				"([A-Za-z0-9_]+)");
 		if (!(s = dup_or_oom(p, v)))
 			return -1;
 		free((void *)*(const char **)(base + k->off));
@@ -567,15 +586,11 @@ static int set_key(struct parser *p, const struct key_def *k, const char *v)
 		    (k->kind == K_MS_LONG && ms > LONG_MAX) ||
 		    (k->kind == K_S_LONG && ms / 1000 > LONG_MAX)) {
 			if (k->max)
-				mistake(p, p->line, "%s: %s is out of range "
-					"(%" PRId64 "ms to %" PRId64 "ms)",
-					k->name, shown(buf, sizeof(buf), v),
-					k->min, k->max);
-			else
-				mistake(p, p->line, "%s: %s is too short (at "
-					"least %" PRId64 "ms)", k->name,
-					shown(buf, sizeof(buf), v), k->min);
-			return -1;
+				return bad(p, k, v, "is out of range (%" PRId64
+					   "ms to %" PRId64 "ms)", k->min,
+					   k->max);
+			return bad(p, k, v, "is too short (at least %" PRId64
+				   "ms)", k->min);
 		}
 		if (k->kind == K_MS)
 			*(int64_t *)(base + k->off) = ms;
@@ -585,23 +600,20 @@ static int set_key(struct parser *p, const struct key_def *k, const char *v)
 			*(long *)(base + k->off) = (long)(ms / 1000);
 		return 0;
 	case K_BOOL:
-		b = m2w_parse_bool(v);
-		if (b < 0) {
-			mistake(p, p->line, "%s: %s is not a boolean (yes/no, "
-				"true/false, on/off, 1/0)", k->name,
-				shown(buf, sizeof(buf), v));
-			return -1;
-		}
+	case K_LEVEL:
+		b = k->kind == K_BOOL ? m2w_parse_bool(v) :
+					m2w_log_level_parse(v);
+		if (b < 0)
+			return bad(p, k, v, "is not %s", k->kind == K_BOOL ?
+				   "a boolean (yes/no, true/false, on/off, "
+				   "1/0)" : "one of error, warn, info, debug");
 		*(int *)(base + k->off) = b;
 		return 0;
 	case K_UINT:
 		if (m2w_parse_uint(v, &n) < 0 || n < (uint64_t)k->min ||
-		    n > (uint64_t)k->max) {
-			mistake(p, p->line, "%s: %s is not a whole number from "
-				"%" PRId64 " to %" PRId64, k->name,
-				shown(buf, sizeof(buf), v), k->min, k->max);
-			return -1;
-		}
+		    n > (uint64_t)k->max)
+			return bad(p, k, v, "is not a whole number from %" PRId64
+				   " to %" PRId64, k->min, k->max);
 		*(unsigned *)(base + k->off) = (unsigned)n;
 		return 0;
 	case K_RATE:
@@ -612,75 +624,35 @@ static int set_key(struct parser *p, const struct key_def *k, const char *v)
 			if (errno || *end || !isfinite(d))
 				d = -1;
 		}
-		if (d < 0) {
-			mistake(p, p->line, "%s: %s is not a number >= 0",
-				k->name, shown(buf, sizeof(buf), v));
-			return -1;
-		}
+		if (d < 0)
+			return bad(p, k, v, "is not a number >= 0");
 		/* base + k->off is a double member (offsetof, see the key
 		 * table): the cast is the field's own type, not a reinterpretation */
 		/* cppcheck-suppress invalidPointerCast */
 		*(double *)(base + k->off) = d;
 		return 0;
-	case K_AUTH:
-		for (i = 0; i < sizeof(auth_names) / sizeof(auth_names[0]); i++)
-			if (strcmp(v, auth_names[i]) == 0)
-				break;
-		if (i == sizeof(auth_names) / sizeof(auth_names[0])) {
-			mistake(p, p->line, "%s: %s is not one of token, admin, "
-				"oauth, none", k->name,
-				shown(buf, sizeof(buf), v));
-			return -1;
-		}
-		/* enum m2_auth in the order of auth_names */
-		*(int *)(base + k->off) = (int)i;
-		return 0;
-	case K_LEVEL:
-		b = m2w_log_level_parse(v);
-		if (b < 0) {
-			mistake(p, p->line, "%s: %s is not one of error, warn, "
-				"info, debug", k->name,
-				shown(buf, sizeof(buf), v));
-			return -1;
-		}
-		*(int *)(base + k->off) = b;
-		return 0;
 	case K_ENUM:
 		for (i = 0; k->choices[i]; i++)
 			if (strcmp(v, k->choices[i]) == 0)
 				break;
-		if (!k->choices[i]) {
-			mistake(p, p->line, "%s: %s is not %s", k->name,
-				shown(buf, sizeof(buf), v),
+		if (!k->choices[i])
+			return bad(p, k, v, "is not one of %s",
 				choice_list(k->choices, names, sizeof(names)));
-			return -1;
-		}
 		*(int *)(base + k->off) = (int)i;
 		return 0;
 	case K_JOBTYPE:
 		if (!m2w_config_type(p->cfg, v) ||
-		    !(m2w_job_find(v)->inputs & M2W_IN_CSV)) {
-			mistake(p, p->line, "%s: %s is not a job type read from "
-				"CSV (%s)", k->name, shown(buf, sizeof(buf), v),
+		    !(m2w_job_find(v)->inputs & M2W_IN_CSV))
+			return bad(p, k, v, "is not a job type read from "
+				"CSV (%s)",
 				m2w_job_names(M2W_IN_CSV, names, sizeof(names)));
-			return -1;
-		}
 		snprintf(base + k->off, M2W_TYPE_MAX + 1, "%s", v);
 		return 0;
 	case K_DELIM:
 		if (m2w_parse_delimiter(v, base + k->off) < 0) {
-			mistake(p, p->line, "%s: %s is not auto, \",\", \";\" "
-				"or tab", k->name, shown(buf, sizeof(buf), v));
-			return -1;
+			return bad(p, k, v, "is not auto, \",\", \";\" "
+				"or tab");
 		}
-		return 0;
-	case K_WATCHMODE:
-		if (strcmp(v, "inotify") != 0 && strcmp(v, "poll") != 0) {
-			mistake(p, p->line, "%s: %s is not inotify or poll",
-				k->name, shown(buf, sizeof(buf), v));
-			return -1;
-		}
-		*(int *)(base + k->off) = strcmp(v, "poll") == 0;
 		return 0;
 	case K_REFUSE:
 		mistake(p, p->line, "%s is not allowed in [%s]: %s", k->name,
@@ -746,7 +718,7 @@ static const struct key_def store_keys[] = {
 static const struct key_def magento_keys[] = {
 	{ "base_url", K_URL, CFG(magento.base_url), 0, 0, 0, 0, NULL, NULL },
 	{ "store_code", K_CODE, CFG(magento.store_code), 0, 0, 0, 0, NULL, NULL },
-	{ "auth", K_AUTH, CFG(magento.auth), 0, 0, 0, 0, NULL, NULL },
+	{ "auth", K_ENUM, CFG(magento.auth), 0, 0, 0, 0, NULL, auth_names },
 	{ "token", K_SECRET, CFG(magento.token), 0, 0, 0, 0, NULL, NULL },
 	{ "username", K_CSTR, CFG(magento.username), 0, 0, 0, 0, NULL, NULL },
 	{ "password", K_SECRET, CFG(magento.password), 0, 0, 0, 0, NULL, NULL },
@@ -827,7 +799,7 @@ static const struct key_def watch_keys[] = {
 	{ "failed", K_STR, WAT(failed), ON_WATCH, 0, 0, 1, NULL, NULL },
 	{ "pattern", K_STR, WAT(pattern), ON_WATCH, 0, 0, 1, NULL, NULL },
 	{ "delimiter", K_DELIM, WAT(delimiter), ON_WATCH, 0, 0, 0, NULL, NULL },
-	{ "mode", K_WATCHMODE, WAT(poll), ON_WATCH, 0, 0, 0, NULL, NULL },
+	{ "mode", K_ENUM, WAT(poll), ON_WATCH, 0, 0, 0, NULL, watch_modes },
 	{ "poll_interval", K_MS, WAT(poll_interval_ms), ON_WATCH, 10, 0, 0,
 	  NULL, NULL },
 	{ "settle", K_MS, WAT(settle_ms), ON_WATCH, 0, 0, 0, NULL, NULL },

@@ -960,9 +960,10 @@ static int listen_addr(const struct m2w_config *cfg, struct addrinfo **ai,
 		if (*ai)
 			freeaddrinfo(*ai);
 		*ai = NULL;
-		return m2w_fail(errbuf, M2W_EINVAL, "[http] listen %s: %s",
-				cfg->http_listen ? cfg->http_listen : "",
-				gai_strerror(rc));
+		m2w_fail(errbuf, M2W_EINVAL, "[http] listen %s: %s",
+			 cfg->http_listen ? cfg->http_listen : "",
+			 gai_strerror(rc));
+		return M2W_EINVAL; /* (not m2w_fail's: the analyser's sake) */
 	}
 	return M2W_OK;
 }

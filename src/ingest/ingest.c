@@ -599,10 +599,12 @@ static int takes(struct ig *g, const struct m2w_job *job, int format)
 	return M2W_OK;
 }
 
-static void ig_setup(struct ig *g, const struct m2w_ingest_opts *o,
+static void ig_setup(struct ig *g, const struct ig_sink *sink,
+		     const struct m2w_ingest_opts *o,
 		     struct m2w_ingest_result *res, char *errbuf)
 {
 	memset(g, 0, sizeof(*g));
+	g->sink = sink;
 	memset(res, 0, sizeof(*res));
 	g->o = o;
 	g->res = res;
@@ -616,7 +618,7 @@ static int stream_init(struct ig *g, struct m2w_queue *q,
 		       struct m2w_ingest_result *res,
 		       m2w_ingest_error_fn on_error, void *arg, char *errbuf)
 {
-	ig_setup(g, o, res, errbuf);
+	ig_setup(g, &store_sink, o, res, errbuf);
 	g->q = q;
 	g->on_error = on_error;
 	g->arg = arg;
@@ -625,7 +627,6 @@ static int stream_init(struct ig *g, struct m2w_queue *q,
 		g->batch = 100000;
 	if (!q)
 		return m2w_fail(errbuf, M2W_EINVAL, "no store");
-	g->sink = &store_sink;
 	if (!o->type || !(g->job = m2w_job_find(o->type)))
 		return m2w_fail(errbuf, M2W_EINVAL, "unknown job type \"%s\"",
 				o->type ? o->type : "(none)");
@@ -648,8 +649,7 @@ int ig_init_collect(struct ig *g, const struct m2w_ingest_opts *o,
 		    struct m2w_ingest_result *res, struct m2w_body *body,
 		    uint64_t rows_max, char *errbuf)
 {
-	ig_setup(g, o, res, errbuf);
-	g->sink = &collect_sink;
+	ig_setup(g, &collect_sink, o, res, errbuf);
 	g->body = body;
 	g->rows_max = rows_max;
 	if (o->type && !(g->job = m2w_job_find(o->type)))

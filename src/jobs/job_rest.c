@@ -121,23 +121,11 @@ static void call(const struct m2w_job_env *env, struct json_object *p,
 	free(r.body);
 }
 
-static void run(const struct m2w_job_env *env, struct m2w_task *const *tasks,
-		struct json_object *const *obj, size_t n,
-		struct m2w_outcome *out)
-{
-	size_t i;
-
-	(void)tasks;
-	for (i = 0; i < n; i++)
-		if (obj[i])
-			call(env, obj[i], &out[i]);
-}
-
 const struct m2w_job m2w_job_rest = {
 	.name = "rest",
 	.summary = "any Magento REST call: {\"method\", \"path\", \"body\"}",
 	.fields = fields,
 	.inputs = M2W_IN_NDJSON | M2W_IN_JSON,
 	.check = check,
-	.run = run,
+	.run_one = call,
 };

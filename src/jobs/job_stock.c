@@ -151,13 +151,34 @@ static void source_item(const struct settings *set, const struct row *r,
 	it->status = in_stock(r);
 }
 
-/* Each good row alone (a split batch). */
-static void msi_each(const struct m2w_job_env *env, const struct row *rows,
-		     size_t n, struct m2w_outcome *out)
+/* Row r alone: its MSI source item, or (legacy) its stock item. The rc of
+ * the call; *where: what was saved, for the message. */
+static int save_one(const struct m2w_job_env *env, const struct row *r,
+		    int legacy, struct m2_result *res, const char **where)
+{
+	struct m2_source_item it;
+
+	memset(res, 0, sizeof(*res));
+	if (legacy) {
+		*where = "the legacy stock";
+		return m2_stock_item_update(env->conn, r->sku,
+					    r->item_id ? r->item_id :
+							 LEGACY_ITEM_ID,
+					    r->qty, in_stock(r), res);
+	}
+	source_item(settings_of(env), r, &it);
+	*where = it.source_code;
+	return m2_source_items_save(env->conn, &it, 1, res);
+}
+
+/* Each good row alone (legacy, or a split MSI batch); after a failure
+ * that says Magento is unwell the rest are not sent. */
+static void each(const struct m2w_job_env *env, const struct row *rows,
+		 size_t n, int legacy, struct m2w_outcome *out)
 {
 	const struct m2w_outcome *stop = NULL;
-	struct m2_source_item it;
 	struct m2_result res;
+	const char *where;
 	size_t i;
 	int rc;
 
@@ -168,11 +189,9 @@ static void msi_each(const struct m2w_job_env *env, const struct row *rows,
 			not_sent(&out[i], stop);
 			continue;
 		}
-		source_item(settings_of(env), &rows[i], &it);
-		memset(&res, 0, sizeof(res));
-		rc = m2_source_items_save(env->conn, &it, 1, &res);
+		rc = save_one(env, &rows[i], legacy, &res, &where);
 		out[i].calls++;
-		saved(&out[i], rc, &res, &rows[i], it.source_code);
+		saved(&out[i], rc, &res, &rows[i], where);
 		if (stops(rc, &res))
 			stop = &out[i];
 	}
@@ -209,37 +228,9 @@ static void msi(const struct m2w_job_env *env, const struct row *rows,
 			      items[m++].source_code);
 		}
 		if (rc == M2W_EPERMANENT && m > 1)
-			msi_each(env, rows, n, out);
+			each(env, rows, n, 0, out);
 	}
 	free(items);
-}
-
-static void legacy(const struct m2w_job_env *env, const struct row *rows,
-		   size_t n, struct m2w_outcome *out)
-{
-	const struct m2w_outcome *stop = NULL;
-	struct m2_result res;
-	size_t i;
-	int rc;
-
-	for (i = 0; i < n; i++) {
-		if (!rows[i].ok)
-			continue;
-		if (stop) {
-			not_sent(&out[i], stop);
-			continue;
-		}
-		memset(&res, 0, sizeof(res));
-		rc = m2_stock_item_update(env->conn, rows[i].sku,
-					  rows[i].item_id ? rows[i].item_id :
-							    LEGACY_ITEM_ID,
-					  rows[i].qty, in_stock(&rows[i]),
-					  &res);
-		out[i].calls++;
-		saved(&out[i], rc, &res, &rows[i], "the legacy stock");
-		if (stops(rc, &res))
-			stop = &out[i];
-	}
 }
 
 static void run(const struct m2w_job_env *env, struct m2w_task *const *tasks,
@@ -263,7 +254,7 @@ static void run(const struct m2w_job_env *env, struct m2w_task *const *tasks,
 		if (obj[i])
 			row_read(obj[i], &rows[i]);
 	if (settings_of(env)->legacy)
-		legacy(env, rows, n, out);
+		each(env, rows, n, 1, out);
 	else
 		msi(env, rows, n, out);
 	free(rows);

@@ -435,18 +435,6 @@ static void track_one(const struct m2w_job_env *env, struct json_object *p,
 	req_release(&c.r);
 }
 
-static void run(const struct m2w_job_env *env, struct m2w_task *const *tasks,
-		struct json_object *const *obj, size_t n,
-		struct m2w_outcome *out)
-{
-	size_t i;
-
-	(void)tasks;
-	for (i = 0; i < n; i++)
-		if (obj[i])
-			track_one(env, obj[i], &out[i]);
-}
-
 const struct m2w_job m2w_job_tracking = {
 	.name = "tracking",
 	.summary = "a 3PL tracking number onto an order (its shipment)",
@@ -462,5 +450,5 @@ const struct m2w_job m2w_job_tracking = {
 	.settings = settings,
 	.settings_size = sizeof(struct settings),
 	.defaults = &defaults,
-	.run = run,
+	.run_one = track_one,
 };

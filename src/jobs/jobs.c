@@ -600,7 +600,11 @@ int m2w_job_run(const struct m2w_job *job, const struct m2w_job_env *env,
 		if (m2w_job_load(job, tasks[i]->payload, &obj[i], why,
 				 sizeof(why)))
 			bad_payload(&out[i], why);
-	job->run(env, tasks, obj, n, out);
+	if (job->run)
+		job->run(env, tasks, obj, n, out);
+	for (i = 0; i < n; i++)
+		if (!job->run && obj[i])
+			job->run_one(env, obj[i], &out[i]);
 	for (i = 0; i < n; i++)
 		json_object_put(obj[i]);
 	if (obj != stack)

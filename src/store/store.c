@@ -91,32 +91,34 @@ int m2s_valid_type_name(const char *s)
 
 /* ---------------------------------------------------------------- errors */
 
+/* LMDB's (and the system's) error codes in ours; the rest are M2W_EIO
+ * (a system errno) or M2W_ESTORE. */
+static const struct {
+	int mdb, err;
+	const char *prefix;
+} mdb_errs[] = {
+	{ MDB_MAP_FULL, M2W_EFULL, "store full: " },
+	{ ENOSPC, M2W_ENOSPC, "disk full: " },
+	{ ENOMEM, M2W_ENOMEM, "" },
+	{ MDB_CORRUPTED, M2W_ECORRUPT, "" },
+	{ MDB_PAGE_NOTFOUND, M2W_ECORRUPT, "" },
+	{ MDB_INVALID, M2W_ECORRUPT, "" },
+	{ MDB_VERSION_MISMATCH, M2W_ECORRUPT, "" },
+	{ MDB_NOTFOUND, M2W_ENOTFOUND, "" },
+};
+
 int m2s_mdb_err(char *errbuf, int rc, const char *what)
 {
-	switch (rc) {
-	case MDB_MAP_FULL:
-		return m2w_fail(errbuf, M2W_EFULL, "store full: %s: %s", what,
-				mdb_strerror(rc));
-	case ENOSPC:
-		return m2w_fail(errbuf, M2W_ENOSPC, "disk full: %s: %s", what,
-				mdb_strerror(rc));
-	case ENOMEM:
-		return m2w_fail(errbuf, M2W_ENOMEM, "%s: %s", what,
-				mdb_strerror(rc));
-	case MDB_CORRUPTED:
-	case MDB_PAGE_NOTFOUND:
-	case MDB_INVALID:
-	case MDB_VERSION_MISMATCH:
-		return m2w_fail(errbuf, M2W_ECORRUPT, "%s: %s", what,
-				mdb_strerror(rc));
-	case MDB_NOTFOUND:
-		return m2w_fail(errbuf, M2W_ENOTFOUND, "%s: %s", what,
-				mdb_strerror(rc));
-	default:
-		return m2w_fail(errbuf, rc > 0 && rc < MDB_KEYEXIST ? M2W_EIO
-								     : M2W_ESTORE,
-				"%s: %s (%d)", what, mdb_strerror(rc), rc);
-	}
+	size_t i;
+
+	for (i = 0; i < sizeof(mdb_errs) / sizeof(mdb_errs[0]); i++)
+		if (mdb_errs[i].mdb == rc)
+			return m2w_fail(errbuf, mdb_errs[i].err, "%s%s: %s",
+					mdb_errs[i].prefix, what,
+					mdb_strerror(rc));
+	return m2w_fail(errbuf, rc > 0 && rc < MDB_KEYEXIST ? M2W_EIO
+							    : M2W_ESTORE,
+			"%s: %s (%d)", what, mdb_strerror(rc), rc);
 }
 
 int m2s_ctx_mdb(struct wctx *c, int rc, const char *what)

@@ -56,6 +56,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,6 +74,7 @@
 #include "m2worker/admin.h"
 #include "m2worker/error.h"
 #include "m2worker/queue.h"
+#include "net.h"
 
 #define VALUE_SIZE 200          /* bytes of a raw LMDB value / beanstalk job */
 #define BATCH 1000              /* records or tasks per batched commit */
@@ -702,8 +704,40 @@ static size_t ack_all(struct m2w_queue *q, struct m2w_task **ts, size_t n,
 	return bad;
 }
 
+/*
+ * Starts n threads of fn, the i-th on arg (char *)args + i * size, lets
+ * them go at once (each waits on the barrier whose pointer this puts at
+ * offset `start` of its arg), joins them: the seconds from the go to the
+ * last join.
+ */
+static double run_together(void *(*fn)(void *), void *args, size_t size,
+			   int n, size_t start)
+{
+	pthread_t *th = xmalloc(sizeof *th * (size_t)n);
+	pthread_barrier_t go;
+	double t0;
+	int i, rc;
+
+	pthread_barrier_init(&go, NULL, (unsigned)n + 1);
+	for (i = 0; i < n; i++) {
+		char *arg = (char *)args + (size_t)i * size;
+
+		memcpy(arg + start, &(pthread_barrier_t *){ &go },
+		       sizeof(pthread_barrier_t *));
+		rc = pthread_create(&th[i], NULL, fn, arg);
+		if (rc != 0)
+			die("pthread_create: %s", strerror(rc));
+	}
+	pthread_barrier_wait(&go);
+	t0 = now_s();
+	for (i = 0; i < n; i++)
+		pthread_join(th[i], NULL);
+	pthread_barrier_destroy(&go);
+	free(th);
+	return now_s() - t0;
+}
+
 struct lease_worker {
-	pthread_t th;
 	struct m2w_queue *q;
 	pthread_barrier_t *start;
 	size_t acked, refused;
@@ -759,10 +793,9 @@ static double lease_ack_run(const struct config *c, int nthreads)
 	char path[PATH_MAX], name[64], label[80];
 	struct m2w_queue *q;
 	struct lease_worker *w;
-	pthread_barrier_t start;
 	size_t acked = 0, refused = 0;
-	double t0, t1;
-	int i, rc;
+	double secs;
+	int i;
 
 	snprintf(name, sizeof name, "lease-ack-%d", nthreads);
 	snprintf(label, sizeof label, "fill %s", name);
@@ -771,24 +804,15 @@ static double lease_ack_run(const struct config *c, int nthreads)
 	fill_store(q, c->lease_fill, label);
 
 	w = xmalloc(sizeof *w * (size_t)nthreads);
-	pthread_barrier_init(&start, NULL, (unsigned)nthreads + 1);
-	for (i = 0; i < nthreads; i++) {
-		memset(&w[i], 0, sizeof w[i]);
+	memset(w, 0, sizeof *w * (size_t)nthreads);
+	for (i = 0; i < nthreads; i++)
 		w[i].q = q;
-		w[i].start = &start;
-		rc = pthread_create(&w[i].th, NULL, lease_worker_run, &w[i]);
-		if (rc != 0)
-			die("pthread_create: %s", strerror(rc));
-	}
-	pthread_barrier_wait(&start);
-	t0 = now_s();
+	secs = run_together(lease_worker_run, w, sizeof *w, nthreads,
+			    offsetof(struct lease_worker, start));
 	for (i = 0; i < nthreads; i++) {
-		pthread_join(w[i].th, NULL);
 		acked += w[i].acked;
 		refused += w[i].refused;
 	}
-	t1 = now_s();
-	pthread_barrier_destroy(&start);
 	free(w);
 
 	if (refused)
@@ -796,7 +820,7 @@ static double lease_ack_run(const struct config *c, int nthreads)
 	verify_done(q, c->lease_fill, name);
 	store_close(q, path);
 	snprintf(name, sizeof name, "lease+ack %2d thr (tasks)", nthreads);
-	return print_row(name, (double)acked, t1 - t0);
+	return print_row(name, (double)acked, secs);
 }
 
 static void bench_lease_ack(const struct config *c, struct results *r)
@@ -963,30 +987,11 @@ static void conn_skip(struct conn *c, size_t n)
 	}
 }
 
-static int tcp_connect(int port)
-{
-	struct sockaddr_in sa;
-	int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
-
-	if (fd < 0)
-		die("socket: %s", strerror(errno));
-	memset(&sa, 0, sizeof sa);
-	sa.sin_family = AF_INET;
-	sa.sin_port = htons((uint16_t)port);
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-		close(fd);
-		return -1;
-	}
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-	return fd;
-}
-
 static struct conn *conn_open(int port)
 {
 	struct conn *c = xmalloc(sizeof *c);
 
-	c->fd = tcp_connect(port);
+	c->fd = bench_connect(port);
 	if (c->fd < 0)
 		die("beanstalkd: connect 127.0.0.1:%d: %s", port,
 		    strerror(errno));
@@ -1048,7 +1053,7 @@ static void bs_start(const char *dir, int port)
 	g_child = pid;
 	for (i = 0; i < 150; i++) {         /* 150 * 20 ms = 3 s */
 		struct timespec ts = { 0, 20 * 1000 * 1000 };
-		int fd = tcp_connect(port);
+		int fd = bench_connect(port);
 
 		if (fd >= 0) {
 			close(fd);
@@ -1117,7 +1122,6 @@ static void bs_fill(int port, long total, const char *job)
 }
 
 struct bs_worker {
-	pthread_t th;
 	int port;
 	pthread_barrier_t *start;
 	long deleted;
@@ -1174,35 +1178,24 @@ static void bs_clear(int port)
 static double bs_drain(int port, int nthreads, long expect)
 {
 	struct bs_worker w[4];
-	pthread_barrier_t start;
 	char name[64];
 	long deleted = 0;
-	double t0, t1;
-	int i, rc;
+	double secs;
+	int i;
 
-	pthread_barrier_init(&start, NULL, (unsigned)nthreads + 1);
-	for (i = 0; i < nthreads; i++) {
-		memset(&w[i], 0, sizeof w[i]);
+	memset(w, 0, sizeof w);
+	for (i = 0; i < nthreads; i++)
 		w[i].port = port;
-		w[i].start = &start;
-		rc = pthread_create(&w[i].th, NULL, bs_drain_run, &w[i]);
-		if (rc != 0)
-			die("pthread_create: %s", strerror(rc));
-	}
-	pthread_barrier_wait(&start);
-	t0 = now_s();
-	for (i = 0; i < nthreads; i++) {
-		pthread_join(w[i].th, NULL);
+	secs = run_together(bs_drain_run, w, sizeof *w, nthreads,
+			    offsetof(struct bs_worker, start));
+	for (i = 0; i < nthreads; i++)
 		deleted += w[i].deleted;
-	}
-	t1 = now_s();
-	pthread_barrier_destroy(&start);
 	if (deleted != expect)
 		printf("WARNING: beanstalkd drain: %ld jobs deleted, "
 		       "expected %ld\n", deleted, expect);
 	snprintf(name, sizeof name, "beanstalkd drain %d cli (jobs)",
 		 nthreads);
-	return print_row(name, (double)deleted, t1 - t0);
+	return print_row(name, (double)deleted, secs);
 }
 
 static void bench_beanstalkd(const struct config *c, struct results *r)

@@ -92,17 +92,9 @@ done
 { isnum "$ORDERS" && [ "$ORDERS" -ge 1 ] && [ "$ORDERS" -le "$TASKS" ]; } ||
 	{ echo "-o: 1..TASKS orders" >&2; exit 2; }
 
-here=$(cd "$(dirname "$0")" && pwd)
-top=${top_builddir:-$here/../..}
-M2W="$top/src/m2worker"
-QCTL="$top/tools/qctl/qctl"
-FAKE="$top/tools/fake-magento/fake-magento"
-for b in "$M2W" "$QCTL" "$FAKE"; do
-	[ -x "$b" ] || { echo "$b: not built (make, or set top_builddir)" >&2; exit 1; }
-done
-for c in jq curl awk; do
-	command -v $c >/dev/null || { echo "$c: not found" >&2; exit 1; }
-done
+. "$(dirname "$0")/bench-lib.sh"
+need_built "$M2W" "$QCTL" "$FAKE"
+need_cmds jq curl awk
 [ -r /proc/self/status ] || { echo "/proc is needed for the RSS" >&2; exit 1; }
 
 TOKEN=bench-token

@@ -81,17 +81,9 @@ for v in "$ROWS" "$NBATCH" "$NSINGLE"; do
 	{ isnum "$v" && [ "$v" -ge 16 ]; } || { echo "-n -b -s: numbers >= 16" >&2; exit 2; }
 done
 
-here=$(cd "$(dirname "$0")" && pwd)
-top=${top_builddir:-$here/../..}
-M2W="$top/src/m2worker"
-QCTL="$top/tools/qctl/qctl"
-PUSH="$top/tools/bench/push"
-for b in "$M2W" "$QCTL" "$PUSH"; do
-	[ -x "$b" ] || { echo "$b: not built (make, or set top_builddir)" >&2; exit 1; }
-done
-for c in jq curl awk; do
-	command -v $c >/dev/null || { echo "$c: not found" >&2; exit 1; }
-done
+. "$(dirname "$0")/bench-lib.sh"
+need_built "$M2W" "$QCTL" "$PUSH"
+need_cmds jq curl awk
 [ -r /proc/self/stat ] || { echo "/proc is needed for the CPU times" >&2; exit 1; }
 HAVE_BS=''
 command -v beanstalkd >/dev/null && HAVE_BS=1

@@ -41,6 +41,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "net.h"
+
 enum mode { M_HTTP, M_BEANSTALKD };
 
 static enum mode g_mode;
@@ -78,18 +80,10 @@ static double now_s(void)
 
 static int tcp_connect(int port)
 {
-	struct sockaddr_in a;
-	int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+	int fd = bench_connect(port);
 
 	if (fd < 0)
-		die("socket: %s", strerror(errno));
-	memset(&a, 0, sizeof a);
-	a.sin_family = AF_INET;
-	a.sin_port = htons((unsigned short)port);
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0)
 		die("connect 127.0.0.1:%d: %s", port, strerror(errno));
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	return fd;
 }
 

@@ -188,20 +188,19 @@ const struct qctl_cmd cmd_enqueue = {
 	.args = "[FILE|-]",
 	.max_args = 1,
 	.help =
-	"Enqueues the rows of FILE (or stdin: - or nothing) as tasks of type T\n"
-	"(tracking, stock, price, rest). CSV maps columns by the header's names\n"
-	"(order_number/order_id/increment_id, tracking_number/tracking/awb,\n"
-	"carrier_code/carrier, title/carrier_title, sku, qty/quantity,\n"
-	"source_code, price, store_id); the delimiter (, ; tab) is detected\n"
-	"unless given. NDJSON (default for *.ndjson, *.jsonl) has one payload\n"
-	"object per line. The same tracking number of an order is one task\n"
-	"however often it is sent; a FILE's stock and price rows are keyed by\n"
-	"its content and line, so the same file twice adds nothing. --key-field\n"
-	"F takes the idempotency key from column or key F. Rows are committed\n"
-	"N at a time (default 1000). Prints accepted, duplicate and rejected\n"
-	"counts, and FILE:LINE: column: reason for each rejected row on stderr.\n"
-	"Exit 1 when a row was rejected or the store refused. Creates the store\n"
-	"when there is none yet (a producer may run before the daemon).",
+	"Enqueues the rows of FILE (or stdin: - or nothing) as tasks of type T.\n"
+	"CSV maps columns by the header's names (order_number, tracking_number,\n"
+	"sku, qty ...: qctl types lists the types and their names); the\n"
+	"delimiter (, ; tab) is detected unless given. NDJSON (default for\n"
+	"*.ndjson, *.jsonl) has one payload object per line. The same\n"
+	"tracking number of an order is one task however often it is sent; a\n"
+	"FILE's stock and price rows are keyed by its content and line, so the\n"
+	"same file twice adds nothing. --key-field F takes the idempotency key\n"
+	"from column or key F. Rows are committed N at a time (default 1000).\n"
+	"Prints accepted, duplicate and rejected counts, and FILE:LINE: column:\n"
+	"reason for each rejected row on stderr. Exit 1 when a row was rejected\n"
+	"or the store refused. Creates the store when there is none yet (a\n"
+	"producer may run before the daemon).",
 	.needs_store = 2,
 	.exec = enqueue_exec,
 };

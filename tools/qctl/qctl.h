@@ -105,7 +105,7 @@ int qctl_foreach_id(struct qctl *c, const struct qctl_args *a,
 extern const struct qctl_cmd cmd_stats, cmd_list, cmd_show, cmd_requeue,
 	cmd_retry_now, cmd_delete, cmd_purge, cmd_pause, cmd_resume,
 	cmd_check, cmd_backup;
-extern const struct qctl_cmd cmd_enqueue;
+extern const struct qctl_cmd cmd_enqueue, cmd_types;
 
 /* Errors: "qctl: <msg>" on stderr. */
 void qctl_error(const char *fmt, ...)
