@@ -1,12 +1,17 @@
 /*
- * ingest.h - rows in (CSV or NDJSON), validated tasks out, into the store.
+ * ingest.h - rows in (CSV, NDJSON, JSON), validated tasks out: one pipeline
+ * of sources, one mapper and validator, two sinks.
  *
- * Every producer goes through here: `qctl enqueue` (a file or stdin) and
- * the CSV directory watcher stream into the store (m2w_ingest_stream); the
- * HTTP push parses its whole body first (m2w_ingest_parse_body, below) and
- * enqueues the tasks itself. Both read CSV and NDJSON with the same code,
- * so the same input maps to the same payloads, the same keys and the same
- * errors whatever its way in.
+ * Sources: a file or stdin (`qctl enqueue`, the CSV directory watcher), an
+ * HTTP request body (m2w_ingest_parse_body), and a broker message the same
+ * way as a body. Every source produces rows; every row goes through the
+ * same CSV map or JSON reader and the job's own load and keys, so the same
+ * input maps to the same payloads, the same keys and the same errors
+ * whatever its way in. Sinks: the store, in committed batches with the
+ * file's progress record (m2w_ingest_stream), or a collector that keeps
+ * every task for the caller's one all-or-none commit (a body: HTTP, a
+ * broker message). One options struct (struct m2w_ingest_opts) serves
+ * both.
  *
  * CSV (RFC 4180; libcsv, streamed in 64 KiB chunks, so a file larger than
  * memory works). A UTF-8 byte-order mark is stripped. The delimiter is `,`
@@ -16,32 +21,25 @@
  * last line needs no line end. The first non-empty record is the header:
  * its names are trimmed, lowercased, and spaces and '-' become '_'
  * ("Tracking Number" = tracking_number). Columns map by name (any order;
- * unknown columns are ignored):
- *
- *   order     order_number order_id increment_id order
- *   track     tracking_number tracking awb track
- *   carrier   carrier_code carrier
- *   title     title carrier_title
- *   sku       sku
- *   qty       qty quantity
- *   source    source_code source
- *   status    status
- *   price     price
- *   store_id  store_id
+ * unknown columns are ignored) onto the fields of the job's table
+ * (jobs.h; `qctl types` lists them): each field names its header names,
+ * whether it is required, and whether it is a number. The map knows no
+ * type. What the table says today:
  *
  *   tracking  order, track and carrier (or title: a title alone is used as
  *             the carrier too, the job maps free-text names) required;
- *             sku + qty (both columns, or neither) ship only those items.
- *             Adjacent rows with the same order, track, carrier and title
- *             and an sku each are one task with all their items (a 3PL
- *             writes one line per item of a parcel). A row with items
- *             whose order and track (or key) opened a parcel earlier in
- *             the same input, with other rows between, is rejected ("the
- *             rows of one parcel must be next to each other"): as a task
- *             of its own it would be a duplicate and its items lost.
+ *             items[].sku + items[].qty (both columns, or neither) ship
+ *             only those items. Adjacent rows that agree on everything but
+ *             their item are one task with all their items (a 3PL writes
+ *             one line per item of a parcel). A row with an item whose
+ *             identity (the fields of the idempotency key: order and
+ *             track, or the key column) opened a parcel earlier in the
+ *             same input, with other rows between, is rejected ("the rows
+ *             of one parcel must be next to each other"): as a task of its
+ *             own it would be a duplicate and its items lost.
  *   stock     sku, qty required; source, status optional.
  *   price     sku, price required; store_id optional.
- *   rest      NDJSON only.
+ *   rest      NDJSON and JSON only (its table names no CSV input).
  *
  * A required column missing from the header, or named twice, is one error
  * for the whole input (M2W_EINVAL, "header has no order column: expected
@@ -56,20 +54,23 @@
  * than M2W_INGEST_RECORD_MAX (a quote never closed) is rejected the same way.
  *
  * NDJSON: one JSON object per non-empty line, in the job's payload shape
- * (jobs.h); string values are trimmed (for `rest`, only the top level).
+ * (jobs.h); string values are trimmed (inside items too for a type with
+ * items; for others, such as `rest`, only the top level).
  *
- * Every row then goes through the job's check() (its reason is the row's)
- * and keys(). Keys:
+ * Every row is then loaded by the job (m2w_job_load: its field table and
+ * check; the reason is the row's) and keyed (m2w_job_keys), parsed once.
+ * A type's `inputs` say which formats may carry it. Keys:
  *   - key_field F given: idempotency key "<type>:<value of F>" (a column,
  *     or a JSON key that is dropped from the payload when the job does not
  *     know it).
- *   - else tracking: the job's key, "tracking:<order>:<track>", so the
- *     same parcel in two files is one task.
- *   - else stock and price: "<type>:<fingerprint>:<line>" when the input's
- *     fingerprint is known (a file re-read is all duplicates), else none:
- *     their values are no identity. Ordering keys (stock:SKU:SOURCE,
- *     price:SKU:STORE, superseding) come from the job, so the newest level
- *     of a SKU wins.
+ *   - else the job's idempotency template when it has one (tracking:
+ *     "tracking:{order}:{track}", so the same parcel in two files is one
+ *     task).
+ *   - else (stock, price, rest) "<type>:<fingerprint>:<line>" when the
+ *     input's fingerprint is known (a file re-read is all duplicates),
+ *     else none: their values are no identity. Ordering keys
+ *     (stock:SKU:SOURCE, price:SKU:STORE, superseding) come from the job,
+ *     so the newest level of a SKU wins.
  * Each task's source is "<source>:<line>", the line where its row starts.
  *
  * Batches: good rows are enqueued with m2w_queue_enqueue (with
