@@ -141,6 +141,10 @@ struct m2w_new_task {
 	int supersede;           /* replace older waiting tasks of the group */
 	int64_t not_before_ms;   /* 0 = now */
 	unsigned max_attempts;   /* 0 = the type's policy */
+	int loaded;              /* the producer parsed and checked the
+				  * payload already (the ingest pipeline,
+				  * m2w_job_load): the store does not parse
+				  * it again */
 	/* out */
 	uint64_t id;             /* the new task, or the existing one when duplicate */
 	int duplicate;           /* the idempotency key was seen before */

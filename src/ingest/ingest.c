@@ -798,6 +798,7 @@ static int store_commit(struct ig *g, uint64_t settled, uint64_t line)
 		nt->source = g->t[i].source;
 		nt->idem_key = g->t[i].idem;
 		nt->group_key = g->t[i].group;
+		nt->loaded = 1; /* ig_finish loaded it */
 		nt->supersede = g->t[i].supersede;
 	}
 	if (g->n) {

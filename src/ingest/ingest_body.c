@@ -244,6 +244,7 @@ static int hand_over(struct ig *g, struct m2w_body *b)
 		nt->source = t->source;
 		nt->idem_key = t->idem;
 		nt->group_key = t->group;
+		nt->loaded = 1; /* ig_finish loaded it */
 		nt->supersede = t->supersede;
 		nt->not_before_ms = t->not_before;
 		b->at[i].row = t->row;

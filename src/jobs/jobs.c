@@ -29,7 +29,11 @@
 
 /* ------------------------------------------------------------- table */
 
-/* Every job type. A new type: its file, and one line here. */
+/* Every job type. A new type: its file (job_NAME.c), and its name here,
+ * twice. */
+extern const struct m2w_job m2w_job_tracking, m2w_job_stock, m2w_job_price,
+	m2w_job_rest;
+
 static const struct m2w_job *const all[] = {
 	&m2w_job_tracking,
 	&m2w_job_stock,

@@ -15,10 +15,6 @@
 
 #include "m2worker/jobs.h"
 
-/* The entries of the table (jobs.c). */
-extern const struct m2w_job m2w_job_tracking, m2w_job_stock, m2w_job_price,
-	m2w_job_rest;
-
 /* Longest strings the payloads may carry (they end up in fixed buffers of
  * magento.h and in keys of M2W_KEY_MAX bytes). */
 #define JF_ORDER_MAX 63   /* struct m2_order.increment_id */

@@ -117,7 +117,7 @@ static int check_new(struct m2w_new_task *t, char *why, size_t whylen)
 		snprintf(why, whylen, "max_attempts above 65535");
 		return 0;
 	}
-	return valid_json(t->payload, t->payload_len, why, whylen);
+	return t->loaded || valid_json(t->payload, t->payload_len, why, whylen);
 }
 
 struct enq_arg {

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "m2worker/clock.h"
 
 static const char *const db_names[DB_COUNT] = {
 	"tasks", "ready", "leases", "done", "dead", "keys",
@@ -55,17 +56,9 @@ int m2w_state_parse(const char *name)
 	return -1;
 }
 
-static int64_t ms_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int64_t m2w_queue_now(struct m2w_queue *q)
 {
-	return q->now ? q->now(q->now_arg) : ms_now();
+	return q->now ? q->now(q->now_arg) : m2w_clock_ms();
 }
 
 void m2w_queue_set_clock(struct m2w_queue *q, int64_t (*now)(void *),
@@ -627,7 +620,7 @@ static uint64_t seed(void)
 			s = 0;
 		fclose(f);
 	}
-	s ^= (uint64_t)ms_now() * 0x9E3779B97F4A7C15ULL ^ (uint64_t)getpid();
+	s ^= (uint64_t)m2w_clock_ms() * 0x9E3779B97F4A7C15ULL ^ (uint64_t)getpid();
 	return s ? s : 0x1234567;
 }
 
