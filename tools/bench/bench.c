@@ -722,8 +722,7 @@ static double run_together(void *(*fn)(void *), void *args, size_t size,
 	for (i = 0; i < n; i++) {
 		char *arg = (char *)args + (size_t)i * size;
 
-		memcpy(arg + start, &(pthread_barrier_t *){ &go },
-		       sizeof(pthread_barrier_t *));
+		*(pthread_barrier_t **)(void *)(arg + start) = &go;
 		rc = pthread_create(&th[i], NULL, fn, arg);
 		if (rc != 0)
 			die("pthread_create: %s", strerror(rc));
