@@ -118,6 +118,7 @@ static void query(const struct m2w_config *cfg)
 					     "rest", "nope", "" };
 	static const char *const carriers[] = { "DHL", "dhl express", "UPS",
 						"custom", "Royal Mail", "" };
+	const struct m2w_map *m;
 	size_t i;
 
 	for (i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
@@ -126,14 +127,25 @@ static void query(const struct m2w_config *cfg)
 		if (t)
 			CHECK(strcmp(t->name, types[i]) == 0);
 	}
+	m = m2w_config_map(cfg, "carriers");
+	CHECK(m != NULL);
 	for (i = 0; i < sizeof(carriers) / sizeof(carriers[0]); i++) {
-		const char *c = m2w_config_carrier(cfg, carriers[i]);
+		const char *c = m2w_map_get(m, carriers[i]);
 
-		CHECK(c != NULL);
-		(void)strlen(c);
+		if (c)
+			(void)strlen(c);
 	}
-	for (i = 0; i < cfg->ncarriers; i++)
-		CHECK(cfg->carriers[i].name && cfg->carriers[i].code);
+	for (i = 0; i < m->n; i++)
+		CHECK(m->v[i].name && m->v[i].value &&
+		      m2w_map_get(m, m->v[i].name) != NULL);
+	/* every setting of every type reads back */
+	for (i = 0; i < cfg->ntypes; i++) {
+		const struct m2w_setting *k;
+
+		for (k = cfg->types[i].job->settings; k && k->name; k++)
+			(void)m2w_config_setting(cfg, cfg->types[i].name,
+						 k->name);
+	}
 	for (i = 0; i < cfg->nwatches; i++) {
 		const struct m2w_watch_cfg *w = &cfg->watches[i];
 
