@@ -1,6 +1,10 @@
 /*
  * worker.h - the worker pool, its circuit breaker, and its metrics.
  *
+ * The daemon's layer (src/daemon/: this, config, http, watch, notify,
+ * main) is the top one: it may include every public header, and its own
+ * headers are private to it (qctl and the tools never see a pool).
+ *
  * A pool of threads, each with its own Magento connection, leases tasks
  * from the store, runs them through their job type (jobs.h) and settles
  * them: ack, fail (backoff or dead letters), snooze or release. One more

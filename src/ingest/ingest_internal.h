@@ -1,15 +1,25 @@
 /*
- * ingest_internal.h - what ingest.c, ingest_csv.c and ingest_body.c share:
- * a string buffer, the header map, a mapped CSV row (payload without its
- * closing brace, items apart so that rows can merge), and the stream state
- * (struct ig) that turns rows into tasks.
+ * ingest_internal.h - what the ingest pipeline's modules share.
  *
- * A stream has one of two sinks: a queue (m2w_ingest_stream: tasks are
- * batched and committed, rejected rows go to on_error) or a body
- * (m2w_ingest_parse_body, `collect`: every task is kept, nothing is
- * committed, rejected rows are listed in the struct m2w_body). The CSV and
- * NDJSON readers and the parcel merging are the same for both. Not
- * installed; not thread-shared (one stream, one thread).
+ * Module map:
+ *   ingest.c       rows into tasks (ig_finish: the job's load and keys),
+ *                  the stream state and its two sinks, NDJSON, the
+ *                  fingerprint
+ *   ingest_map.c   a CSV header onto a job's field table, a record into
+ *                  payload text (the map knows no type)
+ *   ingest_csv.c   the CSV reader (libcsv), parcels merged
+ *   ingest_body.c  a whole request body, all or none (the collector)
+ *
+ * A stream has one of two sinks (struct ig_sink): the store
+ * (m2w_ingest_stream: tasks are batched and committed, rejected rows go to
+ * on_error) or the collector (m2w_ingest_parse_body: every task is kept,
+ * nothing is committed, rejected rows are listed in the struct m2w_body).
+ * The CSV and NDJSON readers and the parcel merging are the same for both.
+ * Not installed; not thread-shared (one stream, one thread).
+ *
+ * The layer: src/ingest/ sits on util, store and jobs (and libcsv,
+ * json-c, OpenSSL for the fingerprint); it never names a job type, and
+ * knows nothing of the daemon that calls it.
  */
 #ifndef M2W_INGEST_INTERNAL_H
 #define M2W_INGEST_INTERNAL_H

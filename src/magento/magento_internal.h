@@ -16,6 +16,10 @@
  *
  * Locking: only struct m2_client's admin-token fields are shared between
  * threads (under `lock`); a struct m2_conn belongs to one thread.
+ *
+ * The layer: src/magento/ sits on util only (error, log, buf, clock), with
+ * libcurl, json-c and OpenSSL; it knows nothing of the store, the jobs or
+ * the daemon (magento.h speaks in orders, shipments, items and prices).
  */
 #ifndef M2W_MAGENTO_INTERNAL_H
 #define M2W_MAGENTO_INTERNAL_H
