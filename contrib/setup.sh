@@ -13,6 +13,7 @@ DEBIAN_PACKAGES=(
     liblmdb-dev lmdb-utils
     libcurl4-openssl-dev libjson-c-dev libcsv-dev
     check libmicrohttpd-dev libssl-dev libsystemd-dev
+    librabbitmq-dev rabbitmq-server
     beanstalkd curl jq ca-certificates
 )
 
@@ -23,6 +24,7 @@ RHEL_PACKAGES=(
     lmdb-devel lmdb
     libcurl-devel json-c-devel libcsv-devel
     check-devel libmicrohttpd-devel openssl-devel systemd-devel
+    librabbitmq-devel rabbitmq-server
     beanstalkd curl jq ca-certificates
 )
 

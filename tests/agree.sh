@@ -28,6 +28,8 @@ trap cleanup EXIT INT TERM
 
 HTTP=yes
 "$M2W" --version | grep -q 'http-push=yes' || HTTP=no
+AMQP=yes
+"$M2W" --version | grep -q 'amqp=yes' || AMQP=no
 pick_port() {
 	echo $(( $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 30000 + 20000 ))
 }
@@ -75,6 +77,7 @@ one() {
 	case $name in
 	bad-*) want=bad ;;
 	*http*) [ "$HTTP" = no ] && want=bad ;;
+	*amqp*) [ "$AMQP" = no ] && want=bad ;;
 	esac
 	if [ $crc -eq 0 ] && [ "$verdict" != ready ]; then
 		fail "$name: --check-config passes, the start says: $verdict"

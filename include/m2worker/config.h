@@ -70,6 +70,35 @@ struct m2w_watch_cfg {
 				    * idempotency key; default: per type) */
 };
 
+/* [amqp "NAME"]: a RabbitMQ queue whose messages become tasks (the
+ * daemon's AMQP source, src/daemon/amqp.c). */
+struct m2w_amqp_cfg {
+	char *name;                /* the section's name */
+	char *url;                 /* url = (required) amqp://host[:port][/vhost]
+				    * or amqps://...; a secret (env:, file:)
+				    * when it holds a password */
+	char *user;                /* user = (the URL's, else guest); secret */
+	char *password;            /* password = (the URL's); secret */
+	char *vhost;               /* vhost = (the URL's, else /) */
+	char *queue;               /* queue = (required) */
+	int declare;               /* declare = yes: declared (durable) with
+				    * `arguments`; no: only checked */
+	char *arguments;           /* arguments = "x-queue-type=quorum,
+				    * x-dead-letter-exchange=dlx" */
+	char *exchange;            /* exchange = (none): bind the queue to it */
+	char *routing_keys;        /* routing_keys = the queue's name: "a, b" */
+	unsigned prefetch;         /* prefetch = 200 (unacked deliveries) */
+	char type[M2W_TYPE_MAX + 1]; /* type = (none: each item names its
+				    * type, as HTTP push envelopes) */
+	char *key_field;           /* key_field = (none): a payload field as
+				    * the idempotency key; else message_id */
+	char *ca_file;             /* ca_file = (system CAs), amqps */
+	int verify;                /* verify = yes: the broker's certificate
+				    * and host name, amqps */
+	unsigned window;           /* window = 0 (none): take deliveries only
+				    * while the type's ready backlog is below */
+};
+
 struct m2w_config {
 	char *path;                /* the file it came from */
 
@@ -118,6 +147,9 @@ struct m2w_config {
 
 	struct m2w_watch_cfg *watches;
 	size_t nwatches;
+
+	struct m2w_amqp_cfg *amqps;
+	size_t namqps;
 };
 
 /* The defaults above (no file read). */

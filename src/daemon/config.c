@@ -45,6 +45,7 @@
 
 #include "m2worker/config.h"
 #include "m2worker/error.h"
+#include "amqp.h"
 #include "watch.h"
 #ifdef HAVE_MHD
 #include "http.h"
@@ -193,6 +194,22 @@ void m2w_config_release(struct m2w_config *cfg)
 		free(w->key_field);
 	}
 	free(cfg->watches);
+	for (i = 0; i < cfg->namqps; i++) {
+		struct m2w_amqp_cfg *a = &cfg->amqps[i];
+
+		free(a->name);
+		free(a->url);
+		free(a->user);
+		free(a->password);
+		free(a->vhost);
+		free(a->queue);
+		free(a->arguments);
+		free(a->exchange);
+		free(a->routing_keys);
+		free(a->key_field);
+		free(a->ca_file);
+	}
+	free(cfg->amqps);
 	memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -280,6 +297,7 @@ enum kind {
 
 #define ON_WATCH 2    /* key_def.on_type: the current [watch] entry */
 #define ON_SETTINGS 3 /* key_def.on_type: the section's job settings */
+#define ON_AMQP 4     /* key_def.on_type: the current [amqp] entry */
 
 struct key_def {
 	const char *name;
@@ -509,6 +527,8 @@ static int set_key(struct parser *p, const struct key_def *k, const char *v)
 
 	if (k->on_type == ON_WATCH)
 		base = (char *)&p->cfg->watches[p->cfg->nwatches - 1];
+	else if (k->on_type == ON_AMQP)
+		base = (char *)&p->cfg->amqps[p->cfg->namqps - 1];
 	else if (k->on_type == ON_SETTINGS)
 		base = p->cfg->types[p->sec->type].settings;
 	else if (k->on_type)
@@ -640,19 +660,19 @@ static int set_key(struct parser *p, const struct key_def *k, const char *v)
 				choice_list(k->choices, names, sizeof(names)));
 		*(int *)(base + k->off) = (int)i;
 		return 0;
-	case K_JOBTYPE:
+	case K_JOBTYPE: /* min: the inputs (M2W_IN_*) the type must take */
 		if (!m2w_config_type(p->cfg, v) ||
-		    !(m2w_job_find(v)->inputs & M2W_IN_CSV))
-			return bad(p, k, v, "is not a job type read from "
-				"CSV (%s)",
-				m2w_job_names(M2W_IN_CSV, names, sizeof(names)));
+		    (m2w_job_find(v)->inputs & (unsigned)k->min) !=
+			    (unsigned)k->min)
+			return bad(p, k, v, "is not a job type%s (%s)",
+				   k->min == M2W_IN_CSV ? " read from CSV" : "",
+				   m2w_job_names((unsigned)k->min, names,
+						 sizeof(names)));
 		snprintf(base + k->off, M2W_TYPE_MAX + 1, "%s", v);
 		return 0;
 	case K_DELIM:
-		if (m2w_parse_delimiter(v, base + k->off) < 0) {
-			return bad(p, k, v, "is not auto, \",\", \";\" "
-				"or tab");
-		}
+		if (m2w_parse_delimiter(v, base + k->off) < 0)
+			return bad(p, k, v, "is not auto, \",\", \";\" or tab");
 		return 0;
 	case K_REFUSE:
 		mistake(p, p->line, "%s is not allowed in [%s]: %s", k->name,
@@ -794,7 +814,7 @@ static const struct key_def http_keys[] = {
 
 static const struct key_def watch_keys[] = {
 	{ "path", K_STR, WAT(path), ON_WATCH, 0, 0, 1, NULL, NULL },
-	{ "type", K_JOBTYPE, WAT(type), ON_WATCH, 0, 0, 0, NULL, NULL },
+	{ "type", K_JOBTYPE, WAT(type), ON_WATCH, M2W_IN_CSV, 0, 0, NULL, NULL },
 	{ "processed", K_STR, WAT(processed), ON_WATCH, 0, 0, 1, NULL, NULL },
 	{ "failed", K_STR, WAT(failed), ON_WATCH, 0, 0, 1, NULL, NULL },
 	{ "pattern", K_STR, WAT(pattern), ON_WATCH, 0, 0, 1, NULL, NULL },
@@ -840,6 +860,60 @@ static int watch_begin(struct parser *p, const char *name)
 	return 0;
 }
 
+#define AMQ(f) offsetof(struct m2w_amqp_cfg, f)
+
+static const struct key_def amqp_keys[] = {
+	{ "url", K_SECRET, AMQ(url), ON_AMQP, 0, 0, 0, NULL, NULL },
+	{ "user", K_SECRET, AMQ(user), ON_AMQP, 0, 0, 0, NULL, NULL },
+	{ "password", K_SECRET, AMQ(password), ON_AMQP, 0, 0, 0, NULL, NULL },
+	{ "vhost", K_STR, AMQ(vhost), ON_AMQP, 0, 0, 1, NULL, NULL },
+	{ "queue", K_STR, AMQ(queue), ON_AMQP, 0, 0, 1, NULL, NULL },
+	{ "declare", K_BOOL, AMQ(declare), ON_AMQP, 0, 0, 0, NULL, NULL },
+	{ "arguments", K_STR, AMQ(arguments), ON_AMQP, 0, 0, 0, NULL, NULL },
+	{ "exchange", K_STR, AMQ(exchange), ON_AMQP, 0, 0, 0, NULL, NULL },
+	{ "routing_keys", K_STR, AMQ(routing_keys), ON_AMQP, 0, 0, 0, NULL,
+	  NULL },
+	{ "prefetch", K_UINT, AMQ(prefetch), ON_AMQP, 1, 65535, 0, NULL, NULL },
+	{ "type", K_JOBTYPE, AMQ(type), ON_AMQP, M2W_IN_JSON, 0, 0, NULL,
+	  NULL },
+	{ "key_field", K_STR, AMQ(key_field), ON_AMQP, 0, 0, 0, NULL, NULL },
+	{ "ca_file", K_STR, AMQ(ca_file), ON_AMQP, 0, 0, 0, NULL, NULL },
+	{ "verify", K_BOOL, AMQ(verify), ON_AMQP, 0, 0, 0, NULL, NULL },
+	{ "window", K_UINT, AMQ(window), ON_AMQP, 0, 100000000, 0, NULL,
+	  NULL },
+	{ NULL, K_STR, 0, 0, 0, 0, 0, NULL, NULL }
+};
+
+/* [amqp "NAME"]: a new queue entry with its defaults. */
+static int amqp_begin(struct parser *p, const char *name)
+{
+	struct m2w_config *cfg = p->cfg;
+	struct m2w_amqp_cfg *a;
+	size_t i;
+
+	for (i = 0; i < cfg->namqps; i++)
+		if (strcmp(cfg->amqps[i].name, name) == 0) {
+			mistake(p, p->line, "[amqp \"%s\"] is already "
+				"defined above", name);
+			return -1;
+		}
+	a = realloc(cfg->amqps, (cfg->namqps + 1) * sizeof(*a));
+	if (!a) {
+		mistake(p, p->line, "out of memory");
+		return -1;
+	}
+	cfg->amqps = a;
+	a += cfg->namqps;
+	memset(a, 0, sizeof(*a));
+	if (!(a->name = dup_or_oom(p, name)))
+		return -1;
+	a->declare = 1;
+	a->verify = 1;
+	a->prefetch = 200;
+	cfg->namqps++;
+	return 0;
+}
+
 /* The sections. A later one (`[watch "3pl"]` of the ingest) is one entry:
  * named = 1, a `begin` that makes the entry the name refers to, and a
  * `key` callback (or a key table) that fills it. The job types' sections
@@ -853,6 +927,7 @@ static const struct section_def sections[] = {
 	{ "log", 0, log_keys, -1, NULL, NULL, NULL },
 	{ "http", 0, http_keys, -1, NULL, NULL, NULL },
 	{ "watch", 1, watch_keys, -1, NULL, NULL, watch_begin },
+	{ "amqp", 1, amqp_keys, -1, NULL, NULL, amqp_begin },
 };
 
 /* The fixed sections, then [NAME] of each job type and its map
@@ -1191,6 +1266,18 @@ static void check_all(struct parser *p)
 				mistake(p, 0, "[watch \"%s\"] and [watch \"%s\"] "
 					"watch the same path", cfg->watches[j].name,
 					w->name);
+	}
+
+	for (i = 0; i < cfg->namqps; i++) {
+		const struct m2w_amqp_cfg *a = &cfg->amqps[i];
+
+		if (!a->url && !seen_bad(p, "amqp", "url"))
+			mistake(p, 0, "[amqp \"%s\"] needs url", a->name);
+		if (!a->queue && !seen_bad(p, "amqp", "queue"))
+			mistake(p, 0, "[amqp \"%s\"] needs queue", a->name);
+		/* what the AMQP source itself refuses at start */
+		if (a->url && a->queue && m2w_amqp_cfg_check(a, eb))
+			mistake(p, 0, "%s", eb);
 	}
 
 	if (cfg->map_initial > cfg->map_max) {

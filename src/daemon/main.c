@@ -35,6 +35,7 @@
 #include "m2worker/clock.h"
 #include "m2worker/config.h"
 #ifdef HAVE_MHD
+#include "amqp.h"
 #include "http.h"
 #endif
 #include "m2worker/log.h"
@@ -75,12 +76,17 @@ static int load(const char *path, struct m2w_config *cfg)
 #else
 #define HTTP_BUILT 0
 #endif
+#ifdef HAVE_AMQP
+#define AMQP_BUILT 1
+#else
+#define AMQP_BUILT 0
+#endif
 
 static void version(void)
 {
 	printf("m2worker %s\n", PACKAGE_VERSION);
-	printf("features: http-push=%s sd-notify=%s\n",
-	       HTTP_BUILT ? "yes" : "no",
+	printf("features: http-push=%s amqp=%s sd-notify=%s\n",
+	       HTTP_BUILT ? "yes" : "no", AMQP_BUILT ? "yes" : "no",
 	       m2w_notify_built() ? "yes" : "no");
 }
 
@@ -184,6 +190,7 @@ static int run(const struct m2w_config *cfg)
 	struct m2w_http *http = NULL;
 #endif
 	struct m2w_watcher *watcher = NULL;
+	struct m2w_amqp *amqp = NULL;
 	char errbuf[M2W_ERRBUF_SIZE] = "";
 	sigset_t sigs;
 	int sig, rc, ready = 0;
@@ -244,16 +251,20 @@ static int run(const struct m2w_config *cfg)
 			cfg->http_port);
 	}
 #endif
-	if (cfg->nwatches &&
-	    (rc = m2w_watch_start(q, cfg, &watcher, errbuf))) {
+	if ((cfg->nwatches &&
+	     (rc = m2w_watch_start(q, cfg, &watcher, errbuf))) ||
+	    (rc = m2w_amqp_start(q, cfg, &amqp, errbuf))) {
 		m2w_log(M2W_LOG_ERROR, "start", "error=%s",
 			m2w_log_quote(errbuf, sizeof(errbuf), errbuf));
+		m2w_watch_stop(watcher);
+		watcher = NULL;
 		m2w_pool_stop(pool, cfg->grace_ms);
 		goto out;
 	}
 	ready = 1;
-	m2w_log(M2W_LOG_INFO, "ready", "workers=%u watches=%zu http=%s",
-		cfg->threads, cfg->nwatches, cfg->http ? "on" : "off");
+	m2w_log(M2W_LOG_INFO, "ready", "workers=%u watches=%zu amqp=%zu "
+		"http=%s", cfg->threads, cfg->nwatches, cfg->namqps,
+		cfg->http ? "on" : "off");
 	notify_ready(cfg, "READY=1");
 	if ((wd_ms = m2w_notify_watchdog_ms()) > 0) {
 		m2w_log(M2W_LOG_INFO, "watchdog", "interval_ms=%lld "
@@ -298,6 +309,7 @@ static int run(const struct m2w_config *cfg)
 #ifdef HAVE_MHD
 	m2w_http_draining(http);
 #endif
+	m2w_amqp_stop(amqp);  /* no more intake: the broker keeps the rest */
 	m2w_watch_stop(watcher);
 	m2w_pool_stop(pool, cfg->grace_ms);
 out:

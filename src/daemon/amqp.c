@@ -1,0 +1,691 @@
+/*
+ * amqp.c - the AMQP source (amqp.h): one consumer thread per [amqp]
+ * section, rabbitmq-c underneath.
+ *
+ * A consumer's life: connect (amqp:// or amqps://, login, channel 1),
+ * declare the queue durable with its arguments (or only check it when
+ * declare = no), bind it, basic.qos(prefetch), basic.consume without
+ * auto-ack; then batches. A batch takes the deliveries that arrive until
+ * `prefetch` of them are in hand or the queue is quiet for a moment; each
+ * delivery is read by the ingest collector (m2w_ingest_parse_body: all or
+ * none, the job's checks); a bad one is rejected at once (requeue off);
+ * the good ones' tasks go into the store in one m2w_queue_enqueue (one
+ * fsync'd commit, merged further with the other producers' by the store's
+ * group commit), and only then one basic.ack with `multiple` settles them
+ * all. A crash before the ack loses nothing: the broker delivers the
+ * messages again, and their keys (the job's template, key_field, or the
+ * message_id) make the second copy a duplicate.
+ *
+ * Store full or disk full: the batch stays in hand, unacknowledged, and
+ * the commit is retried each second; the prefetch bounds what else the
+ * broker sends meanwhile. Any other failure (the connection, the channel
+ * closed by the broker, a protocol error) closes the connection; what was
+ * not acknowledged goes back to the queue, and the consumer reconnects
+ * after a backoff with jitter (1 s doubling to 30 s), logging each change
+ * of state once.
+ *
+ * Threads: one per section; the only shared state is the stop flag (read
+ * with __atomic loads) and the store handle (thread-safe).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <amqp.h>
+#include <amqp_ssl_socket.h>
+#include <amqp_tcp_socket.h>
+
+#include "amqp.h"
+#include "m2worker/buf.h"
+#include "m2worker/clock.h"
+#include "m2worker/ingest.h"
+#include "m2worker/log.h"
+
+#define CHANNEL 1
+#define QUIET_MS 20           /* a batch ends after this without a delivery */
+#define BATCH_MS 250          /* ... or after this */
+#define BACKOFF_MIN_MS 1000
+#define BACKOFF_MAX_MS 30000
+#define ROWS_MAX 100000       /* rows in one message */
+#define HEARTBEAT_S 30
+
+/* One delivery in hand, read. */
+struct delivery {
+	uint64_t tag;
+	struct m2w_body body;     /* its tasks (keys filled in) */
+};
+
+struct consumer {
+	struct m2w_amqp *owner;
+	const struct m2w_amqp_cfg *c;
+	pthread_t th;
+	int started;
+	amqp_connection_state_t conn;
+	int up;                   /* connected and consuming */
+	char host[256];
+	int port, ssl;
+	char vhost[256], user[256], password[256];
+	struct delivery *d;       /* the batch: d[0..n) */
+	size_t n, cap;
+	unsigned seed;            /* jitter */
+};
+
+struct m2w_amqp {
+	struct m2w_queue *q;
+	struct consumer *c;
+	size_t n;
+	int stopping;
+};
+
+static int stopping(const struct consumer *k)
+{
+	return __atomic_load_n(&k->owner->stopping, __ATOMIC_ACQUIRE);
+}
+
+/* ---------------------------------------------------------------- config */
+
+/* The URL into host, port, vhost, user, password, ssl (the section's own
+ * keys win). 0, or -1 with errbuf. */
+static int url_read(const struct m2w_amqp_cfg *c, struct consumer *k,
+		    char *errbuf)
+{
+	struct amqp_connection_info ci;
+	char *u = strdup(c->url ? c->url : "");
+
+	if (!u)
+		return m2w_fail(errbuf, M2W_ENOMEM, "out of memory"), -1;
+	amqp_default_connection_info(&ci);
+	if (amqp_parse_url(u, &ci) != AMQP_STATUS_OK) {
+		free(u);
+		m2w_fail(errbuf, M2W_EINVAL, "[amqp \"%s\"]: url is not "
+			 "amqp://[user:password@]host[:port][/vhost] (or "
+			 "amqps://)", c->name);
+		return -1;
+	}
+	if (k) {
+		snprintf(k->host, sizeof(k->host), "%s", ci.host);
+		k->port = ci.port;
+		k->ssl = ci.ssl;
+		snprintf(k->vhost, sizeof(k->vhost), "%s",
+			 c->vhost ? c->vhost : ci.vhost);
+		snprintf(k->user, sizeof(k->user), "%s",
+			 c->user ? c->user : ci.user);
+		snprintf(k->password, sizeof(k->password), "%s",
+			 c->password ? c->password : ci.password);
+	}
+	free(u);
+	return 0;
+}
+
+/* "x-queue-type=quorum, x-max-length=1000" into a table (entries point
+ * into buf, which must outlive it). 0, or -1 with errbuf. */
+static int args_read(const struct m2w_amqp_cfg *c, char *buf,
+		     amqp_table_entry_t *e, int max, amqp_table_t *t,
+		     char *errbuf)
+{
+	char *p = buf, *next, *eq, *end;
+	int n = 0;
+
+	t->num_entries = 0;
+	t->entries = e;
+	for (; p && *p; p = next) {
+		next = strchr(p, ',');
+		if (next)
+			*next++ = '\0';
+		while (*p == ' ' || *p == '\t')
+			p++;
+		end = p + strlen(p);
+		while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
+			*--end = '\0';
+		if (!*p)
+			continue;
+		if (!(eq = strchr(p, '=')) || eq == p || n == max) {
+			m2w_fail(errbuf, M2W_EINVAL, "[amqp \"%s\"]: arguments: "
+				 "\"%s\" is not name=value", c->name, p);
+			return -1;
+		}
+		*eq++ = '\0';
+		while (*eq == ' ')
+			eq++;
+		e[n].key = amqp_cstring_bytes(p);
+		if (*eq && strspn(eq, "0123456789") == strlen(eq)) {
+			e[n].value.kind = AMQP_FIELD_KIND_I64;
+			e[n].value.value.i64 = strtoll(eq, NULL, 10);
+		} else if (strcmp(eq, "true") == 0 ||
+			   strcmp(eq, "false") == 0) {
+			e[n].value.kind = AMQP_FIELD_KIND_BOOLEAN;
+			e[n].value.value.boolean = eq[0] == 't';
+		} else {
+			e[n].value.kind = AMQP_FIELD_KIND_UTF8;
+			e[n].value.value.bytes = amqp_cstring_bytes(eq);
+		}
+		n++;
+	}
+	t->num_entries = n;
+	return 0;
+}
+
+int m2w_amqp_cfg_check(const struct m2w_amqp_cfg *c, char *errbuf)
+{
+	amqp_table_entry_t e[32];
+	amqp_table_t t;
+	char *buf;
+	int rc;
+
+	if (url_read(c, NULL, errbuf))
+		return M2W_EINVAL;
+	if (!(buf = strdup(c->arguments ? c->arguments : "")))
+		return m2w_fail(errbuf, M2W_ENOMEM, "out of memory");
+	rc = args_read(c, buf, e, 32, &t, errbuf);
+	free(buf);
+	if (rc)
+		return M2W_EINVAL;
+	if (c->routing_keys && !c->exchange)
+		return m2w_fail(errbuf, M2W_EINVAL, "[amqp \"%s\"]: "
+				"routing_keys need an exchange", c->name);
+	return M2W_OK;
+}
+
+/* ------------------------------------------------------------ connection */
+
+/* A library or broker failure as text. */
+static void reply_text(amqp_rpc_reply_t r, const char *what, char *out,
+		       size_t size)
+{
+	switch (r.reply_type) {
+	case AMQP_RESPONSE_NORMAL:
+		snprintf(out, size, "%s: ok", what);
+		break;
+	case AMQP_RESPONSE_LIBRARY_EXCEPTION:
+		snprintf(out, size, "%s: %s", what,
+			 amqp_error_string2(r.library_error));
+		break;
+	case AMQP_RESPONSE_SERVER_EXCEPTION:
+		if (r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
+			amqp_connection_close_t *m = r.reply.decoded;
+
+			snprintf(out, size, "%s: the broker closed the "
+				 "connection: %u %.*s", what, m->reply_code,
+				 (int)m->reply_text.len,
+				 (const char *)m->reply_text.bytes);
+		} else if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
+			amqp_channel_close_t *m = r.reply.decoded;
+
+			snprintf(out, size, "%s: the broker closed the "
+				 "channel: %u %.*s", what, m->reply_code,
+				 (int)m->reply_text.len,
+				 (const char *)m->reply_text.bytes);
+		} else {
+			snprintf(out, size, "%s: broker error (method 0x%08x)",
+				 what, r.reply.id);
+		}
+		break;
+	default:
+		snprintf(out, size, "%s: no reply", what);
+	}
+}
+
+static int rpc_ok(struct consumer *k, const char *what, char *why,
+		  size_t size)
+{
+	amqp_rpc_reply_t r = amqp_get_rpc_reply(k->conn);
+
+	if (r.reply_type == AMQP_RESPONSE_NORMAL)
+		return 0;
+	reply_text(r, what, why, size);
+	return -1;
+}
+
+static void disconnect(struct consumer *k)
+{
+	if (!k->conn)
+		return;
+	if (k->up) {
+		amqp_channel_close(k->conn, CHANNEL, AMQP_REPLY_SUCCESS);
+		amqp_connection_close(k->conn, AMQP_REPLY_SUCCESS);
+	}
+	amqp_destroy_connection(k->conn);
+	k->conn = NULL;
+	k->up = 0;
+}
+
+/* queue.bind to the exchange with each routing key (default: the queue's
+ * name); 1, or 0 with why. */
+static int bind_keys(struct consumer *k, char *why, size_t size)
+{
+	const struct m2w_amqp_cfg *c = k->c;
+	char *keys = strdup(c->routing_keys ? c->routing_keys : c->queue);
+	char *p, *next, *end;
+	int ok = 1;
+
+	if (!keys)
+		return snprintf(why, size, "out of memory"), 0;
+	for (p = keys; ok && p && *p; p = next) {
+		next = strchr(p, ',');
+		if (next)
+			*next++ = '\0';
+		while (*p == ' ' || *p == '\t')
+			p++;
+		end = p + strlen(p);
+		while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
+			*--end = '\0';
+		if (!*p)
+			continue;
+		amqp_queue_bind(k->conn, CHANNEL, amqp_cstring_bytes(c->queue),
+				amqp_cstring_bytes(c->exchange),
+				amqp_cstring_bytes(p), amqp_empty_table);
+		ok = rpc_ok(k, "queue.bind", why, size) == 0;
+	}
+	free(keys);
+	return ok;
+}
+
+/* Connect, declare, bind, consume; 0, or -1 with why. */
+static int connect_consume(struct consumer *k, char *why, size_t size)
+{
+	const struct m2w_amqp_cfg *c = k->c;
+	amqp_table_entry_t e[32];
+	amqp_table_t args;
+	amqp_socket_t *sock;
+	struct timeval tv = { 10, 0 };
+	char *abuf, eb[M2W_ERRBUF_SIZE];
+	amqp_rpc_reply_t r;
+	int rc;
+
+	if (!(k->conn = amqp_new_connection()))
+		return snprintf(why, size, "out of memory"), -1;
+	sock = k->ssl ? amqp_ssl_socket_new(k->conn)
+		      : amqp_tcp_socket_new(k->conn);
+	if (!sock)
+		return snprintf(why, size, "cannot make a socket"), -1;
+	if (k->ssl) {
+		if (c->ca_file && amqp_ssl_socket_set_cacert(sock, c->ca_file))
+			return snprintf(why, size, "ca_file %s: cannot be "
+					"read", c->ca_file), -1;
+		amqp_ssl_socket_set_verify_peer(sock, c->verify);
+		amqp_ssl_socket_set_verify_hostname(sock, c->verify);
+	}
+	rc = amqp_socket_open_noblock(sock, k->host, k->port, &tv);
+	if (rc != AMQP_STATUS_OK)
+		return snprintf(why, size, "connect %.100s:%d: %.100s",
+				k->host, k->port, amqp_error_string2(rc)), -1;
+	r = amqp_login(k->conn, k->vhost, 0, 131072, HEARTBEAT_S,
+		       AMQP_SASL_METHOD_PLAIN, k->user, k->password);
+	if (r.reply_type != AMQP_RESPONSE_NORMAL)
+		return reply_text(r, "login", why, size), -1;
+	amqp_channel_open(k->conn, CHANNEL);
+	if (rpc_ok(k, "channel", why, size))
+		return -1;
+	k->up = 1;
+	if (!(abuf = strdup(c->arguments ? c->arguments : "")))
+		return snprintf(why, size, "out of memory"), -1;
+	if (args_read(c, abuf, e, 32, &args, eb)) {
+		free(abuf);
+		return snprintf(why, size, "%s", eb), -1;
+	}
+	amqp_queue_declare(k->conn, CHANNEL, amqp_cstring_bytes(c->queue),
+			   !c->declare, 1, 0, 0, args);
+	free(abuf);
+	if (rpc_ok(k, c->declare ? "queue.declare" : "queue (declare = no)",
+		   why, size))
+		return -1;
+	if (c->exchange && !bind_keys(k, why, size))
+		return -1;
+	amqp_basic_qos(k->conn, CHANNEL, 0, (uint16_t)c->prefetch, 0);
+	if (rpc_ok(k, "basic.qos", why, size))
+		return -1;
+	amqp_basic_consume(k->conn, CHANNEL, amqp_cstring_bytes(c->queue),
+			   amqp_empty_bytes, 0, 0, 0, amqp_empty_table);
+	return rpc_ok(k, "basic.consume", why, size);
+}
+
+/* ----------------------------------------------------------------- batch */
+
+/* The body format of a content type (JSON when none is given). */
+static int format_of(const amqp_basic_properties_t *p)
+{
+	char ct[64];
+	size_t n;
+
+	if (!(p->_flags & AMQP_BASIC_CONTENT_TYPE_FLAG))
+		return M2W_INGEST_JSON;
+	n = p->content_type.len < sizeof(ct) - 1 ? p->content_type.len
+						 : sizeof(ct) - 1;
+	memcpy(ct, p->content_type.bytes, n);
+	ct[n] = '\0';
+	if (strchr(ct, ';'))
+		*strchr(ct, ';') = '\0';
+	if (strcasecmp(ct, "text/csv") == 0)
+		return M2W_INGEST_CSV;
+	if (strcasecmp(ct, "application/x-ndjson") == 0 ||
+	    strcasecmp(ct, "application/ndjson") == 0 ||
+	    strcasecmp(ct, "application/jsonl") == 0)
+		return M2W_INGEST_NDJSON;
+	if (strcasecmp(ct, "application/json") == 0)
+		return M2W_INGEST_JSON;
+	return -1;
+}
+
+/* Tasks without an idempotency key of their own get one from the
+ * message_id: "<type>:amqp:<id>" (":<n>" after it for the n-th task of a
+ * message of several). -1 out of memory. */
+static int message_keys(struct m2w_body *b, const amqp_bytes_t *id)
+{
+	size_t i;
+
+	for (i = 0; i < b->ntasks; i++) {
+		struct m2w_new_task *t = &b->tasks[i];
+		char key[M2W_KEY_MAX + 1];
+		int n;
+
+		if (t->idem_key)
+			continue;
+		n = snprintf(key, sizeof(key), "%s:amqp:%.*s", t->type,
+			     (int)id->len, (const char *)id->bytes);
+		if (b->ntasks > 1 && n > 0 && (size_t)n < sizeof(key))
+			n += snprintf(key + n, sizeof(key) - (size_t)n, ":%zu",
+				      i + 1);
+		if (n < 0 || (size_t)n >= sizeof(key))
+			continue; /* too long for a key: the job's rules */
+		if (!(t->idem_key = strdup(key)))
+			return -1;
+	}
+	return 0;
+}
+
+static void batch_clear(struct consumer *k)
+{
+	size_t i;
+
+	for (i = 0; i < k->n; i++)
+		m2w_body_free(&k->d[i].body);
+	k->n = 0;
+}
+
+/* A delivery that cannot become tasks: rejected, not requeued (to the
+ * queue's dead-letter exchange when it has one), logged. */
+static void reject(struct consumer *k, const amqp_envelope_t *env,
+		   const char *why)
+{
+	char q[M2W_ERRBUF_SIZE];
+	const amqp_basic_properties_t *p = &env->message.properties;
+
+	amqp_basic_reject(k->conn, CHANNEL, env->delivery_tag, 0);
+	m2w_log(M2W_LOG_WARN, "amqp.reject", "amqp=%s message_id=%.*s "
+		"reason=%s", k->c->name,
+		p->_flags & AMQP_BASIC_MESSAGE_ID_FLAG ?
+			(int)p->message_id.len : 1,
+		p->_flags & AMQP_BASIC_MESSAGE_ID_FLAG ?
+			(const char *)p->message_id.bytes : "-",
+		m2w_log_quote(q, sizeof(q), why));
+}
+
+/* One delivery read into the batch, or rejected. 0, or -1 out of memory
+ * (the delivery stays unacknowledged: the broker keeps it). */
+static int take(struct consumer *k, const amqp_envelope_t *env)
+{
+	const amqp_basic_properties_t *p = &env->message.properties;
+	struct m2w_ingest_opts o;
+	struct delivery *d;
+	char source[300];
+	int fmt = format_of(p), rc;
+
+	if (fmt < 0) {
+		reject(k, env, "content_type is not application/json, "
+		       "application/x-ndjson or text/csv");
+		return 0;
+	}
+	if (k->n == k->cap) {
+		size_t cap = k->cap ? 2 * k->cap : 64;
+		struct delivery *nd = realloc(k->d, cap * sizeof(*nd));
+
+		if (!nd)
+			return -1;
+		k->d = nd;
+		k->cap = cap;
+	}
+	d = &k->d[k->n];
+	memset(d, 0, sizeof(*d));
+	d->tag = env->delivery_tag;
+	snprintf(source, sizeof(source), "amqp:%.200s", k->c->name);
+	memset(&o, 0, sizeof(o));
+	o.format = fmt;
+	o.type = k->c->type[0] ? k->c->type : NULL;
+	o.key_field = k->c->key_field;
+	o.source = source;
+	o.rows_max = ROWS_MAX;
+	rc = m2w_ingest_parse_body(env->message.body.bytes,
+				   env->message.body.len, &o, &d->body);
+	if (rc == M2W_ENOMEM) {
+		m2w_body_free(&d->body);
+		return -1;
+	}
+	if (rc != M2W_OK) {
+		char why[M2W_ERRBUF_SIZE + 512];
+
+		if (d->body.nerrors)
+			snprintf(why, sizeof(why), "%.100s: row %" PRIu64
+				 "%s%.64s: %.300s", d->body.error,
+				 d->body.errors[0].row,
+				 d->body.errors[0].field[0] ? " field " : "",
+				 d->body.errors[0].field,
+				 d->body.errors[0].reason);
+		else
+			snprintf(why, sizeof(why), "%.500s", d->body.error);
+		reject(k, env, why);
+		m2w_body_free(&d->body);
+		return 0;
+	}
+	if ((p->_flags & AMQP_BASIC_MESSAGE_ID_FLAG) && p->message_id.len &&
+	    message_keys(&d->body, &p->message_id)) {
+		m2w_body_free(&d->body);
+		return -1;
+	}
+	k->n++;
+	return 0;
+}
+
+/* The batch's tasks into the store, then one ack for all. Holds on while
+ * the store is full (retrying each second). 0, or -1 when the connection
+ * must go (a store error other than full: the broker keeps the batch). */
+static int commit(struct consumer *k)
+{
+	struct m2w_new_task *t;
+	char eb[M2W_ERRBUF_SIZE] = "", q[M2W_ERRBUF_SIZE];
+	size_t i, j, n = 0, dup = 0;
+	int rc, said = 0;
+
+	if (!k->n)
+		return 0;
+	for (i = 0; i < k->n; i++)
+		n += k->d[i].body.ntasks;
+	if (!(t = calloc(n ? n : 1, sizeof(*t))))
+		return -1;
+	for (i = 0, n = 0; i < k->n; i++)
+		for (j = 0; j < k->d[i].body.ntasks; j++)
+			t[n++] = k->d[i].body.tasks[j];
+	for (;;) {
+		rc = n ? m2w_queue_enqueue(k->owner->q, t, n, eb) : M2W_OK;
+		if ((rc != M2W_EFULL && rc != M2W_ENOSPC) || stopping(k))
+			break;
+		if (!said++)
+			m2w_log(M2W_LOG_WARN, "amqp.hold", "amqp=%s tasks=%zu "
+				"error=%s (not acknowledged; retried each "
+				"second)", k->c->name, n,
+				m2w_log_quote(q, sizeof(q), eb));
+		sleep(1);
+	}
+	for (i = 0; i < n; i++)
+		dup += t[i].duplicate;
+	free(t);
+	if (rc != M2W_OK) {
+		m2w_log(M2W_LOG_ERROR, "amqp.commit", "amqp=%s tasks=%zu "
+			"error=%s (left with the broker)", k->c->name, n,
+			m2w_log_quote(q, sizeof(q), eb[0] ? eb :
+				      m2w_strerror(rc)));
+		batch_clear(k);
+		return -1;
+	}
+	rc = amqp_basic_ack(k->conn, CHANNEL, k->d[k->n - 1].tag, 1);
+	m2w_log(M2W_LOG_DEBUG, "amqp.batch", "amqp=%s messages=%zu tasks=%zu "
+		"duplicates=%zu", k->c->name, k->n, n, dup);
+	batch_clear(k);
+	return rc == AMQP_STATUS_OK ? 0 : -1;
+}
+
+/* Deliveries into a batch until prefetch of them, a quiet moment or
+ * BATCH_MS; then the commit. 0, or -1 when the connection is gone. */
+static int one_batch(struct consumer *k, char *why, size_t size)
+{
+	int64_t start = m2w_clock_mono_ms();
+	amqp_envelope_t env;
+	amqp_rpc_reply_t r;
+	struct timeval tv;
+
+	while (k->n < k->c->prefetch && !stopping(k)) {
+		int64_t quiet = k->n ? QUIET_MS : 200;
+
+		if (k->n && m2w_clock_mono_ms() - start > BATCH_MS)
+			break;
+		tv.tv_sec = 0;
+		tv.tv_usec = (suseconds_t)(quiet * 1000);
+		amqp_maybe_release_buffers(k->conn);
+		r = amqp_consume_message(k->conn, &env, &tv, 0);
+		if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+		    r.library_error == AMQP_STATUS_TIMEOUT) {
+			if (k->n)
+				break;
+			start = m2w_clock_mono_ms();
+			continue;
+		}
+		if (r.reply_type != AMQP_RESPONSE_NORMAL) {
+			reply_text(r, "consume", why, size);
+			return -1;
+		}
+		if (take(k, &env)) {
+			amqp_destroy_envelope(&env);
+			snprintf(why, size, "out of memory");
+			return -1;
+		}
+		amqp_destroy_envelope(&env);
+	}
+	if (commit(k)) {
+		snprintf(why, size, "commit or ack failed");
+		return -1;
+	}
+	return 0;
+}
+
+/* ---------------------------------------------------------------- thread */
+
+/* Sleeps ms (in short steps, so a stop is seen). */
+static void nap(struct consumer *k, int64_t ms)
+{
+	int64_t end = m2w_clock_mono_ms() + ms;
+
+	while (!stopping(k) && m2w_clock_mono_ms() < end)
+		usleep(50000);
+}
+
+static void *consume(void *arg)
+{
+	struct consumer *k = arg;
+	char why[M2W_ERRBUF_SIZE], last[M2W_ERRBUF_SIZE] = "";
+	char q[M2W_ERRBUF_SIZE];
+	int64_t backoff = BACKOFF_MIN_MS, jitter;
+
+	while (!stopping(k)) {
+		why[0] = '\0';
+		if (connect_consume(k, why, sizeof(why)) == 0) {
+			m2w_log(M2W_LOG_INFO, "amqp.up", "amqp=%s host=%s "
+				"port=%d queue=%s prefetch=%u", k->c->name,
+				k->host, k->port, k->c->queue, k->c->prefetch);
+			last[0] = '\0';
+			backoff = BACKOFF_MIN_MS;
+			while (!stopping(k) && one_batch(k, why,
+							 sizeof(why)) == 0)
+				;
+			batch_clear(k);
+			if (stopping(k))
+				break;
+		}
+		disconnect(k);
+		if (strcmp(why, last) != 0) { /* each state once */
+			m2w_log(M2W_LOG_WARN, "amqp.down", "amqp=%s error=%s "
+				"retry_ms=%" PRId64, k->c->name,
+				m2w_log_quote(q, sizeof(q), why), backoff);
+			snprintf(last, sizeof(last), "%s", why);
+		}
+		jitter = backoff / 5 ? (int64_t)(rand_r(&k->seed) %
+						  (int)(backoff / 5)) : 0;
+		nap(k, backoff - jitter);
+		backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
+						       : backoff * 2;
+	}
+	disconnect(k);
+	batch_clear(k);
+	free(k->d);
+	k->d = NULL;
+	return NULL;
+}
+
+int m2w_amqp_start(struct m2w_queue *q, const struct m2w_config *cfg,
+		   struct m2w_amqp **out, char *errbuf)
+{
+	struct m2w_amqp *a;
+	size_t i;
+	int rc;
+
+	*out = NULL;
+	if (!cfg->namqps)
+		return M2W_OK;
+	for (i = 0; i < cfg->namqps; i++)
+		if ((rc = m2w_amqp_cfg_check(&cfg->amqps[i], errbuf)))
+			return rc;
+	if (!(a = calloc(1, sizeof(*a))) ||
+	    !(a->c = calloc(cfg->namqps, sizeof(*a->c)))) {
+		free(a);
+		return m2w_fail(errbuf, M2W_ENOMEM, "out of memory");
+	}
+	a->q = q;
+	a->n = cfg->namqps;
+	for (i = 0; i < a->n; i++) {
+		struct consumer *k = &a->c[i];
+
+		k->owner = a;
+		k->c = &cfg->amqps[i];
+		k->seed = (unsigned)(m2w_clock_mono_us() ^ (uint64_t)i);
+		url_read(k->c, k, errbuf);
+		if (pthread_create(&k->th, NULL, consume, k) != 0) {
+			m2w_amqp_stop(a);
+			return m2w_fail(errbuf, M2W_ENOMEM, "cannot start the "
+					"consumer of [amqp \"%s\"]", k->c->name);
+		}
+		k->started = 1;
+	}
+	*out = a;
+	return M2W_OK;
+}
+
+void m2w_amqp_stop(struct m2w_amqp *a)
+{
+	size_t i;
+
+	if (!a)
+		return;
+	__atomic_store_n(&a->stopping, 1, __ATOMIC_RELEASE);
+	for (i = 0; i < a->n; i++)
+		if (a->c[i].started)
+			pthread_join(a->c[i].th, NULL);
+	free(a->c);
+	free(a);
+}

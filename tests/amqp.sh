@@ -1,0 +1,169 @@
+#!/bin/sh
+# amqp.sh - the AMQP source against a real RabbitMQ: the test starts its
+# own rabbitmq-server (the Debian package) on 127.0.0.1 with a temporary
+# base directory, its own node name and free ports, and the fake Magento.
+#
+#   1. 2,000 tracking messages (publisher confirms, message ids) and 5 bad
+#      ones: every good one one task, done, once in Magento; the bad ones
+#      rejected to the dead-letter queue with the reason logged.
+#   2. 3,000 more while the daemon is SIGKILLed 4 times: nothing lost,
+#      nothing twice (every track once in Magento), `qctl check` passes.
+#   3. A stock message published twice with the same message_id: one task.
+#   4. The broker restarted under the daemon: it reconnects (one amqp.down,
+#      one amqp.up) and takes what is published after.
+#
+# Skipped (77) only when m2worker is built without AMQP, rabbitmq-server is
+# not installed, or the broker does not start here.
+set -u
+
+top_builddir=${top_builddir:-.}
+top_srcdir=${top_srcdir:-.}
+. "$top_srcdir/tests/daemon-lib.sh"
+PUB="$top_builddir/tools/bench/amqp-pub"
+RMQ=/usr/lib/rabbitmq/bin
+
+"$M2W" --version | grep -q 'amqp=yes' ||
+	{ echo "m2worker built without AMQP: skipped"; exit 77; }
+[ -x "$RMQ/rabbitmq-server" ] ||
+	{ echo "rabbitmq-server not installed: skipped"; exit 77; }
+[ -x "$PUB" ] || { echo "tools/bench/amqp-pub not built"; exit 99; }
+lib_setup amqp
+
+# --- the broker: its own node, ports and files under $T/rmq
+BP=$(lib_pick_port); DP=$((BP + 1)); EP=$((BP + 2))
+B="$T/rmq"
+mkdir -p "$B"
+echo '[].' >"$B/plugins"
+: >"$B/rabbitmq.conf"
+rmq_env() {
+	env HOME="$B" RABBITMQ_NODENAME="m2wtest$BP@localhost" \
+		RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 RABBITMQ_NODE_PORT=$BP \
+		RABBITMQ_DIST_PORT=$DP ERL_EPMD_PORT=$EP \
+		RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}" \
+		RABBITMQ_MNESIA_BASE="$B/mnesia" RABBITMQ_LOG_BASE="$B/log" \
+		RABBITMQ_ENABLED_PLUGINS_FILE="$B/plugins" \
+		RABBITMQ_PID_FILE="$B/pid" RABBITMQ_CONFIG_FILE="$B/rabbitmq" \
+		RABBITMQ_ADVANCED_CONFIG_FILE="$B/advanced.config" "$@"
+}
+ctl() { rmq_env "$RMQ/rabbitmqctl" -n "m2wtest$BP@localhost" "$@"; }
+broker_start() { # 60 s at most (await_startup fails at once while the
+	# node is not registered yet)
+	rmq_env "$RMQ/rabbitmq-server" >>"$B/server.out" 2>&1 &
+	_i=0
+	until ctl await_startup --timeout 10 >/dev/null 2>&1; do
+		_i=$((_i + 1))
+		[ $_i -gt 120 ] && return 1
+		sleep 0.5
+	done
+}
+broker_stop() { ctl stop >/dev/null 2>&1; }
+trap 'broker_stop; pkill -f "ERL_EPMD_PORT=$EP" 2>/dev/null; lib_cleanup' EXIT INT TERM
+broker_start || { echo "rabbitmq-server does not start here: skipped"; tail -5 "$B/server.out"; exit 77; }
+URL="amqp://127.0.0.1:$BP"
+queue_len() { ctl list_queues name messages 2>/dev/null | awk -v q="$1" '$1 == q { print $2 }'; }
+
+lib_fake --orders 2000 --latency-ms 0
+# the dead-letter queue: rejected messages go to it by the default exchange
+printf '' | "$PUB" -u "$URL" -q dead >/dev/null || fail "declare dead"
+
+cat >"$T/m2w.conf" <<EOF
+[store]
+path = $S
+[magento]
+base_url = $F
+auth = token
+token = test-token
+[workers]
+threads = 8
+[tracking]
+lease = 3s
+backoff_base = 200ms
+backoff_cap = 1s
+[log]
+file = $T/m2w.log
+level = debug
+[amqp "orders"]
+url = $URL
+queue = m2w.tracking
+type = tracking
+arguments = x-dead-letter-exchange=, x-dead-letter-routing-key=dead
+prefetch = 500
+[amqp "stock"]
+url = $URL
+queue = m2w.stock
+type = stock
+EOF
+run 0 "$M2W" -c "$T/m2w.conf" --check-config
+
+# tracking payloads i in [FROM, FROM + N): order i % 2000 + 1
+tracks() { seq "$1" $(($1 + $2 - 1)) | awk '{ printf "{\"order\":\"%d\",\"track\":\"AMQ%07d\",\"carrier\":\"ups\"}\n", 1000000000 + ($1 % 2000) + 1, $1 }'; }
+start() { "$M2W" -c "$T/m2w.conf" & DPID=$!; }
+wait_tasks() { # N SECS: until the store holds N tasks, all finished
+	_i=0
+	while :; do
+		_s=$(lib_q stats --json 2>/dev/null | jq -r '.totals | "\(.done + .dead + .superseded) \(.ready + .scheduled + .leased + .waiting)"')
+		[ "${_s%% *}" = "$1" ] && [ "${_s#* }" = 0 ] && return 0
+		_i=$((_i + 1))
+		[ $_i -gt $(($2 * 5)) ] && { fail "after $2 s: finished/pending $_s, want $1"; return 1; }
+		sleep 0.2
+	done
+}
+
+say "2,000 good messages and 5 bad ones"
+start
+i=0; while ! grep -q 'amqp.up.*amqp=orders' "$T/m2w.log" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+tracks 1 2000 | "$PUB" -u "$URL" -q m2w.tracking -i a >"$T/pub1" || fail "publish"
+{
+	echo '{"order":"1000000001","track":'
+	echo '{"order":"1000000002","track":"X1","carrier":"ups","colour":"red"}'
+	echo '{"order":"1000000003","carrier":"ups"}'
+	echo '[]x'
+	echo '{"order":"1000000004","track":"","carrier":"ups"}'
+} | "$PUB" -u "$URL" -q m2w.tracking -i bad >/dev/null || fail "publish bad"
+wait_tasks 2000 60
+i=0; while [ "$(queue_len dead)" != 5 ] && [ $i -lt 50 ]; do sleep 0.2; i=$((i + 1)); done
+is "$(queue_len dead)" 5 "bad messages dead-lettered"
+is "$(grep -c 'amqp.reject' "$T/m2w.log")" 5 "each rejection logged"
+grep 'amqp.reject' "$T/m2w.log" | grep -q 'unknown key' || fail "the reason is logged"
+is "$(queue_len m2w.tracking)" 0 "nothing left in the queue"
+
+say "3,000 more, the daemon SIGKILLed 4 times"
+# published in small runs meanwhile, so deliveries are in flight
+(for f in 2001 2501 3001 3501 4001 4501; do
+	tracks $f 500 | "$PUB" -u "$URL" -q m2w.tracking -i b$f >/dev/null ||
+		echo "publish $f failed" >>"$T/pub.err"
+	sleep 0.3
+done) &
+PPID_=$!
+for k in 1 2 3 4; do
+	sleep 0.$((3 + k))
+	kill -9 "$DPID"; wait "$DPID" 2>/dev/null
+	start
+done
+wait "$PPID_"
+[ -s "$T/pub.err" ] && fail "$(cat "$T/pub.err")"
+wait_tasks 5000 120
+run 0 "$QCTL" -d "$S" check
+echo "redelivered after the kills, found duplicates: $(grep -c 'amqp.up.*amqp=orders' "$T/m2w.log") connections"
+state >"$T/state.json"
+is "$(jq '[.tracks | to_entries[] | select(.key | startswith("AMQ"))] | length' "$T/state.json")" 5000 "every track in Magento"
+is "$(jq '[.tracks | to_entries[] | select(.value != 1)] | length' "$T/state.json")" 0 "no track twice"
+is "$(lib_q stats --json | jq -r .totals.dead)" 0 "none dead"
+
+say "the same stock message twice (one message_id)"
+echo '{"sku":"SKU-1","qty":7}' | "$PUB" -u "$URL" -q m2w.stock -i same >/dev/null
+echo '{"sku":"SKU-1","qty":7}' | "$PUB" -u "$URL" -q m2w.stock -i same >/dev/null
+wait_tasks 5001 30
+is "$(lib_q stats --json | jq '.types[] | select(.type == "stock") | .counts | add')" 1 "one stock task"
+
+say "the broker restarted under the daemon"
+ctl stop_app >/dev/null 2>&1; sleep 1; ctl start_app >/dev/null 2>&1
+i=0; while [ "$(grep -c 'amqp.up.*amqp=orders' "$T/m2w.log")" -lt 6 ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i + 1)); done
+tracks 5001 100 | "$PUB" -u "$URL" -q m2w.tracking -i c >/dev/null || fail "publish after the restart"
+wait_tasks 5101 60
+grep -q 'amqp.down.*amqp=orders' "$T/m2w.log" || fail "the lost connection is logged"
+
+kill -TERM "$DPID"; wait "$DPID"; rc=$?; DPID=
+is "$rc" 0 "exit on SIGTERM"
+echo "amqp.sh: $fails failed"
+[ "$fails" -eq 0 ]
