@@ -95,8 +95,6 @@ struct m2w_amqp_cfg {
 	char *ca_file;             /* ca_file = (system CAs), amqps */
 	int verify;                /* verify = yes: the broker's certificate
 				    * and host name, amqps */
-	unsigned window;           /* window = 0 (none): take deliveries only
-				    * while the type's ready backlog is below */
 };
 
 struct m2w_config {

@@ -879,8 +879,6 @@ static const struct key_def amqp_keys[] = {
 	{ "key_field", K_STR, AMQ(key_field), ON_AMQP, 0, 0, 0, NULL, NULL },
 	{ "ca_file", K_STR, AMQ(ca_file), ON_AMQP, 0, 0, 0, NULL, NULL },
 	{ "verify", K_BOOL, AMQ(verify), ON_AMQP, 0, 0, 0, NULL, NULL },
-	{ "window", K_UINT, AMQ(window), ON_AMQP, 0, 100000000, 0, NULL,
-	  NULL },
 	{ NULL, K_STR, 0, 0, 0, 0, 0, NULL, NULL }
 };
 
