@@ -32,10 +32,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "amqp.h"
 #include "m2worker/clock.h"
 #include "m2worker/config.h"
 #ifdef HAVE_MHD
-#include "amqp.h"
 #include "http.h"
 #endif
 #include "m2worker/log.h"
