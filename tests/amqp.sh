@@ -8,7 +8,8 @@
 #      rejected to the dead-letter queue with the reason logged.
 #   2. 3,000 more while the daemon is SIGKILLed 4 times: nothing lost,
 #      nothing twice (every track once in Magento), `qctl check` passes.
-#   3. A stock message published twice with the same message_id: one task.
+#   3. A stock message published twice with the same message_id, through
+#      the exchange the queue is bound to (two routing keys): one task.
 #   4. The broker restarted under the daemon: it reconnects (one amqp.down,
 #      one amqp.up) and takes what is published after.
 #
@@ -91,6 +92,8 @@ prefetch = 500
 [amqp "stock"]
 url = $URL
 queue = m2w.stock
+exchange = amq.direct
+routing_keys = stock.levels, stock.more
 type = stock
 EOF
 run 0 "$M2W" -c "$T/m2w.conf" --check-config
@@ -151,8 +154,9 @@ is "$(jq '[.tracks | to_entries[] | select(.value != 1)] | length' "$T/state.jso
 is "$(lib_q stats --json | jq -r .totals.dead)" 0 "none dead"
 
 say "the same stock message twice (one message_id)"
-echo '{"sku":"SKU-1","qty":7}' | "$PUB" -u "$URL" -q m2w.stock -i same >/dev/null
-echo '{"sku":"SKU-1","qty":7}' | "$PUB" -u "$URL" -q m2w.stock -i same >/dev/null
+# through the exchange the section binds its queue to
+echo '{"sku":"SKU-1","qty":7}' | "$PUB" -u "$URL" -e amq.direct -r stock.levels -i same >/dev/null
+echo '{"sku":"SKU-1","qty":7}' | "$PUB" -u "$URL" -e amq.direct -r stock.more -i same >/dev/null
 wait_tasks 5001 30
 is "$(lib_q stats --json | jq '.types[] | select(.type == "stock") | .counts | add')" 1 "one stock task"
 

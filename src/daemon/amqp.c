@@ -32,6 +32,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,6 +87,23 @@ struct m2w_amqp {
 	int stopping;
 };
 
+static int why_fail(char *why, size_t size, const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 3, 4)))
+#endif
+	;
+
+/* Says why into why[size]; -1 (so a failure is one line). */
+static int why_fail(char *why, size_t size, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, size, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
 static int stopping(const struct consumer *k)
 {
 	return __atomic_load_n(&k->owner->stopping, __ATOMIC_ACQUIRE);
@@ -101,8 +119,10 @@ static int url_read(const struct m2w_amqp_cfg *c, struct consumer *k,
 	struct amqp_connection_info ci;
 	char *u = strdup(c->url ? c->url : "");
 
-	if (!u)
-		return m2w_fail(errbuf, M2W_ENOMEM, "out of memory"), -1;
+	if (!u) {
+		m2w_fail(errbuf, M2W_ENOMEM, "out of memory");
+		return -1;
+	}
 	amqp_default_connection_info(&ci);
 	if (amqp_parse_url(u, &ci) != AMQP_STATUS_OK) {
 		free(u);
@@ -259,17 +279,17 @@ static void disconnect(struct consumer *k)
 }
 
 /* queue.bind to the exchange with each routing key (default: the queue's
- * name); 1, or 0 with why. */
+ * name); 0, or -1 with why. */
 static int bind_keys(struct consumer *k, char *why, size_t size)
 {
 	const struct m2w_amqp_cfg *c = k->c;
 	char *keys = strdup(c->routing_keys ? c->routing_keys : c->queue);
 	char *p, *next, *end;
-	int ok = 1;
+	int rc = 0;
 
 	if (!keys)
-		return snprintf(why, size, "out of memory"), 0;
-	for (p = keys; ok && p && *p; p = next) {
+		return why_fail(why, size, "out of memory");
+	for (p = keys; !rc && p && *p; p = next) {
 		next = strchr(p, ',');
 		if (next)
 			*next++ = '\0';
@@ -283,10 +303,10 @@ static int bind_keys(struct consumer *k, char *why, size_t size)
 		amqp_queue_bind(k->conn, CHANNEL, amqp_cstring_bytes(c->queue),
 				amqp_cstring_bytes(c->exchange),
 				amqp_cstring_bytes(p), amqp_empty_table);
-		ok = rpc_ok(k, "queue.bind", why, size) == 0;
+		rc = rpc_ok(k, "queue.bind", why, size);
 	}
 	free(keys);
-	return ok;
+	return rc;
 }
 
 /* Connect, declare, bind, consume; 0, or -1 with why. */
@@ -302,35 +322,37 @@ static int connect_consume(struct consumer *k, char *why, size_t size)
 	int rc;
 
 	if (!(k->conn = amqp_new_connection()))
-		return snprintf(why, size, "out of memory"), -1;
+		return why_fail(why, size, "out of memory");
 	sock = k->ssl ? amqp_ssl_socket_new(k->conn)
 		      : amqp_tcp_socket_new(k->conn);
 	if (!sock)
-		return snprintf(why, size, "cannot make a socket"), -1;
+		return why_fail(why, size, "cannot make a socket");
 	if (k->ssl) {
 		if (c->ca_file && amqp_ssl_socket_set_cacert(sock, c->ca_file))
-			return snprintf(why, size, "ca_file %s: cannot be "
-					"read", c->ca_file), -1;
+			return why_fail(why, size, "ca_file %s: cannot be "
+					"read", c->ca_file);
 		amqp_ssl_socket_set_verify_peer(sock, c->verify);
 		amqp_ssl_socket_set_verify_hostname(sock, c->verify);
 	}
 	rc = amqp_socket_open_noblock(sock, k->host, k->port, &tv);
 	if (rc != AMQP_STATUS_OK)
-		return snprintf(why, size, "connect %.100s:%d: %.100s",
-				k->host, k->port, amqp_error_string2(rc)), -1;
+		return why_fail(why, size, "connect %.100s:%d: %.100s",
+				k->host, k->port, amqp_error_string2(rc));
 	r = amqp_login(k->conn, k->vhost, 0, 131072, HEARTBEAT_S,
 		       AMQP_SASL_METHOD_PLAIN, k->user, k->password);
-	if (r.reply_type != AMQP_RESPONSE_NORMAL)
-		return reply_text(r, "login", why, size), -1;
+	if (r.reply_type != AMQP_RESPONSE_NORMAL) {
+		reply_text(r, "login", why, size);
+		return -1;
+	}
 	amqp_channel_open(k->conn, CHANNEL);
 	if (rpc_ok(k, "channel", why, size))
 		return -1;
 	k->up = 1;
 	if (!(abuf = strdup(c->arguments ? c->arguments : "")))
-		return snprintf(why, size, "out of memory"), -1;
+		return why_fail(why, size, "out of memory");
 	if (args_read(c, abuf, e, 32, &args, eb)) {
 		free(abuf);
-		return snprintf(why, size, "%s", eb), -1;
+		return why_fail(why, size, "%s", eb);
 	}
 	amqp_queue_declare(k->conn, CHANNEL, amqp_cstring_bytes(c->queue),
 			   !c->declare, 1, 0, 0, args);
@@ -338,7 +360,7 @@ static int connect_consume(struct consumer *k, char *why, size_t size)
 	if (rpc_ok(k, c->declare ? "queue.declare" : "queue (declare = no)",
 		   why, size))
 		return -1;
-	if (c->exchange && !bind_keys(k, why, size))
+	if (c->exchange && bind_keys(k, why, size))
 		return -1;
 	amqp_basic_qos(k->conn, CHANNEL, 0, (uint16_t)c->prefetch, 0);
 	if (rpc_ok(k, "basic.qos", why, size))
