@@ -12,6 +12,9 @@
 #      the exchange the queue is bound to (two routing keys): one task.
 #   4. The broker restarted under the daemon: it reconnects (one amqp.down,
 #      one amqp.up) and takes what is published after.
+#   5. A store of 1 MiB filled by 3,000 messages: the batch in hand is held
+#      (amqp.hold), the rest stays with the broker, nothing is rejected;
+#      purges make room and every one goes in, once.
 #
 # Skipped (77) only when m2worker is built without AMQP, rabbitmq-server is
 # not installed, or the broker does not start here.
@@ -169,5 +172,31 @@ grep -q 'amqp.down.*amqp=orders' "$T/m2w.log" || fail "the lost connection is lo
 
 kill -TERM "$DPID"; wait "$DPID"; rc=$?; DPID=
 is "$rc" 0 "exit on SIGTERM"
+
+say "a full store: deliveries held, not acknowledged, none lost"
+S2="$T/small"
+sed -e "s|^path = $S\$|path = $S2\nmap_initial = 1MiB\nmap_max = 1MiB|" \
+    -e 's|^queue = m2w.tracking$|queue = m2w.full|' \
+    -e 's|^arguments = .*$||' "$T/m2w.conf" >"$T/full.conf"
+"$M2W" -c "$T/full.conf" & DPID=$!
+tracks 9001 3000 | sed 's/AMQ/AMF/' | "$PUB" -u "$URL" -q m2w.full -i f >/dev/null || fail "publish"
+i=0; while ! grep -q 'amqp.hold.*amqp=orders' "$T/m2w.log" && [ $i -lt 150 ]; do sleep 0.2; i=$((i + 1)); done
+grep -q 'amqp.hold.*amqp=orders' "$T/m2w.log" || fail "no amqp.hold: the store never filled"
+held=$(queue_len m2w.full)
+[ "${held:-0}" -gt 0 ] || fail "nothing left with the broker while the store is full"
+echo "store full with $held messages still with the broker"
+is "$(queue_len dead)" 5 "nothing rejected for a full store"
+# room again, as often as it fills: each held batch goes in, then the rest
+i=0
+while [ "$(queue_len m2w.full)" != 0 ] && [ $i -lt 60 ]; do
+	"$QCTL" -d "$S2" purge --done --older-than 0s >/dev/null 2>&1
+	sleep 1; i=$((i + 1))
+done
+is "$(queue_len m2w.full)" 0 "all taken, purges making room"
+i=0; while [ "$(state | jq '[.tracks | keys[] | select(startswith("AMF"))] | length')" != 3000 ] && [ $i -lt 150 ]; do sleep 0.2; i=$((i + 1)); done
+state >"$T/state.json"
+is "$(jq '[.tracks | keys[] | select(startswith("AMF"))] | length' "$T/state.json")" 3000 "every held track in Magento"
+is "$(jq '[.tracks | to_entries[] | select(.value != 1)] | length' "$T/state.json")" 0 "no track twice"
+kill -TERM "$DPID"; wait "$DPID"; DPID=
 echo "amqp.sh: $fails failed"
 [ "$fails" -eq 0 ]
