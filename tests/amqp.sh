@@ -70,6 +70,7 @@ lib_fake --orders 2000 --latency-ms 0
 # the dead-letter queue: rejected messages go to it by the default exchange
 printf '' | "$PUB" -u "$URL" -q dead >/dev/null || fail "declare dead"
 
+HP=$(lib_pick_port)
 cat >"$T/m2w.conf" <<EOF
 [store]
 path = $S
@@ -86,6 +87,10 @@ backoff_cap = 1s
 [log]
 file = $T/m2w.log
 level = debug
+[http]
+enabled = yes
+port = $HP
+tokens = t
 [amqp "orders"]
 url = $URL
 queue = m2w.tracking
@@ -132,6 +137,12 @@ is "$(queue_len dead)" 5 "bad messages dead-lettered"
 is "$(grep -c 'amqp.reject' "$T/m2w.log")" 5 "each rejection logged"
 grep 'amqp.reject' "$T/m2w.log" | grep -q 'unknown key' || fail "the reason is logged"
 is "$(queue_len m2w.tracking)" 0 "nothing left in the queue"
+curl -s "http://127.0.0.1:$HP/healthz" >"$T/out"
+has "amqp orders: up"
+curl -s "http://127.0.0.1:$HP/metrics" >"$T/out"
+has 'm2worker_amqp_up{amqp="orders"} 1'
+has 'm2worker_amqp_messages_total{amqp="orders",outcome="rejected"} 5'
+has 'm2worker_amqp_messages_total{amqp="orders",outcome="accepted"} 2000'
 
 say "3,000 more, the daemon SIGKILLed 4 times"
 # published in small runs meanwhile, so deliveries are in flight
@@ -169,6 +180,11 @@ i=0; while [ "$(grep -c 'amqp.up.*amqp=orders' "$T/m2w.log")" -lt 6 ] && [ $i -l
 tracks 5001 100 | "$PUB" -u "$URL" -q m2w.tracking -i c >/dev/null || fail "publish after the restart"
 wait_tasks 5101 60
 grep -q 'amqp.down.*amqp=orders' "$T/m2w.log" || fail "the lost connection is logged"
+curl -s "http://127.0.0.1:$HP/metrics" >"$T/out"
+grep -q 'm2worker_amqp_reconnects_total{amqp="orders"} [1-9]' "$T/out" ||
+	fail "no reconnect counted: $(grep amqp_reconnects "$T/out")"
+curl -s "http://127.0.0.1:$HP/healthz" >"$T/out"
+has "amqp orders: up"
 
 kill -TERM "$DPID"; wait "$DPID"; rc=$?; DPID=
 is "$rc" 0 "exit on SIGTERM"

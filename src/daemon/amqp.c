@@ -78,6 +78,12 @@ struct consumer {
 	struct delivery *d;       /* the batch: d[0..n) */
 	size_t n, cap;
 	unsigned seed;            /* jitter */
+	/* for /metrics and /healthz (other threads read them) */
+	int state_up;             /* __atomic */
+	int held;                 /* __atomic: a batch waits for room */
+	uint64_t accepted, rejected, reconnects; /* __atomic */
+	pthread_mutex_t mu;       /* guards down_why */
+	char down_why[M2W_ERRBUF_SIZE];
 };
 
 struct m2w_amqp {
@@ -102,6 +108,16 @@ static int why_fail(char *why, size_t size, const char *fmt, ...)
 	vsnprintf(why, size, fmt, ap);
 	va_end(ap);
 	return -1;
+}
+
+static void bump(uint64_t *c, uint64_t n)
+{
+	__atomic_add_fetch(c, n, __ATOMIC_RELAXED);
+}
+
+static void set_flag(int *f, int v)
+{
+	__atomic_store_n(f, v, __ATOMIC_RELAXED);
 }
 
 static int stopping(const struct consumer *k)
@@ -442,6 +458,7 @@ static void reject(struct consumer *k, const amqp_envelope_t *env,
 	const amqp_basic_properties_t *p = &env->message.properties;
 
 	amqp_basic_reject(k->conn, CHANNEL, env->delivery_tag, 0);
+	bump(&k->rejected, 1);
 	m2w_log(M2W_LOG_WARN, "amqp.reject", "amqp=%s message_id=%.*s "
 		"reason=%s", k->c->name,
 		p->_flags & AMQP_BASIC_MESSAGE_ID_FLAG ?
@@ -539,6 +556,7 @@ static int commit(struct consumer *k)
 		rc = n ? m2w_queue_enqueue(k->owner->q, t, n, eb) : M2W_OK;
 		if ((rc != M2W_EFULL && rc != M2W_ENOSPC) || stopping(k))
 			break;
+		set_flag(&k->held, 1);
 		if (!said++)
 			m2w_log(M2W_LOG_WARN, "amqp.hold", "amqp=%s tasks=%zu "
 				"error=%s (not acknowledged; retried each "
@@ -546,6 +564,7 @@ static int commit(struct consumer *k)
 				m2w_log_quote(q, sizeof(q), eb));
 		sleep(1);
 	}
+	set_flag(&k->held, 0);
 	for (i = 0; i < n; i++)
 		dup += t[i].duplicate;
 	free(t);
@@ -558,6 +577,7 @@ static int commit(struct consumer *k)
 		return -1;
 	}
 	rc = amqp_basic_ack(k->conn, CHANNEL, k->d[k->n - 1].tag, 1);
+	bump(&k->accepted, k->n);
 	m2w_log(M2W_LOG_DEBUG, "amqp.batch", "amqp=%s messages=%zu tasks=%zu "
 		"duplicates=%zu", k->c->name, k->n, n, dup);
 	batch_clear(k);
@@ -633,6 +653,7 @@ static void *consume(void *arg)
 				k->host, k->port, k->c->queue, k->c->prefetch);
 			last[0] = '\0';
 			backoff = BACKOFF_MIN_MS;
+			set_flag(&k->state_up, 1);
 			while (!stopping(k) && one_batch(k, why,
 							 sizeof(why)) == 0)
 				;
@@ -641,6 +662,11 @@ static void *consume(void *arg)
 				break;
 		}
 		disconnect(k);
+		set_flag(&k->state_up, 0);
+		bump(&k->reconnects, 1);
+		pthread_mutex_lock(&k->mu);
+		snprintf(k->down_why, sizeof(k->down_why), "%s", why);
+		pthread_mutex_unlock(&k->mu);
 		if (strcmp(why, last) != 0) { /* each state once */
 			m2w_log(M2W_LOG_WARN, "amqp.down", "amqp=%s error=%s "
 				"retry_ms=%" PRId64, k->c->name,
@@ -685,10 +711,12 @@ int m2w_amqp_start(struct m2w_queue *q, const struct m2w_config *cfg,
 
 		k->owner = a;
 		k->c = &cfg->amqps[i];
+		pthread_mutex_init(&k->mu, NULL);
+		snprintf(k->down_why, sizeof(k->down_why), "connecting");
 		k->seed = (unsigned)(m2w_clock_mono_us() ^ (uint64_t)i);
 		url_read(k->c, k, errbuf);
 		if (pthread_create(&k->th, NULL, consume, k) != 0) {
-			m2w_amqp_stop(a);
+			m2w_amqp_free(a);
 			return m2w_fail(errbuf, M2W_ENOMEM, "cannot start the "
 					"consumer of [amqp \"%s\"]", k->c->name);
 		}
@@ -706,8 +734,99 @@ void m2w_amqp_stop(struct m2w_amqp *a)
 		return;
 	__atomic_store_n(&a->stopping, 1, __ATOMIC_RELEASE);
 	for (i = 0; i < a->n; i++)
-		if (a->c[i].started)
+		if (a->c[i].started) {
 			pthread_join(a->c[i].th, NULL);
+			a->c[i].started = 0;
+		}
+}
+
+void m2w_amqp_free(struct m2w_amqp *a)
+{
+	size_t i;
+
+	if (!a)
+		return;
+	m2w_amqp_stop(a);
+	for (i = 0; i < a->n; i++)
+		pthread_mutex_destroy(&a->c[i].mu);
 	free(a->c);
 	free(a);
+}
+
+/* -------------------------------------------------------------- reports */
+
+void m2w_amqp_metrics(struct m2w_amqp *a, struct m2w_buf *o)
+{
+	static const char *const help[][3] = {
+		{ "m2worker_amqp_up", "gauge",
+		  "1 while the consumer is connected and consuming." },
+		{ "m2worker_amqp_held", "gauge",
+		  "1 while a batch waits for room in the store (not acked)." },
+		{ "m2worker_amqp_messages_total", "counter",
+		  "Messages taken (accepted: committed and acked; rejected: "
+		  "to the dead-letter exchange)." },
+		{ "m2worker_amqp_reconnects_total", "counter",
+		  "Connections lost or refused." },
+	};
+	size_t i, h;
+
+	for (h = 0; a && h < sizeof(help) / sizeof(help[0]); h++) {
+		m2w_buf_addf(o, "# HELP %s %s\n# TYPE %s %s\n", help[h][0],
+			     help[h][2], help[h][0], help[h][1]);
+		for (i = 0; i < a->n; i++) {
+			struct consumer *k = &a->c[i];
+			const char *n = k->c->name;
+
+			switch (h) {
+			case 0:
+				m2w_buf_addf(o, "%s{amqp=\"%s\"} %d\n",
+					     help[h][0], n, __atomic_load_n(
+						     &k->state_up,
+						     __ATOMIC_RELAXED));
+				break;
+			case 1:
+				m2w_buf_addf(o, "%s{amqp=\"%s\"} %d\n",
+					     help[h][0], n, __atomic_load_n(
+						     &k->held,
+						     __ATOMIC_RELAXED));
+				break;
+			case 2:
+				m2w_buf_addf(o, "%s{amqp=\"%s\",outcome=\""
+					     "accepted\"} %" PRIu64 "\n%s{amqp="
+					     "\"%s\",outcome=\"rejected\"} %"
+					     PRIu64 "\n", help[h][0], n,
+					     __atomic_load_n(&k->accepted,
+							     __ATOMIC_RELAXED),
+					     help[h][0], n,
+					     __atomic_load_n(&k->rejected,
+							     __ATOMIC_RELAXED));
+				break;
+			default:
+				m2w_buf_addf(o, "%s{amqp=\"%s\"} %" PRIu64 "\n",
+					     help[h][0], n, __atomic_load_n(
+						     &k->reconnects,
+						     __ATOMIC_RELAXED));
+			}
+		}
+	}
+}
+
+void m2w_amqp_health(struct m2w_amqp *a, struct m2w_buf *o)
+{
+	size_t i;
+
+	for (i = 0; a && i < a->n; i++) {
+		struct consumer *k = &a->c[i];
+
+		if (__atomic_load_n(&k->state_up, __ATOMIC_RELAXED)) {
+			m2w_buf_addf(o, "amqp %s: up%s\n", k->c->name,
+				     __atomic_load_n(&k->held, __ATOMIC_RELAXED)
+				     ? " (held: the store is full)" : "");
+			continue;
+		}
+		pthread_mutex_lock(&k->mu);
+		m2w_buf_addf(o, "amqp %s: down: %s\n", k->c->name,
+			     k->down_why);
+		pthread_mutex_unlock(&k->mu);
+	}
 }

@@ -29,6 +29,7 @@
 #ifndef M2W_DAEMON_AMQP_H
 #define M2W_DAEMON_AMQP_H
 
+#include "m2worker/buf.h"
 #include "m2worker/config.h"
 #include "m2worker/error.h"
 #include "m2worker/queue.h"
@@ -50,8 +51,19 @@ int m2w_amqp_start(struct m2w_queue *q, const struct m2w_config *cfg,
 		   struct m2w_amqp **out, char *errbuf);
 
 /* Stops the consumers: a batch being committed finishes and is
- * acknowledged, the rest stays with the broker. NULL is ok. */
+ * acknowledged, the rest stays with the broker. Their state stays
+ * readable (metrics, health) until m2w_amqp_free. NULL is ok. */
 void m2w_amqp_stop(struct m2w_amqp *a);
+/* Stops (if still running) and frees. NULL is ok. */
+void m2w_amqp_free(struct m2w_amqp *a);
+
+/* Appends the consumers' state in Prometheus text to o: up, messages by
+ * outcome, reconnects, held (store full). Any thread; NULL: nothing. */
+void m2w_amqp_metrics(struct m2w_amqp *a, struct m2w_buf *o);
+
+/* Appends one line per consumer for /healthz: "amqp NAME: up" or
+ * "amqp NAME: down: <why>". Any thread; NULL: nothing. */
+void m2w_amqp_health(struct m2w_amqp *a, struct m2w_buf *o);
 
 #else /* built without rabbitmq-c */
 static inline int m2w_amqp_cfg_check(const struct m2w_amqp_cfg *c,
@@ -75,6 +87,23 @@ static inline int m2w_amqp_start(struct m2w_queue *q,
 static inline void m2w_amqp_stop(struct m2w_amqp *a)
 {
 	(void)a;
+}
+
+static inline void m2w_amqp_free(struct m2w_amqp *a)
+{
+	(void)a;
+}
+
+static inline void m2w_amqp_metrics(struct m2w_amqp *a, struct m2w_buf *o)
+{
+	(void)a;
+	(void)o;
+}
+
+static inline void m2w_amqp_health(struct m2w_amqp *a, struct m2w_buf *o)
+{
+	(void)a;
+	(void)o;
 }
 #endif
 

@@ -51,6 +51,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "amqp.h"
 #include "http.h"
 #include "m2worker/admin.h"
 #include "m2worker/buf.h"
@@ -105,6 +106,7 @@ struct m2w_http {
 	struct m2w_queue *q;
 	const struct m2w_config *cfg;
 	struct m2w_pool *pool;
+	struct m2w_amqp *amqp;   /* its state in /healthz and /metrics */
 	struct m2w_metrics nometrics;  /* when there is no pool */
 	unsigned char (*tok)[DIGEST];
 	size_t ntok;
@@ -618,6 +620,7 @@ static void get_metrics(struct m2w_http *h, struct reply *out)
 		set_error(out, 500, "%s", m2w_strerror(rc));
 		return;
 	}
+	m2w_amqp_metrics(h->amqp, &text);
 	m2w_buf_adds(&text, "# HELP m2worker_http_requests_total HTTP "
 		     "requests by status.\n# TYPE "
 		     "m2worker_http_requests_total counter\n");
@@ -769,7 +772,14 @@ static int route(struct m2w_http *h, struct MHD_Connection *c,
 		} else if (draining) {
 			set_text(out, 503, "text/plain", "draining\n");
 		} else {
-			set_text(out, 200, "text/plain", "ok\n");
+			/* the AMQP consumers as detail: a broker outage is
+			 * no reason to restart a daemon that works on */
+			struct m2w_buf t = M2W_BUF_INIT;
+
+			m2w_buf_adds(&t, "ok\n");
+			m2w_amqp_health(h->amqp, &t);
+			set_text(out, 200, "text/plain", m2w_buf_str(&t));
+			m2w_buf_release(&t);
 		}
 		return 1;
 	}
@@ -1001,6 +1011,7 @@ int m2w_http_start(const struct m2w_http_opts *o, struct m2w_http **out,
 	h->q = o->q;
 	h->cfg = cfg;
 	h->pool = o->pool;
+	h->amqp = o->amqp;
 	h->timeout_ms = cfg->http_timeout_ms > 0 ? cfg->http_timeout_ms : 10000;
 	pthread_mutex_init(&h->mu, NULL);
 	pthread_condattr_init(&ca);

@@ -75,6 +75,7 @@ struct m2w_http_opts {
 	struct m2w_queue *q;            /* required */
 	const struct m2w_config *cfg;   /* required; borrowed until stop */
 	struct m2w_pool *pool;          /* metrics and breaker; may be NULL */
+	struct m2w_amqp *amqp;          /* its consumers' state; may be NULL */
 };
 
 /*

@@ -235,14 +235,23 @@ static int run(const struct m2w_config *cfg)
 			m2w_log_quote(errbuf, sizeof(errbuf), errbuf));
 		goto out;
 	}
+	/* the AMQP consumers before HTTP, which reports their state */
+	if ((rc = m2w_amqp_start(q, cfg, &amqp, errbuf))) {
+		m2w_log(M2W_LOG_ERROR, "start", "error=%s",
+			m2w_log_quote(errbuf, sizeof(errbuf), errbuf));
+		m2w_pool_stop(pool, cfg->grace_ms);
+		goto out;
+	}
 #ifdef HAVE_MHD
 	if (cfg->http) {
-		struct m2w_http_opts ho = { q, cfg, pool };
+		struct m2w_http_opts ho = { q, cfg, pool, amqp };
 		char addr[256];
 
 		if ((rc = m2w_http_start(&ho, &http, errbuf))) {
 			m2w_log(M2W_LOG_ERROR, "start", "error=%s",
 				m2w_log_quote(errbuf, sizeof(errbuf), errbuf));
+			m2w_amqp_free(amqp);
+			amqp = NULL;
 			m2w_pool_stop(pool, cfg->grace_ms);
 			goto out;
 		}
@@ -251,13 +260,12 @@ static int run(const struct m2w_config *cfg)
 			cfg->http_port);
 	}
 #endif
-	if ((cfg->nwatches &&
-	     (rc = m2w_watch_start(q, cfg, &watcher, errbuf))) ||
-	    (rc = m2w_amqp_start(q, cfg, &amqp, errbuf))) {
+	if (cfg->nwatches &&
+	    (rc = m2w_watch_start(q, cfg, &watcher, errbuf))) {
 		m2w_log(M2W_LOG_ERROR, "start", "error=%s",
 			m2w_log_quote(errbuf, sizeof(errbuf), errbuf));
-		m2w_watch_stop(watcher);
-		watcher = NULL;
+		m2w_amqp_free(amqp);
+		amqp = NULL;
 		m2w_pool_stop(pool, cfg->grace_ms);
 		goto out;
 	}
@@ -319,6 +327,7 @@ out:
 #ifdef HAVE_MHD
 	m2w_http_stop(http); /* before the pool and the store go */
 #endif
+	m2w_amqp_free(amqp); /* after HTTP, which reads its state */
 	m2w_pool_free(pool);
 	m2_client_free(client);
 	m2w_queue_close(q);
