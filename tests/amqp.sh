@@ -3,10 +3,10 @@
 # own rabbitmq-server (the Debian package) on 127.0.0.1 with a temporary
 # base directory, its own node name and free ports, and the fake Magento.
 #
-#   1. 2,000 tracking messages (publisher confirms, message ids) and 5 bad
+#   1. 1,000 tracking messages (publisher confirms, message ids) and 5 bad
 #      ones: every good one one task, done, once in Magento; the bad ones
 #      rejected to the dead-letter queue with the reason logged.
-#   2. 3,000 more while the daemon is SIGKILLed 4 times: nothing lost,
+#   2. 1,500 more while the daemon is SIGKILLed 4 times: nothing lost,
 #      nothing twice (every track once in Magento), `qctl check` passes.
 #   3. A stock message published twice with the same message_id, through
 #      the exchange the queue is bound to (two routing keys): one task.
@@ -120,10 +120,10 @@ wait_tasks() { # N SECS: until the store holds N tasks, all finished
 	done
 }
 
-say "2,000 good messages and 5 bad ones"
+say "1,000 good messages and 5 bad ones"
 start
 i=0; while ! grep -q 'amqp.up.*amqp=orders' "$T/m2w.log" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-tracks 1 2000 | "$PUB" -u "$URL" -q m2w.tracking -i a >"$T/pub1" || fail "publish"
+tracks 1 1000 | "$PUB" -u "$URL" -q m2w.tracking -i a >"$T/pub1" || fail "publish"
 {
 	echo '{"order":"1000000001","track":'
 	echo '{"order":"1000000002","track":"X1","carrier":"ups","colour":"red"}'
@@ -131,7 +131,7 @@ tracks 1 2000 | "$PUB" -u "$URL" -q m2w.tracking -i a >"$T/pub1" || fail "publis
 	echo '[]x'
 	echo '{"order":"1000000004","track":"","carrier":"ups"}'
 } | "$PUB" -u "$URL" -q m2w.tracking -i bad >/dev/null || fail "publish bad"
-wait_tasks 2000 60
+wait_tasks 1000 60
 i=0; while [ "$(queue_len dead)" != 5 ] && [ $i -lt 50 ]; do sleep 0.2; i=$((i + 1)); done
 is "$(queue_len dead)" 5 "bad messages dead-lettered"
 is "$(grep -c 'amqp.reject' "$T/m2w.log")" 5 "each rejection logged"
@@ -142,11 +142,11 @@ has "amqp orders: up"
 curl -s "http://127.0.0.1:$HP/metrics" >"$T/out"
 has 'm2worker_amqp_up{amqp="orders"} 1'
 has 'm2worker_amqp_messages_total{amqp="orders",outcome="rejected"} 5'
-has 'm2worker_amqp_messages_total{amqp="orders",outcome="accepted"} 2000'
+has 'm2worker_amqp_messages_total{amqp="orders",outcome="accepted"} 1000'
 
-say "3,000 more, the daemon SIGKILLed 4 times"
+say "1,500 more, the daemon SIGKILLed 4 times"
 # published in small runs meanwhile, so deliveries are in flight
-(for f in 2001 2501 3001 3501 4001 4501; do
+(for f in 1001 1501 2001; do
 	tracks $f 500 | "$PUB" -u "$URL" -q m2w.tracking -i b$f >/dev/null ||
 		echo "publish $f failed" >>"$T/pub.err"
 	sleep 0.3
@@ -159,11 +159,11 @@ for k in 1 2 3 4; do
 done
 wait "$PPID_"
 [ -s "$T/pub.err" ] && fail "$(cat "$T/pub.err")"
-wait_tasks 5000 120
+wait_tasks 2500 120
 run 0 "$QCTL" -d "$S" check
 echo "redelivered after the kills, found duplicates: $(grep -c 'amqp.up.*amqp=orders' "$T/m2w.log") connections"
 state >"$T/state.json"
-is "$(jq '[.tracks | to_entries[] | select(.key | startswith("AMQ"))] | length' "$T/state.json")" 5000 "every track in Magento"
+is "$(jq '[.tracks | to_entries[] | select(.key | startswith("AMQ"))] | length' "$T/state.json")" 2500 "every track in Magento"
 is "$(jq '[.tracks | to_entries[] | select(.value != 1)] | length' "$T/state.json")" 0 "no track twice"
 is "$(lib_q stats --json | jq -r .totals.dead)" 0 "none dead"
 
@@ -171,14 +171,14 @@ say "the same stock message twice (one message_id)"
 # through the exchange the section binds its queue to
 echo '{"sku":"SKU-1","qty":7}' | "$PUB" -u "$URL" -e amq.direct -r stock.levels -i same >/dev/null
 echo '{"sku":"SKU-1","qty":7}' | "$PUB" -u "$URL" -e amq.direct -r stock.more -i same >/dev/null
-wait_tasks 5001 30
+wait_tasks 2501 30
 is "$(lib_q stats --json | jq '.types[] | select(.type == "stock") | .counts | add')" 1 "one stock task"
 
 say "the broker restarted under the daemon"
 ctl stop_app >/dev/null 2>&1; sleep 1; ctl start_app >/dev/null 2>&1
 i=0; while [ "$(grep -c 'amqp.up.*amqp=orders' "$T/m2w.log")" -lt 6 ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i + 1)); done
-tracks 5001 100 | "$PUB" -u "$URL" -q m2w.tracking -i c >/dev/null || fail "publish after the restart"
-wait_tasks 5101 60
+tracks 2501 100 | "$PUB" -u "$URL" -q m2w.tracking -i c >/dev/null || fail "publish after the restart"
+wait_tasks 2601 60
 grep -q 'amqp.down.*amqp=orders' "$T/m2w.log" || fail "the lost connection is logged"
 curl -s "http://127.0.0.1:$HP/metrics" >"$T/out"
 grep -q 'm2worker_amqp_reconnects_total{amqp="orders"} [1-9]' "$T/out" ||
