@@ -162,26 +162,36 @@ static int url_read(const struct m2w_amqp_cfg *c, struct consumer *k,
 	return 0;
 }
 
+/* The item of a "a, b, c" list at p, cut out in place and trimmed; *next
+ * is where the next one starts (NULL after the last). */
+static char *list_item(char *p, char **next)
+{
+	char *end;
+
+	*next = strchr(p, ',');
+	if (*next)
+		*(*next)++ = '\0';
+	while (*p == ' ' || *p == '\t')
+		p++;
+	end = p + strlen(p);
+	while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
+		*--end = '\0';
+	return p;
+}
+
 /* "x-queue-type=quorum, x-max-length=1000" into a table (entries point
  * into buf, which must outlive it). 0, or -1 with errbuf. */
 static int args_read(const struct m2w_amqp_cfg *c, char *buf,
 		     amqp_table_entry_t *e, int max, amqp_table_t *t,
 		     char *errbuf)
 {
-	char *p = buf, *next, *eq, *end;
+	char *p = buf, *next, *eq;
 	int n = 0;
 
 	t->num_entries = 0;
 	t->entries = e;
 	for (; p && *p; p = next) {
-		next = strchr(p, ',');
-		if (next)
-			*next++ = '\0';
-		while (*p == ' ' || *p == '\t')
-			p++;
-		end = p + strlen(p);
-		while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
-			*--end = '\0';
+		p = list_item(p, &next);
 		if (!*p)
 			continue;
 		if (!(eq = strchr(p, '=')) || eq == p || n == max) {
@@ -300,20 +310,13 @@ static int bind_keys(struct consumer *k, char *why, size_t size)
 {
 	const struct m2w_amqp_cfg *c = k->c;
 	char *keys = strdup(c->routing_keys ? c->routing_keys : c->queue);
-	char *p, *next, *end;
+	char *p, *next;
 	int rc = 0;
 
 	if (!keys)
 		return why_fail(why, size, "out of memory");
 	for (p = keys; !rc && p && *p; p = next) {
-		next = strchr(p, ',');
-		if (next)
-			*next++ = '\0';
-		while (*p == ' ' || *p == '\t')
-			p++;
-		end = p + strlen(p);
-		while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
-			*--end = '\0';
+		p = list_item(p, &next);
 		if (!*p)
 			continue;
 		amqp_queue_bind(k->conn, CHANNEL, amqp_cstring_bytes(c->queue),
