@@ -12,7 +12,11 @@
 #      the exchange the queue is bound to (two routing keys): one task.
 #   4. The broker restarted under the daemon: it reconnects (one amqp.down,
 #      one amqp.up) and takes what is published after.
-#   5. A store of 1 MiB filled by 3,000 messages: the batch in hand is held
+#   5. The intake window: with tracking paused in the store, the daemon
+#      takes 2,000 messages only up to its window (400 tasks, plus one
+#      batch), pauses its consumer (/metrics, /healthz) and leaves the rest
+#      with the broker; resumed, all go through once.
+#   6. A store of 1 MiB filled by 3,000 messages: the batch in hand is held
 #      (amqp.hold), the rest stays with the broker, nothing is rejected;
 #      purges make room and every one goes in, once.
 #
@@ -97,6 +101,7 @@ queue = m2w.tracking
 type = tracking
 arguments = x-dead-letter-exchange=, x-dead-letter-routing-key=dead
 prefetch = 500
+window = 400
 [amqp "stock"]
 url = $URL
 queue = m2w.stock
@@ -185,6 +190,26 @@ grep -q 'm2worker_amqp_reconnects_total{amqp="orders"} [1-9]' "$T/out" ||
 	fail "no reconnect counted: $(grep amqp_reconnects "$T/out")"
 curl -s "http://127.0.0.1:$HP/healthz" >"$T/out"
 has "amqp orders: up"
+
+say "the intake window: the rest waits in the broker"
+run 0 "$QCTL" -d "$S" pause tracking
+tracks 3001 2000 | "$PUB" -u "$URL" -q m2w.tracking -i w >/dev/null || fail "publish"
+i=0; while ! curl -s "http://127.0.0.1:$HP/metrics" | grep -q 'm2worker_amqp_paused{amqp="orders"} 1' && [ $i -lt 100 ]; do sleep 0.2; i=$((i + 1)); done
+sleep 1 # deliveries in flight at the cancel settle
+curl -s "http://127.0.0.1:$HP/healthz" >"$T/out"
+has "amqp orders: up (paused: the backlog is at the window)"
+backlog=$(lib_q stats --json | jq '.totals | .ready + .scheduled + .leased + .waiting')
+left=$(queue_len m2w.tracking)
+echo "window 400, prefetch 500: $backlog tasks taken, $left messages left with the broker"
+[ "$backlog" -ge 400 ] && [ "$backlog" -le 900 ] || fail "backlog $backlog: not within the window plus one batch"
+is "$((backlog + left))" 2000 "the rest waits in the broker"
+run 0 "$QCTL" -d "$S" resume tracking
+wait_tasks 4601 60
+is "$(queue_len m2w.tracking)" 0 "resumed: all taken"
+state >"$T/state.json"
+is "$(jq '[.tracks | to_entries[] | select(.value != 1)] | length' "$T/state.json")" 0 "no track twice"
+grep -q 'amqp.pause.*amqp=orders' "$T/m2w.log" || fail "amqp.pause not logged"
+grep -q 'amqp.resume.*amqp=orders' "$T/m2w.log" || fail "amqp.resume not logged"
 
 kill -TERM "$DPID"; wait "$DPID"; rc=$?; DPID=
 is "$rc" 0 "exit on SIGTERM"

@@ -2980,6 +2980,92 @@ static TCase *tcase(Suite *s, const char *name, int timeout)
 	return tc;
 }
 
+/* ---------------------------------------------------------------- outbox */
+
+/* Reopens the store with the outbox in `mode`. */
+static void reopen_outbox(int mode)
+{
+	struct m2w_queue_opts o;
+
+	m2w_queue_close(Q);
+	memset(&o, 0, sizeof(o));
+	o.path = E.path;
+	o.outbox = mode;
+	CK_OK(m2w_queue_open(&o, &E.q, EB));
+	Q = E.q;
+	m2w_queue_set_clock(Q, tu_clock_now, &E.clock);
+}
+
+static uint64_t events_waiting(void)
+{
+	struct m2w_stats st;
+	uint64_t n;
+
+	CK_OK(m2w_queue_stats(Q, &st, EB));
+	n = st.events_waiting;
+	m2w_stats_free(&st);
+	return n;
+}
+
+START_TEST(test_outbox_events_with_ends)
+{
+	struct m2w_settle s;
+	struct m2w_event *ev;
+	uint64_t a, b, tok;
+	size_t n;
+
+	make_done("t");             /* outbox off: no event */
+	ck_assert_uint_eq(events_waiting(), 0);
+	reopen_outbox(M2W_OUTBOX_ON);
+	a = enq("t");
+	tok = lease_expect(a, 0);
+	memset(&s, 0, sizeof(s));
+	s.id = a;
+	s.token = tok;
+	s.kind = M2W_ACK;
+	s.message = "shipment 12 created";
+	s.result = "{\"shipment_id\":12}";
+	CK_OK(m2w_queue_settle(Q, &s, 1, EB));
+	CK_OK(s.err);
+	b = make_dead("t", "Order is <b>closed</b>");
+	enq_group("s", "sku:1", 1);
+	enq_group("s", "sku:1", 1);  /* supersedes the first */
+	ck_assert_uint_eq(events_waiting(), 3);
+
+	CK_OK(m2w_outbox_read(Q, 10, &ev, &n, EB));
+	ck_assert_uint_eq(n, 3);
+	ck_assert_uint_lt(ev[0].seq, ev[1].seq);
+	ck_assert_ptr_nonnull(strstr(ev[0].json, "\"state\":\"done\""));
+	ck_assert_ptr_nonnull(strstr(ev[0].json, "\"result\":{\"shipment_id\":12}"));
+	ck_assert_ptr_nonnull(strstr(ev[0].json, "\"note\":\"shipment 12 created\""));
+	ck_assert_ptr_nonnull(strstr(ev[1].json, "\"state\":\"dead\""));
+	ck_assert_ptr_nonnull(strstr(ev[1].json, "\"error\":\"Order is <b>closed<\\/b>\""));
+	ck_assert_ptr_nonnull(strstr(ev[1].json, "\"status\":422"));
+	ck_assert_ptr_nonnull(strstr(ev[2].json, "\"state\":\"superseded\""));
+	(void)b;
+
+	/* deleted up to the first: two left, numbering goes on */
+	CK_OK(m2w_outbox_delete(Q, ev[0].seq, EB));
+	ck_assert_uint_eq(events_waiting(), 2);
+	m2w_outbox_free(ev, n);
+	CK_OK(m2w_outbox_delete(Q, UINT64_MAX, EB));
+	ck_assert_uint_eq(events_waiting(), 0);
+	make_done("t");
+	CK_OK(m2w_outbox_read(Q, 10, &ev, &n, EB));
+	ck_assert_uint_eq(n, 1);
+	ck_assert_uint_eq(ev[0].seq, 4);
+	m2w_outbox_free(ev, n);
+
+	/* kept by a process that keeps the mode (qctl), off when turned off */
+	reopen_outbox(M2W_OUTBOX_KEEP);
+	make_done("t");
+	ck_assert_uint_eq(events_waiting(), 2);
+	reopen_outbox(M2W_OUTBOX_OFF);
+	make_done("t");
+	ck_assert_uint_eq(events_waiting(), 2);
+}
+END_TEST
+
 static Suite *queue_suite(void)
 {
 	Suite *s = suite_create("queue");
@@ -3092,6 +3178,9 @@ static Suite *queue_suite(void)
 	tcase_add_test(tc, test_purge_done);
 	tcase_add_test(tc, test_purge_all_done);
 	tcase_add_test(tc, test_purge_dead_and_superseded);
+
+	tc = tcase(s, "outbox", 30);
+	tcase_add_test(tc, test_outbox_events_with_ends);
 
 	tc = tcase(s, "full", 120);
 	tcase_add_test(tc, test_map_growth_then_full);

@@ -96,6 +96,8 @@ struct m2w_stats {
 	uint64_t map_used;           /* bytes of the file in use (high-water) */
 	uint64_t map_max;
 	uint64_t next_id;
+	int events_on;               /* the outbox writes result events */
+	uint64_t events_waiting;     /* events not yet published */
 };
 
 int m2w_queue_stats(struct m2w_queue *q, struct m2w_stats *out, char *errbuf);

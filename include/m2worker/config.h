@@ -88,6 +88,9 @@ struct m2w_amqp_cfg {
 	char *exchange;            /* exchange = (none): bind the queue to it */
 	char *routing_keys;        /* routing_keys = the queue's name: "a, b" */
 	unsigned prefetch;         /* prefetch = 200 (unacked deliveries) */
+	unsigned window;           /* window = 5000: consume only while the
+				    * store's backlog of `type` (of every
+				    * type without one) is below; 0 = none */
 	char type[M2W_TYPE_MAX + 1]; /* type = (none: each item names its
 				    * type, as HTTP push envelopes) */
 	char *key_field;           /* key_field = (none): a payload field as

@@ -152,6 +152,9 @@ struct m2w_outcome {
 	char message[M2_MESSAGE_MAX + 1]; /* why (Magento's words), or what
 					   * was done ("track already on
 					   * shipment 12") */
+	char result[160];        /* done: JSON object of the Magento ids made
+				  * or found ({"order_id":5,"shipment_id":12}),
+				  * "" for none; carried by the result event */
 };
 
 /* Inputs that may carry a type (m2w_job.inputs). */

@@ -82,6 +82,15 @@ struct m2w_queue_opts {
 	size_t map_max;        /* bytes; 0 = 4 GiB. Beyond it: M2W_EFULL */
 	int create;            /* create the directory and store if absent */
 	int nosync;            /* MDB_NOSYNC: loses the last commits on power loss */
+	int outbox;            /* result events (enum m2w_outbox_mode) */
+};
+
+/* Whether tasks that end write a result event (stored in the store, so
+ * every process that ends a task does the same). */
+enum m2w_outbox_mode {
+	M2W_OUTBOX_KEEP = 0,   /* as the store says (off in a new store) */
+	M2W_OUTBOX_ON = 1,     /* the daemon with [events] */
+	M2W_OUTBOX_OFF = 2     /* the daemon without */
 };
 
 /*
@@ -160,6 +169,15 @@ struct m2w_new_task {
  */
 int m2w_queue_enqueue(struct m2w_queue *q, struct m2w_new_task *tasks,
 		      size_t n, char *errbuf);
+
+/*
+ * Tasks of `type` (NULL: of every type) not ended yet: ready, scheduled,
+ * leased and waiting, from the per-type counters in one read transaction
+ * (cheap enough to ask before each batch a source takes; the AMQP source's
+ * intake window).
+ */
+int m2w_queue_backlog(struct m2w_queue *q, const char *type, uint64_t *n,
+		      char *errbuf);
 
 /*
  * Ingested files (the CSV directory watcher): what the store knows of a
@@ -253,7 +271,10 @@ struct m2w_settle {
 	int kind;                 /* enum m2w_settle_kind */
 	int cls;                  /* enum m2w_class, for FAIL */
 	int http_status;          /* for history and last_status; 0 if none */
-	const char *message;      /* error text (Magento's, placeholders filled) */
+	const char *message;      /* error text (Magento's, placeholders filled),
+				   * or for ACK what was done */
+	const char *result;       /* ACK: JSON object of what Magento made
+				   * ({"shipment_id":..}), or NULL; events */
 	int64_t retry_after_ms;   /* FAIL: > 0 overrides backoff (Retry-After) */
 	int64_t delay_ms;         /* SNOOZE and EXTEND */
 	int64_t duration_ms;      /* how long the attempt took, for history */
@@ -291,6 +312,29 @@ int m2w_task_release(struct m2w_queue *q, uint64_t id, uint64_t token,
  * attempts are used up). *reaped (may be NULL) gets the count.
  */
 int m2w_queue_reap(struct m2w_queue *q, size_t *reaped, char *errbuf);
+
+/* ---------------------------------------------------------------- events */
+
+/*
+ * Result events (with the outbox on): one JSON object per task that ended
+ * (done, dead, superseded), written in the transaction that ended it:
+ * {"event_id":"<store id>:<seq>","task":..,"type":..,"state":..,"key":..,
+ * "group":..,"attempts":..,"status":..,"error":..,"note":..,"result":{..},
+ * "source":..,"created_ms":..,"ended_ms":..} (absent members: none).
+ */
+struct m2w_event {
+	uint64_t seq;             /* increasing, never reused */
+	char *json;               /* NUL-terminated; owned by the array */
+	size_t len;
+};
+
+/* The oldest `max` events waiting (at most 10,000): *out (free with
+ * m2w_outbox_free) and *n, 0 when none. */
+int m2w_outbox_read(struct m2w_queue *q, size_t max, struct m2w_event **out,
+		    size_t *n, char *errbuf);
+void m2w_outbox_free(struct m2w_event *e, size_t n);
+/* Deletes every event up to seq `upto` (published and confirmed). */
+int m2w_outbox_delete(struct m2w_queue *q, uint64_t upto, char *errbuf);
 
 #ifdef __cplusplus
 }

@@ -16,6 +16,15 @@
  * messages again, and their keys (the job's template, key_field, or the
  * message_id) make the second copy a duplicate.
  *
+ * The intake window: before each batch the consumer asks the store for
+ * its backlog (tasks of the section's type, or of every type, not ended:
+ * m2w_queue_backlog). At `window` it commits what it holds, cancels its
+ * consumer (basic.cancel) and only keeps the connection alive (heartbeats)
+ * while it waits; at half the window it consumes again. Work therefore
+ * waits in the broker, where other daemons can take it, and a lost VM
+ * strands at most its window plus one batch. Deliveries the broker sent
+ * before the cancel reached it still arrive, and are taken as usual.
+ *
  * Store full or disk full: the batch stays in hand, unacknowledged, and
  * the commit is retried each second; the prefetch bounds what else the
  * broker sends meanwhile. Any other failure (the connection, the channel
@@ -71,7 +80,9 @@ struct consumer {
 	pthread_t th;
 	int started;
 	amqp_connection_state_t conn;
-	int up;                   /* connected and consuming */
+	int up;                   /* connected (channel open) */
+	int consuming;            /* basic.consume in force */
+	char tag[300];            /* our consumer tag */
 	char host[256];
 	int port, ssl;
 	char vhost[256], user[256], password[256];
@@ -81,6 +92,8 @@ struct consumer {
 	/* for /metrics and /healthz (other threads read them) */
 	int state_up;             /* __atomic */
 	int held;                 /* __atomic: a batch waits for room */
+	int paused;               /* __atomic: at the intake window */
+	uint64_t backlog;         /* __atomic: the store's, last asked */
 	uint64_t accepted, rejected, reconnects; /* __atomic */
 	pthread_mutex_t mu;       /* guards down_why */
 	char down_why[M2W_ERRBUF_SIZE];
@@ -301,7 +314,8 @@ static void disconnect(struct consumer *k)
 	}
 	amqp_destroy_connection(k->conn);
 	k->conn = NULL;
-	k->up = 0;
+	k->up = k->consuming = 0;
+	set_flag(&k->paused, 0);
 }
 
 /* queue.bind to the exchange with each routing key (default: the queue's
@@ -382,11 +396,25 @@ static int connect_consume(struct consumer *k, char *why, size_t size)
 	if (c->exchange && bind_keys(k, why, size))
 		return -1;
 	amqp_basic_qos(k->conn, CHANNEL, 0, (uint16_t)c->prefetch, 0);
-	if (rpc_ok(k, "basic.qos", why, size))
+	return rpc_ok(k, "basic.qos", why, size);
+}
+
+/* basic.consume (start = 1) or basic.cancel; 0, or -1 with why. */
+static int set_consuming(struct consumer *k, int start, char *why,
+			 size_t size)
+{
+	if (start)
+		amqp_basic_consume(k->conn, CHANNEL,
+				   amqp_cstring_bytes(k->c->queue),
+				   amqp_cstring_bytes(k->tag), 0, 0, 0,
+				   amqp_empty_table);
+	else
+		amqp_basic_cancel(k->conn, CHANNEL, amqp_cstring_bytes(k->tag));
+	if (rpc_ok(k, start ? "basic.consume" : "basic.cancel", why, size))
 		return -1;
-	amqp_basic_consume(k->conn, CHANNEL, amqp_cstring_bytes(c->queue),
-			   amqp_empty_bytes, 0, 0, 0, amqp_empty_table);
-	return rpc_ok(k, "basic.consume", why, size);
+	k->consuming = start;
+	set_flag(&k->paused, !start);
+	return 0;
 }
 
 /* ----------------------------------------------------------------- batch */
@@ -587,6 +615,34 @@ static int commit(struct consumer *k)
 	return rc == AMQP_STATUS_OK ? 0 : -1;
 }
 
+/* The intake window (see the top): consumes below it, pauses at it,
+ * resumes at half of it. A backlog that cannot be read leaves things as
+ * they are. 0, or -1 with why when the connection is gone. */
+static int gate(struct consumer *k, char *why, size_t size)
+{
+	const struct m2w_amqp_cfg *c = k->c;
+	char eb[M2W_ERRBUF_SIZE];
+	uint64_t n;
+	int want = k->consuming;
+
+	if (!c->window)
+		return k->consuming ? 0 : set_consuming(k, 1, why, size);
+	if (m2w_queue_backlog(k->owner->q, c->type[0] ? c->type : NULL, &n,
+			      eb) != M2W_OK)
+		return k->consuming ? 0 : set_consuming(k, 1, why, size);
+	__atomic_store_n(&k->backlog, n, __ATOMIC_RELAXED);
+	if (k->consuming && n >= c->window)
+		want = 0;
+	else if (!k->consuming && n <= c->window / 2)
+		want = 1;
+	if (want == k->consuming)
+		return 0;
+	m2w_log(M2W_LOG_DEBUG, want ? "amqp.resume" : "amqp.pause",
+		"amqp=%s backlog=%" PRIu64 " window=%u", c->name, n,
+		c->window);
+	return set_consuming(k, want, why, size);
+}
+
 /* Deliveries into a batch until prefetch of them, a quiet moment or
  * BATCH_MS; then the commit. 0, or -1 when the connection is gone. */
 static int one_batch(struct consumer *k, char *why, size_t size)
@@ -596,6 +652,8 @@ static int one_batch(struct consumer *k, char *why, size_t size)
 	amqp_rpc_reply_t r;
 	struct timeval tv;
 
+	if (gate(k, why, size))
+		return -1;
 	while (k->n < k->c->prefetch && !stopping(k)) {
 		int64_t quiet = k->n ? QUIET_MS : 200;
 
@@ -607,8 +665,8 @@ static int one_batch(struct consumer *k, char *why, size_t size)
 		r = amqp_consume_message(k->conn, &env, &tv, 0);
 		if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
 		    r.library_error == AMQP_STATUS_TIMEOUT) {
-			if (k->n)
-				break;
+			if (k->n || !k->consuming)
+				break; /* paused: back to the gate */
 			start = m2w_clock_mono_ms();
 			continue;
 		}
@@ -652,8 +710,9 @@ static void *consume(void *arg)
 		why[0] = '\0';
 		if (connect_consume(k, why, sizeof(why)) == 0) {
 			m2w_log(M2W_LOG_INFO, "amqp.up", "amqp=%s host=%s "
-				"port=%d queue=%s prefetch=%u", k->c->name,
-				k->host, k->port, k->c->queue, k->c->prefetch);
+				"port=%d queue=%s prefetch=%u window=%u",
+				k->c->name, k->host, k->port, k->c->queue,
+				k->c->prefetch, k->c->window);
 			last[0] = '\0';
 			backoff = BACKOFF_MIN_MS;
 			set_flag(&k->state_up, 1);
@@ -717,6 +776,8 @@ int m2w_amqp_start(struct m2w_queue *q, const struct m2w_config *cfg,
 		pthread_mutex_init(&k->mu, NULL);
 		snprintf(k->down_why, sizeof(k->down_why), "connecting");
 		k->seed = (unsigned)(m2w_clock_mono_us() ^ (uint64_t)i);
+		snprintf(k->tag, sizeof(k->tag), "m2worker.%d.%s", (int)getpid(),
+			 k->c->name);
 		url_read(k->c, k, errbuf);
 		if (pthread_create(&k->th, NULL, consume, k) != 0) {
 			m2w_amqp_free(a);
@@ -761,55 +822,52 @@ void m2w_amqp_free(struct m2w_amqp *a)
 void m2w_amqp_metrics(struct m2w_amqp *a, struct m2w_buf *o)
 {
 	static const char *const help[][3] = {
-		{ "m2worker_amqp_up", "gauge",
+		{ "up", "gauge",
 		  "1 while the consumer is connected and consuming." },
-		{ "m2worker_amqp_held", "gauge",
+		{ "held", "gauge",
 		  "1 while a batch waits for room in the store (not acked)." },
-		{ "m2worker_amqp_messages_total", "counter",
+		{ "paused", "gauge",
+		  "1 while the store's backlog is at the intake window." },
+		{ "backlog", "gauge",
+		  "The store's backlog the intake window counts (last asked)." },
+		{ "messages_total", "counter",
 		  "Messages taken (accepted: committed and acked; rejected: "
 		  "to the dead-letter exchange)." },
-		{ "m2worker_amqp_reconnects_total", "counter",
+		{ "reconnects_total", "counter",
 		  "Connections lost or refused." },
 	};
 	size_t i, h;
 
 	for (h = 0; a && h < sizeof(help) / sizeof(help[0]); h++) {
-		m2w_buf_addf(o, "# HELP %s %s\n# TYPE %s %s\n", help[h][0],
-			     help[h][2], help[h][0], help[h][1]);
+		m2w_buf_addf(o, "# HELP m2worker_amqp_%s %s\n# TYPE "
+			     "m2worker_amqp_%s %s\n", help[h][0], help[h][2],
+			     help[h][0], help[h][1]);
 		for (i = 0; i < a->n; i++) {
 			struct consumer *k = &a->c[i];
+			uint64_t v[] = {
+				(uint64_t)__atomic_load_n(&k->state_up,
+							  __ATOMIC_RELAXED),
+				(uint64_t)__atomic_load_n(&k->held,
+							  __ATOMIC_RELAXED),
+				(uint64_t)__atomic_load_n(&k->paused,
+							  __ATOMIC_RELAXED),
+				__atomic_load_n(&k->backlog, __ATOMIC_RELAXED),
+				__atomic_load_n(&k->accepted, __ATOMIC_RELAXED),
+				__atomic_load_n(&k->reconnects,
+						__ATOMIC_RELAXED),
+			};
 			const char *n = k->c->name;
 
-			switch (h) {
-			case 0:
-				m2w_buf_addf(o, "%s{amqp=\"%s\"} %d\n",
-					     help[h][0], n, __atomic_load_n(
-						     &k->state_up,
-						     __ATOMIC_RELAXED));
-				break;
-			case 1:
-				m2w_buf_addf(o, "%s{amqp=\"%s\"} %d\n",
-					     help[h][0], n, __atomic_load_n(
-						     &k->held,
-						     __ATOMIC_RELAXED));
-				break;
-			case 2:
-				m2w_buf_addf(o, "%s{amqp=\"%s\",outcome=\""
-					     "accepted\"} %" PRIu64 "\n%s{amqp="
-					     "\"%s\",outcome=\"rejected\"} %"
-					     PRIu64 "\n", help[h][0], n,
-					     __atomic_load_n(&k->accepted,
-							     __ATOMIC_RELAXED),
-					     help[h][0], n,
+			if (h == 4)
+				m2w_buf_addf(o, "m2worker_amqp_%s{amqp=\"%s\","
+					     "outcome=\"rejected\"} %" PRIu64
+					     "\n", help[h][0], n,
 					     __atomic_load_n(&k->rejected,
 							     __ATOMIC_RELAXED));
-				break;
-			default:
-				m2w_buf_addf(o, "%s{amqp=\"%s\"} %" PRIu64 "\n",
-					     help[h][0], n, __atomic_load_n(
-						     &k->reconnects,
-						     __ATOMIC_RELAXED));
-			}
+			m2w_buf_addf(o, "m2worker_amqp_%s{amqp=\"%s\"%s} %"
+				     PRIu64 "\n", help[h][0], n,
+				     h == 4 ? ",outcome=\"accepted\"" : "",
+				     v[h]);
 		}
 	}
 }
@@ -824,7 +882,11 @@ void m2w_amqp_health(struct m2w_amqp *a, struct m2w_buf *o)
 		if (__atomic_load_n(&k->state_up, __ATOMIC_RELAXED)) {
 			m2w_buf_addf(o, "amqp %s: up%s\n", k->c->name,
 				     __atomic_load_n(&k->held, __ATOMIC_RELAXED)
-				     ? " (held: the store is full)" : "");
+				     ? " (held: the store is full)" :
+				     __atomic_load_n(&k->paused,
+						     __ATOMIC_RELAXED)
+				     ? " (paused: the backlog is at the "
+				       "window)" : "");
 			continue;
 		}
 		pthread_mutex_lock(&k->mu);

@@ -874,6 +874,8 @@ static const struct key_def amqp_keys[] = {
 	{ "routing_keys", K_STR, AMQ(routing_keys), ON_AMQP, 0, 0, 0, NULL,
 	  NULL },
 	{ "prefetch", K_UINT, AMQ(prefetch), ON_AMQP, 1, 65535, 0, NULL, NULL },
+	{ "window", K_UINT, AMQ(window), ON_AMQP, 0, 100000000, 0, NULL,
+	  NULL },
 	{ "type", K_JOBTYPE, AMQ(type), ON_AMQP, M2W_IN_JSON, 0, 0, NULL,
 	  NULL },
 	{ "key_field", K_STR, AMQ(key_field), ON_AMQP, 0, 0, 0, NULL, NULL },
@@ -908,6 +910,7 @@ static int amqp_begin(struct parser *p, const char *name)
 	a->declare = 1;
 	a->verify = 1;
 	a->prefetch = 200;
+	a->window = 5000;
 	cfg->namqps++;
 	return 0;
 }

@@ -89,6 +89,11 @@ int m2w_metrics_render(const struct m2w_metrics *m,
 			     "m2worker_store_bytes{kind=\"max\"} %llu\n",
 			     (unsigned long long)st->map_used,
 			     (unsigned long long)st->map_max);
+		m2w_buf_addf(o, "# HELP m2worker_events_waiting Result events "
+			     "in the outbox, not yet confirmed by the broker.\n"
+			     "# TYPE m2worker_events_waiting gauge\n"
+			     "m2worker_events_waiting %llu\n",
+			     (unsigned long long)st->events_waiting);
 	}
 	counter(o, "m2worker_tasks_done_total", "Tasks done.", m->done, cfg);
 	counter(o, "m2worker_tasks_failed_total",

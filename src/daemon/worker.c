@@ -187,6 +187,7 @@ static void decide(struct m2w_pool *p, const struct m2w_task *t,
 	s->duration_ms = ms;
 	s->http_status = o->http_status;
 	s->message = o->message;
+	s->result = o->result[0] ? o->result : NULL;
 	if (o->err == M2W_OK) {
 		s->kind = M2W_ACK;
 	} else if (flag(&p->aborting)) {

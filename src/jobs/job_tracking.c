@@ -292,6 +292,13 @@ static int map_want(const struct m2_order *ord, const struct want *w,
 
 /* ------------------------------------------------------------- writes */
 
+/* The ids of a done task, for its result event. */
+static void ids(struct ctx *c, int64_t sid)
+{
+	snprintf(c->o->result, sizeof(c->o->result), "{\"order_id\":%" PRId64
+		 ",\"shipment_id\":%" PRId64 "}", c->order->entity_id, sid);
+}
+
 static void ship(struct ctx *c, const struct m2_ship_item *items, size_t n)
 {
 	const struct settings *set = c->set;
@@ -319,6 +326,7 @@ static void ship(struct ctx *c, const struct m2_ship_item *items, size_t n)
 	}
 	jf_done(c->o, "shipment %" PRId64 " created with track %s", sid,
 		c->r.track);
+	ids(c, sid);
 	c->o->http_status = res.http_status;
 }
 
@@ -336,6 +344,7 @@ static void add_track(struct ctx *c, int64_t sid)
 		return;
 	}
 	jf_done(c->o, "track %s added to shipment %" PRId64, c->r.track, sid);
+	ids(c, sid);
 	c->o->http_status = res.http_status;
 }
 
@@ -420,9 +429,11 @@ static void track_one(const struct m2w_job_env *env, struct json_object *p,
 	if (read_order(&c) == 0) {
 		sid = track_on(c.ships, c.nships, c.r.track);
 		make_track(c.set, &c.r, &c.track);
-		if (sid)
+		if (sid) {
 			jf_done(o, "track %s already on shipment %" PRId64,
 				c.r.track, sid);
+			ids(&c, sid);
+		}
 		else if (c.r.nitems)
 			ship_items(&c);
 		else if (c.nships)

@@ -396,6 +396,12 @@ int m2w_queue_stats(struct m2w_queue *q, struct m2w_stats *st, char *errbuf)
 	st->next_id = 1;
 	if (mdb_get(txn, q->db[DB_META], &k, &v) == 0 && v.mv_size == 8)
 		st->next_id = get_be64(v.mv_data);
+	k.mv_size = 6;
+	k.mv_data = "outbox";
+	if (mdb_get(txn, q->db[DB_META], &k, &v) == 0 && v.mv_size == 1)
+		st->events_on = *(char *)v.mv_data == 1;
+	if (mdb_stat(txn, q->db[DB_OUTBOX], &es) == 0)
+		st->events_waiting = es.ms_entries;
 	mdb_env_info(q->env, &info);
 	mdb_env_stat(q->env, &es);
 	st->map_size = info.me_mapsize;
@@ -612,7 +618,7 @@ static int requeue_task(struct wctx *c, struct rec *r, int keep)
 		return rc;
 	if ((rc = m2s_ctx_index(c, r)) || (rc = m2s_ctx_rec_put(c, r)))
 		return rc;
-	return m2s_ctx_count(c, r->type_id, from, r->state);
+	return m2s_ctx_moved(c, r, from);
 }
 
 static int dead_match(struct wctx *c, const MDB_val *k, void *arg)

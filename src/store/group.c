@@ -113,7 +113,7 @@ static int supersede(struct wctx *c, uint64_t id)
 	o.updated = c->now;
 	if ((rc = m2s_ctx_index(c, &o)) || (rc = m2s_ctx_rec_put(c, &o)))
 		return rc;
-	return m2s_ctx_count(c, o.type_id, from, M2W_SUPERSEDED);
+	return m2s_ctx_moved(c, &o, from);
 }
 
 static int wait_behind(struct wctx *c, struct rec *r)

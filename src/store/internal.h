@@ -19,6 +19,8 @@
  *   group.c   ordering groups: head, waiting successors, supersede
  *   admin.c   get, history, list, stats, requeue, retry-now, delete,
  *             purge, pause, backup
+ *   outbox.c  result events written with the end of a task, read and
+ *             deleted by the daemon's publisher
  *   check.c   index consistency check
  *   backoff.c retry policies and backoff delays
  *   report.c  the JSON of report.h, from the public headers alone (it does
@@ -112,6 +114,7 @@ enum db {
 	DB_FILES,   /* ingested file fingerprints (ingest) */
 	DB_META,    /* "schema", "next_id", "next_type", "paused_all" */
 	DB_TYPES,   /* 'n' name -> be16 id; 'i' be16 id -> type record */
+	DB_OUTBOX,  /* be64 seq -> result event JSON (outbox.c) */
 	DB_COUNT
 };
 
@@ -177,6 +180,8 @@ struct m2w_queue {
 	void *now_arg;
 	struct policy_entry *policies;
 	size_t npolicies;
+	int outbox;          /* result events on (meta "outbox") */
+	char store_id[17];   /* names the store in event ids */
 
 	/* group commit (commit.c) */
 	pthread_mutex_t mu;
@@ -214,6 +219,8 @@ struct wctx {
 	size_t ntcache;
 	unsigned char *buf;  /* scratch for encoded records */
 	size_t bufcap;
+	const char *note;    /* settle: the done task's note and result, */
+	const char *result;  /* for its event (outbox.c) */
 };
 
 /* An MDB error -> ours, with detail; sets ctx->mapfull on MDB_MAP_FULL. */
@@ -233,6 +240,9 @@ int m2s_ctx_rec_put(struct wctx *c, const struct rec *r);
 /* Counter bookkeeping: one task of type moves from state a to b (-1: none). */
 int m2s_ctx_count(struct wctx *c, uint16_t type, int from, int to);
 uint64_t m2s_ctx_random(struct wctx *c);
+/* m2s_ctx_count for r, now in r->state, coming from `from` (-1: new);
+ * also the result event when r ended and the outbox is on (outbox.c). */
+int m2s_ctx_moved(struct wctx *c, const struct rec *r, int from);
 
 /* The type id of `name`, created when absent and `create`. */
 int m2s_ctx_type_id(struct wctx *c, const char *name, int create, uint16_t *id);
@@ -281,6 +291,11 @@ int m2s_write_commit(struct wctx *c);
 void m2s_write_abort(struct wctx *c);
 /* Doubles the map toward limit; M2W_EFULL when already at it. */
 int m2s_map_grow(struct m2w_queue *q, size_t limit, char *errbuf);
+
+/* The outbox mode (M2W_OUTBOX_*) into meta and q->outbox, the store's id
+ * into q->store_id; in open's write transaction. */
+int m2s_outbox_open(struct m2w_queue *q, MDB_txn *txn, int mode,
+		    char *errbuf);
 
 /* --------------------------------------------------------------- commit */
 

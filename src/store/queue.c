@@ -380,7 +380,7 @@ static int back_to_ready(struct wctx *c, struct rec *r)
 	r->state = newer ? M2W_SUPERSEDED : M2W_READY;
 	r->updated = c->now;
 	if ((rc = m2s_ctx_index(c, r)) || (rc = m2s_ctx_rec_put(c, r)) ||
-	    (rc = m2s_ctx_count(c, r->type_id, from, r->state)))
+	    (rc = m2s_ctx_moved(c, r, from)))
 		return rc;
 	return newer ? m2s_group_advance(c, r) : M2W_OK;
 }
@@ -395,7 +395,7 @@ static int finish(struct wctx *c, struct rec *r, int state)
 	r->state = state;
 	r->updated = c->now;
 	if ((rc = m2s_ctx_index(c, r)) || (rc = m2s_ctx_rec_put(c, r)) ||
-	    (rc = m2s_ctx_count(c, r->type_id, from, state)))
+	    (rc = m2s_ctx_moved(c, r, from)))
 		return rc;
 	return r->group_len ? m2s_group_advance(c, r) : M2W_OK;
 }
@@ -731,8 +731,11 @@ static int settle_one(struct wctx *c, struct m2w_settle *s)
 	case M2W_ACK:
 		rc = ctx_history(c, &r, M2W_CLASS_OK, s->http_status,
 				 s->duration_ms, NULL);
+		c->note = s->message;
+		c->result = s->result;
 		if (!rc)
 			rc = finish(c, &r, M2W_DONE);
+		c->note = c->result = NULL;
 		break;
 	case M2W_FAIL:
 		if ((rc = ctx_history(c, &r, s->cls, s->http_status,

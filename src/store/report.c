@@ -93,5 +93,8 @@ json_object *m2w_stats_json(const struct m2w_stats *st, int64_t now)
 	put_i64(o, "map_size", (int64_t)st->map_size);
 	put_i64(o, "map_used", (int64_t)st->map_used);
 	put_i64(o, "map_max", (int64_t)st->map_max);
+	json_object_object_add(o, "events", json_object_new_boolean(
+						    st->events_on));
+	put_i64(o, "events_waiting", (int64_t)st->events_waiting);
 	return o;
 }

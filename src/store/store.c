@@ -32,7 +32,7 @@
 
 static const char *const db_names[DB_COUNT] = {
 	"tasks", "ready", "leases", "done", "dead", "keys",
-	"groups", "history", "files", "meta", "types",
+	"groups", "history", "files", "meta", "types", "outbox",
 };
 
 #define TYPE_REC_FIXED (2 + 8 * M2W_NSTATES)
@@ -384,6 +384,46 @@ int m2s_read_type_name(struct m2w_queue *q, MDB_txn *txn, uint16_t id,
 	return type_name_of(&v, id, out, NULL);
 }
 
+int m2w_queue_backlog(struct m2w_queue *q, const char *type, uint64_t *n,
+		      char *errbuf)
+{
+	unsigned char k[3];
+	MDB_val key = { 3, k }, v;
+	MDB_cursor *cur;
+	MDB_txn *txn;
+	int rc, mrc;
+
+	*n = 0;
+	if ((rc = m2s_read_begin(q, &txn, errbuf)))
+		return rc;
+	if ((mrc = mdb_cursor_open(txn, q->db[DB_TYPES], &cur))) {
+		m2s_read_end(q, txn);
+		return m2s_mdb_err(errbuf, mrc, "types");
+	}
+	k[0] = 'i';
+	k[1] = k[2] = 0;
+	for (mrc = mdb_cursor_get(cur, &key, &v, MDB_SET_RANGE);
+	     mrc == 0 && key.mv_size == 3 && *(char *)key.mv_data == 'i';
+	     mrc = mdb_cursor_get(cur, &key, &v, MDB_NEXT)) {
+		const unsigned char *c = v.mv_data;
+		char name[M2W_TYPE_MAX + 1];
+
+		if (v.mv_size < TYPE_REC_FIXED)
+			continue;
+		if (type && (type_name_of(&v, 0, name, NULL) != M2W_OK ||
+			     strcmp(name, type) != 0))
+			continue;
+		*n += get_be64(c + 2 + 8 * M2W_READY) +
+		      get_be64(c + 2 + 8 * M2W_LEASED) +
+		      get_be64(c + 2 + 8 * M2W_WAITING);
+	}
+	if (mrc && mrc != MDB_NOTFOUND)
+		rc = m2s_mdb_err(errbuf, mrc, "types");
+	mdb_cursor_close(cur);
+	m2s_read_end(q, txn);
+	return rc;
+}
+
 unsigned m2s_ctx_max_attempts(struct wctx *c, const struct rec *r)
 {
 	char name[M2W_TYPE_MAX + 1];
@@ -562,7 +602,7 @@ int m2s_map_grow(struct m2w_queue *q, size_t limit, char *errbuf)
 
 /* --------------------------------------------------------------- open */
 
-static int open_dbs(struct m2w_queue *q, char *errbuf)
+static int open_dbs(struct m2w_queue *q, int outbox, char *errbuf)
 {
 	MDB_txn *txn;
 	MDB_val k = { 6, "schema" }, v;
@@ -605,6 +645,10 @@ static int open_dbs(struct m2w_queue *q, char *errbuf)
 	if (rc) {
 		mdb_txn_abort(txn);
 		return m2s_mdb_err(errbuf, rc, "schema version");
+	}
+	if ((rc = m2s_outbox_open(q, txn, outbox, errbuf)) != M2W_OK) {
+		mdb_txn_abort(txn);
+		return rc;
 	}
 	rc = mdb_txn_commit(txn);
 	return rc ? m2s_mdb_err(errbuf, rc, "opening the store") : M2W_OK;
@@ -678,7 +722,7 @@ int m2w_queue_open(const struct m2w_queue_opts *opts, struct m2w_queue **out,
 		goto fail;
 	}
 	mdb_reader_check(q->env, &dead);
-	if ((rc = open_dbs(q, errbuf)) != M2W_OK)
+	if ((rc = open_dbs(q, opts->outbox, errbuf)) != M2W_OK)
 		goto fail;
 	*out = q;
 	return M2W_OK;

@@ -44,6 +44,10 @@ static void print_table(struct qctl *c, const struct m2w_stats *st)
 	printf("\nstore %s: %.1f MiB used of a %.1f MiB map (max %.1f MiB)\n",
 	       c->dir, st->map_used / 1048576.0, st->map_size / 1048576.0,
 	       st->map_max / 1048576.0);
+	if (st->events_on || st->events_waiting)
+		printf("result events: %llu waiting to be published%s\n",
+		       (unsigned long long)st->events_waiting,
+		       st->events_on ? "" : " (the outbox is off)");
 }
 
 static int stats_exec(struct qctl *c, const struct qctl_args *a)
