@@ -16,7 +16,10 @@
 #      takes 2,000 messages only up to its window (400 tasks, plus one
 #      batch), pauses its consumer (/metrics, /healthz) and leaves the rest
 #      with the broker; resumed, all go through once.
-#   6. A store of 1 MiB filled by 3,000 messages: the batch in hand is held
+#   6. Result events ([events]): every task that ended, published once to
+#      the exchange (a queue bound to it counts them by event id), nothing
+#      left in the outbox; the broker restart of 4 did not lose one.
+#   7. A store of 1 MiB filled by 3,000 messages: the batch in hand is held
 #      (amqp.hold), the rest stays with the broker, nothing is rejected;
 #      purges make room and every one goes in, once.
 #
@@ -27,52 +30,16 @@ set -u
 top_builddir=${top_builddir:-.}
 top_srcdir=${top_srcdir:-.}
 . "$top_srcdir/tests/daemon-lib.sh"
-PUB="$top_builddir/tools/bench/amqp-pub"
-RMQ=/usr/lib/rabbitmq/bin
-
-"$M2W" --version | grep -q 'amqp=yes' ||
-	{ echo "m2worker built without AMQP: skipped"; exit 77; }
-[ -x "$RMQ/rabbitmq-server" ] ||
-	{ echo "rabbitmq-server not installed: skipped"; exit 77; }
-[ -x "$PUB" ] || { echo "tools/bench/amqp-pub not built"; exit 99; }
 lib_setup amqp
-
-# --- the broker: its own node, ports and files under $T/rmq
-BP=$(lib_pick_port); DP=$((BP + 1)); EP=$((BP + 2))
-B="$T/rmq"
-mkdir -p "$B"
-echo '[].' >"$B/plugins"
-: >"$B/rabbitmq.conf"
-rmq_env() {
-	env HOME="$B" RABBITMQ_NODENAME="m2wtest$BP@localhost" \
-		RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 RABBITMQ_NODE_PORT=$BP \
-		RABBITMQ_DIST_PORT=$DP ERL_EPMD_PORT=$EP \
-		RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}" \
-		RABBITMQ_MNESIA_BASE="$B/mnesia" RABBITMQ_LOG_BASE="$B/log" \
-		RABBITMQ_ENABLED_PLUGINS_FILE="$B/plugins" \
-		RABBITMQ_PID_FILE="$B/pid" RABBITMQ_CONFIG_FILE="$B/rabbitmq" \
-		RABBITMQ_ADVANCED_CONFIG_FILE="$B/advanced.config" "$@"
-}
-ctl() { rmq_env "$RMQ/rabbitmqctl" -n "m2wtest$BP@localhost" "$@"; }
-broker_start() { # 60 s at most (await_startup fails at once while the
-	# node is not registered yet)
-	rmq_env "$RMQ/rabbitmq-server" >>"$B/server.out" 2>&1 &
-	_i=0
-	until ctl await_startup --timeout 10 >/dev/null 2>&1; do
-		_i=$((_i + 1))
-		[ $_i -gt 120 ] && return 1
-		sleep 0.5
-	done
-}
-broker_stop() { ctl stop >/dev/null 2>&1; }
-trap 'broker_stop; pkill -f "ERL_EPMD_PORT=$EP" 2>/dev/null; lib_cleanup' EXIT INT TERM
-broker_start || { echo "rabbitmq-server does not start here: skipped"; tail -5 "$B/server.out"; exit 77; }
-URL="amqp://127.0.0.1:$BP"
-queue_len() { ctl list_queues name messages 2>/dev/null | awk -v q="$1" '$1 == q { print $2 }'; }
+. "$top_srcdir/tests/rabbit-lib.sh"
+rabbit_start
 
 lib_fake --orders 2000 --latency-ms 0
 # the dead-letter queue: rejected messages go to it by the default exchange
 printf '' | "$PUB" -u "$URL" -q dead >/dev/null || fail "declare dead"
+# the result events' exchange and a queue that keeps them all
+printf '' | "$PUB" -u "$URL" -q events >/dev/null || fail "declare events"
+"$PUB" -u "$URL" -e m2w.events -x topic -q events -b 'm2w.events:#' || fail "bind events"
 
 HP=$(lib_pick_port)
 cat >"$T/m2w.conf" <<EOF
@@ -108,6 +75,9 @@ queue = m2w.stock
 exchange = amq.direct
 routing_keys = stock.levels, stock.more
 type = stock
+[events]
+url = $URL
+exchange = m2w.events
 EOF
 run 0 "$M2W" -c "$T/m2w.conf" --check-config
 
@@ -210,6 +180,24 @@ state >"$T/state.json"
 is "$(jq '[.tracks | to_entries[] | select(.value != 1)] | length' "$T/state.json")" 0 "no track twice"
 grep -q 'amqp.pause.*amqp=orders' "$T/m2w.log" || fail "amqp.pause not logged"
 grep -q 'amqp.resume.*amqp=orders' "$T/m2w.log" || fail "amqp.resume not logged"
+
+say "result events: every ended task once"
+i=0; while [ "$(lib_q stats --json | jq .events_waiting)" != 0 ] && [ $i -lt 100 ]; do sleep 0.2; i=$((i + 1)); done
+is "$(lib_q stats --json | jq .events_waiting)" 0 "the outbox is empty"
+lib_q stats | grep -q 'result events: 0 waiting' || fail "qctl stats says nothing of the events"
+"$PUB" -u "$URL" -q events -D >"$T/events" 2>/dev/null || fail "drain events"
+ended=$(lib_q stats --json | jq '.totals | .done + .dead + .superseded')
+is "$(cut -f1 "$T/events" | sort -u | wc -l)" "$ended" "one event id per ended task"
+is "$(cut -f3 "$T/events" | jq -r .task | sort -u | wc -l)" "$ended" "every task has its event"
+echo "events: $(wc -l <"$T/events") messages, $(cut -f1 "$T/events" | sort | uniq -d | wc -l) published twice (after the kills)"
+grep -q '	tracking.done	' "$T/events" || fail "routing key {type}.{state}"
+grep 'AMQ0000001"' "$T/events" | cut -f3 | jq -e '.state == "done" and .result.shipment_id > 0 and .key == "tracking:1000000002:AMQ0000001"' >/dev/null ||
+	fail "event of AMQ0000001: $(grep 'AMQ0000001"' "$T/events")"
+curl -s "http://127.0.0.1:$HP/metrics" >"$T/out"
+has 'm2worker_events_up 1'
+has 'm2worker_events_waiting 0'
+curl -s "http://127.0.0.1:$HP/healthz" >"$T/out"
+has "events: up"
 
 kill -TERM "$DPID"; wait "$DPID"; rc=$?; DPID=
 is "$rc" 0 "exit on SIGTERM"

@@ -1117,6 +1117,25 @@ START_TEST(test_body_json)
 		     "\"eu\"}", "http:2", "stock:7", "stock:S2:eu", 1);
 	m2w_body_free(&b);
 
+	/* JSON text in a JSON string (Magento's string topics): read once */
+	ck_assert_int_eq(body("\"{\\\"type\\\":\\\"stock\\\",\\\"payload\\\":"
+			      "{\\\"sku\\\":\\\"S9\\\",\\\"qty\\\":1},"
+			      "\\\"key\\\":\\\"k9\\\"}\"", M2W_INGEST_JSON,
+			      NULL, &b), M2W_OK);
+	ck_assert_uint_eq(b.ntasks, 1);
+	ck_body_task(&b, 0, "stock", "{\"sku\":\"S9\",\"qty\":1}", "http:1",
+		     "stock:k9", "stock:S9:default", 1);
+	m2w_body_free(&b);
+	ck_assert_int_eq(body("\"\\\"{}\\\"\"", M2W_INGEST_JSON, NULL, &b),
+			 M2W_EINVAL); /* only once */
+	ck_assert_ptr_nonnull(strstr(b.error, "body must be a JSON object"));
+	m2w_body_free(&b);
+	ck_assert_int_eq(body("\"not json\"", M2W_INGEST_JSON, NULL, &b),
+			 M2W_EINVAL);
+	ck_assert_ptr_nonnull(strstr(b.error, "body is a JSON string, and what "
+				     "it holds is"));
+	m2w_body_free(&b);
+
 	/* an empty array: nothing, and that is fine */
 	ck_assert_int_eq(body(" [ ] ", M2W_INGEST_JSON, NULL, &b), M2W_OK);
 	ck_assert_uint_eq(b.ntasks, 0);
@@ -1277,6 +1296,9 @@ START_TEST(test_body_errors)
 	ck_body_refused(TRK("1", "A") " x", M2W_INGEST_JSON, NULL,
 			"body is not valid JSON at byte 73");
 	ck_body_refused("\"x\"", M2W_INGEST_JSON, NULL,
+			"body is a JSON string, and what it holds is not "
+			"valid JSON");
+	ck_body_refused("true ", M2W_INGEST_JSON, NULL,
 			"body must be a JSON object or an array");
 	ck_body_refused("", M2W_INGEST_JSON, NULL, "not valid JSON");
 	ck_body_refused("order,track,carrier\n", M2W_INGEST_CSV, NULL,

@@ -22,7 +22,7 @@ DPID=
 . "$top_srcdir/tests/assert-lib.sh"   # fail, is (and run, has, ...)
 
 lib_cleanup() {
-	[ -n "$DPID" ] && kill -9 "$DPID" 2>/dev/null
+	for _p in $DPID ${DPIDS:-}; do kill -9 "$_p" 2>/dev/null; done
 	[ -n "$FAKE_PID" ] && kill "$FAKE_PID" 2>/dev/null
 	wait 2>/dev/null
 	if [ "$fails" -ne 0 ] || [ -n "${M2W_TEST_KEEP:-}" ]; then

@@ -132,6 +132,10 @@ int m2w_queue_retry_now(struct m2w_queue *q, uint64_t id, char *errbuf);
  * gives M2W_ESTATE unless `force`. */
 int m2w_queue_delete(struct m2w_queue *q, uint64_t id, int force,
 		     char *errbuf);
+/* Deletes tasks ids[0..n) in one transaction, leased or not (ids no longer
+ * there are skipped): the AMQP hand-back's. */
+int m2w_queue_delete_many(struct m2w_queue *q, const uint64_t *ids, size_t n,
+			  char *errbuf);
 
 /*
  * Deletes tasks in `state` (DONE, SUPERSEDED or DEAD) that ended before

@@ -70,16 +70,24 @@ struct m2w_watch_cfg {
 				    * idempotency key; default: per type) */
 };
 
-/* [amqp "NAME"]: a RabbitMQ queue whose messages become tasks (the
- * daemon's AMQP source, src/daemon/amqp.c). */
-struct m2w_amqp_cfg {
-	char *name;                /* the section's name */
+/* A RabbitMQ broker: the keys [amqp "NAME"] and [events] share. */
+struct m2w_broker {
 	char *url;                 /* url = (required) amqp://host[:port][/vhost]
 				    * or amqps://...; a secret (env:, file:)
 				    * when it holds a password */
 	char *user;                /* user = (the URL's, else guest); secret */
 	char *password;            /* password = (the URL's); secret */
 	char *vhost;               /* vhost = (the URL's, else /) */
+	char *ca_file;             /* ca_file = (system CAs), amqps */
+	int verify;                /* verify = yes: the broker's certificate
+				    * and host name, amqps */
+};
+
+/* [amqp "NAME"]: a RabbitMQ queue whose messages become tasks (the
+ * daemon's AMQP source, src/daemon/amqp.c). */
+struct m2w_amqp_cfg {
+	char *name;                /* the section's name */
+	struct m2w_broker broker;
 	char *queue;               /* queue = (required) */
 	int declare;               /* declare = yes: declared (durable) with
 				    * `arguments`; no: only checked */
@@ -95,9 +103,24 @@ struct m2w_amqp_cfg {
 				    * type, as HTTP push envelopes) */
 	char *key_field;           /* key_field = (none): a payload field as
 				    * the idempotency key; else message_id */
-	char *ca_file;             /* ca_file = (system CAs), amqps */
-	int verify;                /* verify = yes: the broker's certificate
-				    * and host name, amqps */
+	int64_t standby_ms;        /* standby = 0s: consume only this long after
+				    * start (single active consumer: the
+				    * daemons whose own partition it is come
+				    * first) */
+	int handback;              /* handback = no: at start, the tasks this
+				    * section brought in and not finished go
+				    * back to its queue (partitions shared by
+				    * daemons, src/daemon/amqp.c) */
+};
+
+/* [events]: every task that ends is published to a RabbitMQ exchange
+ * (src/daemon/events.c), from the store's outbox. */
+struct m2w_events_cfg {
+	int enabled;               /* the section is present */
+	struct m2w_broker broker;
+	char *exchange;            /* exchange = m2worker.events */
+	int declare;               /* declare = yes: a durable topic exchange */
+	char *routing_key;         /* routing_key = {type}.{state} */
 };
 
 struct m2w_config {
@@ -151,6 +174,8 @@ struct m2w_config {
 
 	struct m2w_amqp_cfg *amqps;
 	size_t namqps;
+
+	struct m2w_events_cfg events;
 };
 
 /* The defaults above (no file read). */

@@ -18,12 +18,15 @@
  *
  * The intake window: before each batch the consumer asks the store for
  * its backlog (tasks of the section's type, or of every type, not ended:
- * m2w_queue_backlog). At `window` it commits what it holds, cancels its
- * consumer (basic.cancel) and only keeps the connection alive (heartbeats)
- * while it waits; at half the window it consumes again. Work therefore
- * waits in the broker, where other daemons can take it, and a lost VM
- * strands at most its window plus one batch. Deliveries the broker sent
- * before the cancel reached it still arrive, and are taken as usual.
+ * m2w_queue_backlog). At `window` it stops committing and acknowledging:
+ * the deliveries in hand (prefetch at most) wait, the broker sends no
+ * more, and the rest waits in the queue, where other daemons can take it;
+ * at half the window the batch in hand is committed and acknowledged and
+ * the stream goes on. A lost VM strands at most its window plus one
+ * batch. The consumer is not cancelled: on a queue with a single active
+ * consumer the partition stays with this daemon while it still holds
+ * tasks of it (a cancel would hand it to another daemon, which would then
+ * run the same orders beside this one).
  *
  * Store full or disk full: the batch stays in hand, unacknowledged, and
  * the commit is retried each second; the prefetch bounds what else the
@@ -51,20 +54,19 @@
 #include <unistd.h>
 
 #include <amqp.h>
-#include <amqp_ssl_socket.h>
-#include <amqp_tcp_socket.h>
+#include <json-c/json.h>
 
 #include "amqp.h"
+#include "amqp_link.h"
+#include "m2worker/admin.h"
 #include "m2worker/buf.h"
 #include "m2worker/clock.h"
 #include "m2worker/ingest.h"
 #include "m2worker/log.h"
 
-#define CHANNEL 1
+#define CHANNEL M2W_LINK_CHANNEL
 #define QUIET_MS 20           /* a batch ends after this without a delivery */
 #define BATCH_MS 250          /* ... or after this */
-#define BACKOFF_MIN_MS 1000
-#define BACKOFF_MAX_MS 30000
 #define ROWS_MAX 100000       /* rows in one message */
 #define HEARTBEAT_S 30
 
@@ -79,16 +81,10 @@ struct consumer {
 	const struct m2w_amqp_cfg *c;
 	pthread_t th;
 	int started;
-	amqp_connection_state_t conn;
-	int up;                   /* connected (channel open) */
-	int consuming;            /* basic.consume in force */
-	char tag[300];            /* our consumer tag */
-	char host[256];
-	int port, ssl;
-	char vhost[256], user[256], password[256];
+	struct m2w_link link;     /* link.conn: NULL while down */
+	int pause;                /* at the intake window: nothing acked */
 	struct delivery *d;       /* the batch: d[0..n) */
 	size_t n, cap;
-	unsigned seed;            /* jitter */
 	/* for /metrics and /healthz (other threads read them) */
 	int state_up;             /* __atomic */
 	int held;                 /* __atomic: a batch waits for room */
@@ -105,23 +101,6 @@ struct m2w_amqp {
 	size_t n;
 	int stopping;
 };
-
-static int why_fail(char *why, size_t size, const char *fmt, ...)
-#if defined(__GNUC__)
-	__attribute__((format(printf, 3, 4)))
-#endif
-	;
-
-/* Says why into why[size]; -1 (so a failure is one line). */
-static int why_fail(char *why, size_t size, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(why, size, fmt, ap);
-	va_end(ap);
-	return -1;
-}
 
 static void bump(uint64_t *c, uint64_t n)
 {
@@ -140,39 +119,12 @@ static int stopping(const struct consumer *k)
 
 /* ---------------------------------------------------------------- config */
 
-/* The URL into host, port, vhost, user, password, ssl (the section's own
- * keys win). 0, or -1 with errbuf. */
-static int url_read(const struct m2w_amqp_cfg *c, struct consumer *k,
-		    char *errbuf)
+/* "[amqp \"NAME\"]", how errors name a section. */
+static const char *section(const struct m2w_amqp_cfg *c, char *buf,
+			   size_t size)
 {
-	struct amqp_connection_info ci;
-	char *u = strdup(c->url ? c->url : "");
-
-	if (!u) {
-		m2w_fail(errbuf, M2W_ENOMEM, "out of memory");
-		return -1;
-	}
-	amqp_default_connection_info(&ci);
-	if (amqp_parse_url(u, &ci) != AMQP_STATUS_OK) {
-		free(u);
-		m2w_fail(errbuf, M2W_EINVAL, "[amqp \"%s\"]: url is not "
-			 "amqp://[user:password@]host[:port][/vhost] (or "
-			 "amqps://)", c->name);
-		return -1;
-	}
-	if (k) {
-		snprintf(k->host, sizeof(k->host), "%s", ci.host);
-		k->port = ci.port;
-		k->ssl = ci.ssl;
-		snprintf(k->vhost, sizeof(k->vhost), "%s",
-			 c->vhost ? c->vhost : ci.vhost);
-		snprintf(k->user, sizeof(k->user), "%s",
-			 c->user ? c->user : ci.user);
-		snprintf(k->password, sizeof(k->password), "%s",
-			 c->password ? c->password : ci.password);
-	}
-	free(u);
-	return 0;
+	snprintf(buf, size, "[amqp \"%s\"]", c->name);
+	return buf;
 }
 
 /* The item of a "a, b, c" list at p, cut out in place and trimmed; *next
@@ -240,7 +192,11 @@ int m2w_amqp_cfg_check(const struct m2w_amqp_cfg *c, char *errbuf)
 	char *buf;
 	int rc;
 
-	if (url_read(c, NULL, errbuf))
+	struct m2w_link l;
+	char sec[300];
+
+	if (m2w_link_init(&l, &c->broker, section(c, sec, sizeof(sec)),
+			  errbuf))
 		return M2W_EINVAL;
 	if (!(buf = strdup(c->arguments ? c->arguments : "")))
 		return m2w_fail(errbuf, M2W_ENOMEM, "out of memory");
@@ -256,65 +212,10 @@ int m2w_amqp_cfg_check(const struct m2w_amqp_cfg *c, char *errbuf)
 
 /* ------------------------------------------------------------ connection */
 
-/* A library or broker failure as text. */
-static void reply_text(amqp_rpc_reply_t r, const char *what, char *out,
-		       size_t size)
-{
-	switch (r.reply_type) {
-	case AMQP_RESPONSE_NORMAL:
-		snprintf(out, size, "%s: ok", what);
-		break;
-	case AMQP_RESPONSE_LIBRARY_EXCEPTION:
-		snprintf(out, size, "%s: %s", what,
-			 amqp_error_string2(r.library_error));
-		break;
-	case AMQP_RESPONSE_SERVER_EXCEPTION:
-		if (r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
-			amqp_connection_close_t *m = r.reply.decoded;
-
-			snprintf(out, size, "%s: the broker closed the "
-				 "connection: %u %.*s", what, m->reply_code,
-				 (int)m->reply_text.len,
-				 (const char *)m->reply_text.bytes);
-		} else if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
-			amqp_channel_close_t *m = r.reply.decoded;
-
-			snprintf(out, size, "%s: the broker closed the "
-				 "channel: %u %.*s", what, m->reply_code,
-				 (int)m->reply_text.len,
-				 (const char *)m->reply_text.bytes);
-		} else {
-			snprintf(out, size, "%s: broker error (method 0x%08x)",
-				 what, r.reply.id);
-		}
-		break;
-	default:
-		snprintf(out, size, "%s: no reply", what);
-	}
-}
-
-static int rpc_ok(struct consumer *k, const char *what, char *why,
-		  size_t size)
-{
-	amqp_rpc_reply_t r = amqp_get_rpc_reply(k->conn);
-
-	if (r.reply_type == AMQP_RESPONSE_NORMAL)
-		return 0;
-	reply_text(r, what, why, size);
-	return -1;
-}
-
 static void disconnect(struct consumer *k)
 {
-	if (!k->conn)
-		return;
-	if (k->up) {
-		amqp_channel_close(k->conn, CHANNEL, AMQP_REPLY_SUCCESS);
-		amqp_connection_close(k->conn, AMQP_REPLY_SUCCESS);
-	}
-	amqp_destroy_connection(k->conn);
-	k->conn = NULL;
-	k->up = k->consuming = 0;
+	m2w_link_close(&k->link);
+	k->pause = 0;
 	set_flag(&k->paused, 0);
 }
 
@@ -328,93 +229,50 @@ static int bind_keys(struct consumer *k, char *why, size_t size)
 	int rc = 0;
 
 	if (!keys)
-		return why_fail(why, size, "out of memory");
+		return m2w_link_fail(why, size, "out of memory");
 	for (p = keys; !rc && p && *p; p = next) {
 		p = list_item(p, &next);
 		if (!*p)
 			continue;
-		amqp_queue_bind(k->conn, CHANNEL, amqp_cstring_bytes(c->queue),
+		amqp_queue_bind(k->link.conn, CHANNEL, amqp_cstring_bytes(c->queue),
 				amqp_cstring_bytes(c->exchange),
 				amqp_cstring_bytes(p), amqp_empty_table);
-		rc = rpc_ok(k, "queue.bind", why, size);
+		rc = m2w_link_ok(&k->link, "queue.bind", why, size);
 	}
 	free(keys);
 	return rc;
 }
 
-/* Connect, declare, bind, consume; 0, or -1 with why. */
+/* Connect, declare, bind, qos, consume; 0, or -1 with why. */
 static int connect_consume(struct consumer *k, char *why, size_t size)
 {
 	const struct m2w_amqp_cfg *c = k->c;
 	amqp_table_entry_t e[32];
 	amqp_table_t args;
-	amqp_socket_t *sock;
-	struct timeval tv = { 10, 0 };
 	char *abuf, eb[M2W_ERRBUF_SIZE];
-	amqp_rpc_reply_t r;
-	int rc;
 
-	if (!(k->conn = amqp_new_connection()))
-		return why_fail(why, size, "out of memory");
-	sock = k->ssl ? amqp_ssl_socket_new(k->conn)
-		      : amqp_tcp_socket_new(k->conn);
-	if (!sock)
-		return why_fail(why, size, "cannot make a socket");
-	if (k->ssl) {
-		if (c->ca_file && amqp_ssl_socket_set_cacert(sock, c->ca_file))
-			return why_fail(why, size, "ca_file %s: cannot be "
-					"read", c->ca_file);
-		amqp_ssl_socket_set_verify_peer(sock, c->verify);
-		amqp_ssl_socket_set_verify_hostname(sock, c->verify);
-	}
-	rc = amqp_socket_open_noblock(sock, k->host, k->port, &tv);
-	if (rc != AMQP_STATUS_OK)
-		return why_fail(why, size, "connect %.100s:%d: %.100s",
-				k->host, k->port, amqp_error_string2(rc));
-	r = amqp_login(k->conn, k->vhost, 0, 131072, HEARTBEAT_S,
-		       AMQP_SASL_METHOD_PLAIN, k->user, k->password);
-	if (r.reply_type != AMQP_RESPONSE_NORMAL) {
-		reply_text(r, "login", why, size);
+	if (m2w_link_open(&k->link, HEARTBEAT_S, why, size))
 		return -1;
-	}
-	amqp_channel_open(k->conn, CHANNEL);
-	if (rpc_ok(k, "channel", why, size))
-		return -1;
-	k->up = 1;
 	if (!(abuf = strdup(c->arguments ? c->arguments : "")))
-		return why_fail(why, size, "out of memory");
+		return m2w_link_fail(why, size, "out of memory");
 	if (args_read(c, abuf, e, 32, &args, eb)) {
 		free(abuf);
-		return why_fail(why, size, "%s", eb);
+		return m2w_link_fail(why, size, "%s", eb);
 	}
-	amqp_queue_declare(k->conn, CHANNEL, amqp_cstring_bytes(c->queue),
+	amqp_queue_declare(k->link.conn, CHANNEL, amqp_cstring_bytes(c->queue),
 			   !c->declare, 1, 0, 0, args);
 	free(abuf);
-	if (rpc_ok(k, c->declare ? "queue.declare" : "queue (declare = no)",
+	if (m2w_link_ok(&k->link, c->declare ? "queue.declare" : "queue (declare = no)",
 		   why, size))
 		return -1;
 	if (c->exchange && bind_keys(k, why, size))
 		return -1;
-	amqp_basic_qos(k->conn, CHANNEL, 0, (uint16_t)c->prefetch, 0);
-	return rpc_ok(k, "basic.qos", why, size);
-}
-
-/* basic.consume (start = 1) or basic.cancel; 0, or -1 with why. */
-static int set_consuming(struct consumer *k, int start, char *why,
-			 size_t size)
-{
-	if (start)
-		amqp_basic_consume(k->conn, CHANNEL,
-				   amqp_cstring_bytes(k->c->queue),
-				   amqp_cstring_bytes(k->tag), 0, 0, 0,
-				   amqp_empty_table);
-	else
-		amqp_basic_cancel(k->conn, CHANNEL, amqp_cstring_bytes(k->tag));
-	if (rpc_ok(k, start ? "basic.consume" : "basic.cancel", why, size))
+	amqp_basic_qos(k->link.conn, CHANNEL, 0, (uint16_t)c->prefetch, 0);
+	if (m2w_link_ok(&k->link, "basic.qos", why, size))
 		return -1;
-	k->consuming = start;
-	set_flag(&k->paused, !start);
-	return 0;
+	amqp_basic_consume(k->link.conn, CHANNEL, amqp_cstring_bytes(c->queue),
+			   amqp_empty_bytes, 0, 0, 0, amqp_empty_table);
+	return m2w_link_ok(&k->link, "basic.consume", why, size);
 }
 
 /* ----------------------------------------------------------------- batch */
@@ -488,7 +346,7 @@ static void reject(struct consumer *k, const amqp_envelope_t *env,
 	char q[M2W_ERRBUF_SIZE];
 	const amqp_basic_properties_t *p = &env->message.properties;
 
-	amqp_basic_reject(k->conn, CHANNEL, env->delivery_tag, 0);
+	amqp_basic_reject(k->link.conn, CHANNEL, env->delivery_tag, 0);
 	bump(&k->rejected, 1);
 	m2w_log(M2W_LOG_WARN, "amqp.reject", "amqp=%s message_id=%.*s "
 		"reason=%s", k->c->name,
@@ -607,7 +465,7 @@ static int commit(struct consumer *k)
 		batch_clear(k);
 		return -1;
 	}
-	rc = amqp_basic_ack(k->conn, CHANNEL, k->d[k->n - 1].tag, 1);
+	rc = amqp_basic_ack(k->link.conn, CHANNEL, k->d[k->n - 1].tag, 1);
 	bump(&k->accepted, k->n);
 	m2w_log(M2W_LOG_DEBUG, "amqp.batch", "amqp=%s messages=%zu tasks=%zu "
 		"duplicates=%zu", k->c->name, k->n, n, dup);
@@ -615,36 +473,35 @@ static int commit(struct consumer *k)
 	return rc == AMQP_STATUS_OK ? 0 : -1;
 }
 
-/* The intake window (see the top): consumes below it, pauses at it,
- * resumes at half of it. A backlog that cannot be read leaves things as
- * they are. 0, or -1 with why when the connection is gone. */
-static int gate(struct consumer *k, char *why, size_t size)
+/* The intake window (see the top): paused at it, going on at half of it.
+ * A backlog that cannot be read leaves things as they are. */
+static void gate(struct consumer *k)
 {
 	const struct m2w_amqp_cfg *c = k->c;
 	char eb[M2W_ERRBUF_SIZE];
 	uint64_t n;
-	int want = k->consuming;
+	int was = k->pause;
 
-	if (!c->window)
-		return k->consuming ? 0 : set_consuming(k, 1, why, size);
-	if (m2w_queue_backlog(k->owner->q, c->type[0] ? c->type : NULL, &n,
-			      eb) != M2W_OK)
-		return k->consuming ? 0 : set_consuming(k, 1, why, size);
+	if (!c->window || m2w_queue_backlog(k->owner->q, c->type[0] ? c->type
+								     : NULL,
+					     &n, eb) != M2W_OK)
+		return;
 	__atomic_store_n(&k->backlog, n, __ATOMIC_RELAXED);
-	if (k->consuming && n >= c->window)
-		want = 0;
-	else if (!k->consuming && n <= c->window / 2)
-		want = 1;
-	if (want == k->consuming)
-		return 0;
-	m2w_log(M2W_LOG_DEBUG, want ? "amqp.resume" : "amqp.pause",
-		"amqp=%s backlog=%" PRIu64 " window=%u", c->name, n,
-		c->window);
-	return set_consuming(k, want, why, size);
+	if (n >= c->window)
+		k->pause = 1;
+	else if (n <= c->window / 2)
+		k->pause = 0;
+	if (k->pause == was)
+		return;
+	set_flag(&k->paused, k->pause);
+	m2w_log(M2W_LOG_DEBUG, k->pause ? "amqp.pause" : "amqp.resume",
+		"amqp=%s backlog=%" PRIu64 " window=%u held=%zu", c->name, n,
+		c->window, k->n);
 }
 
 /* Deliveries into a batch until prefetch of them, a quiet moment or
- * BATCH_MS; then the commit. 0, or -1 when the connection is gone. */
+ * BATCH_MS; then the commit, unless the window holds it. 0, or -1 when
+ * the connection is gone. */
 static int one_batch(struct consumer *k, char *why, size_t size)
 {
 	int64_t start = m2w_clock_mono_ms();
@@ -652,26 +509,27 @@ static int one_batch(struct consumer *k, char *why, size_t size)
 	amqp_rpc_reply_t r;
 	struct timeval tv;
 
-	if (gate(k, why, size))
-		return -1;
-	while (k->n < k->c->prefetch && !stopping(k)) {
-		int64_t quiet = k->n ? QUIET_MS : 200;
+	gate(k);
+	while (!stopping(k)) {
+		int64_t quiet = k->n && !k->pause ? QUIET_MS : 200;
 
-		if (k->n && m2w_clock_mono_ms() - start > BATCH_MS)
+		if (!k->pause && (k->n >= k->c->prefetch ||
+				  (k->n && m2w_clock_mono_ms() - start >
+						   BATCH_MS)))
 			break;
 		tv.tv_sec = 0;
 		tv.tv_usec = (suseconds_t)(quiet * 1000);
-		amqp_maybe_release_buffers(k->conn);
-		r = amqp_consume_message(k->conn, &env, &tv, 0);
+		amqp_maybe_release_buffers(k->link.conn);
+		r = amqp_consume_message(k->link.conn, &env, &tv, 0);
 		if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
 		    r.library_error == AMQP_STATUS_TIMEOUT) {
-			if (k->n || !k->consuming)
+			if (k->n || k->pause)
 				break; /* paused: back to the gate */
 			start = m2w_clock_mono_ms();
 			continue;
 		}
 		if (r.reply_type != AMQP_RESPONSE_NORMAL) {
-			reply_text(r, "consume", why, size);
+			m2w_link_reply_text(r, "consume", why, size);
 			return -1;
 		}
 		if (take(k, &env)) {
@@ -681,11 +539,206 @@ static int one_batch(struct consumer *k, char *why, size_t size)
 		}
 		amqp_destroy_envelope(&env);
 	}
+	if (k->pause)
+		return 0; /* held in hand, not acknowledged */
 	if (commit(k)) {
 		snprintf(why, size, "commit or ack failed");
 		return -1;
 	}
 	return 0;
+}
+
+/* ------------------------------------------------------------- hand-back */
+
+#define HANDBACK_PAGE 1000
+#define HANDBACK_CONFIRM_MS 10000
+
+/* The unfinished tasks of source `src` ("amqp:NAME", and the ingest's
+ * ":<row>" after it) added to *ts and *n. 0, or -1. */
+static int handback_list(struct m2w_queue *q, const char *src,
+			 struct m2w_task ***ts, size_t *n, char *eb)
+{
+	static const int states[] = { M2W_READY, M2W_SCHEDULED, M2W_LEASED,
+				      M2W_WAITING };
+	struct m2w_list_opts o;
+	struct m2w_task **page, **grown;
+	char next[M2W_CURSOR_MAX];
+	size_t s, i, got, len = strlen(src);
+
+	for (s = 0; s < sizeof(states) / sizeof(states[0]); s++) {
+		memset(&o, 0, sizeof(o));
+		o.state = states[s];
+		o.limit = HANDBACK_PAGE;
+		next[0] = '\0';
+		do {
+			o.after = next[0] ? next : NULL;
+			if (m2w_queue_list(q, &o, &page, &got, next, eb))
+				return -1;
+			if (!(grown = realloc(*ts, (*n + got + 1) *
+						  sizeof(*grown)))) {
+				m2w_task_list_free(page, got);
+				return -1;
+			}
+			*ts = grown;
+			for (i = 0; i < got; i++) {
+				if (page[i]->source &&
+				    strncmp(page[i]->source, src, len) == 0 &&
+				    (!page[i]->source[len] ||
+				     page[i]->source[len] == ':')) {
+					(*ts)[(*n)++] = page[i];
+					page[i] = NULL;
+				} else {
+					m2w_task_free(page[i]);
+				}
+			}
+			free(page);
+		} while (next[0]);
+	}
+	return 0;
+}
+
+/*
+ * Task t as the message section c reads back into the same task, and its
+ * message_id into id[size]. With a type: the bare payload (the key comes
+ * back from the job's template or key_field, or from the message_id when
+ * it was one). Without: an envelope with the payload, the key less the
+ * "TYPE:" the store adds, and the next run of a task waiting for a retry.
+ */
+static char *handback_body(const struct m2w_amqp_cfg *c,
+			   const struct m2w_task *t, int64_t now, char *id,
+			   size_t size)
+{
+	struct json_object *o, *p = NULL;
+	size_t tl = strlen(t->type);
+	const char *key = t->idem_key, *text;
+	char *out = NULL;
+
+	snprintf(id, size, "handback:%" PRIu64 ":%" PRId64, t->id,
+		 t->created_ms);
+	if (key && strncmp(key, t->type, tl) == 0 && key[tl] == ':')
+		key += tl + 1;
+	if (c->type[0]) {
+		if (key && strncmp(key, "amqp:", 5) == 0)
+			snprintf(id, size, "%s", key + 5);
+		return strdup(t->payload);
+	}
+	if (!(o = json_object_new_object()) ||
+	    !(p = json_tokener_parse(t->payload))) {
+		json_object_put(o);
+		return NULL;
+	}
+	json_object_object_add(o, "type", json_object_new_string(t->type));
+	json_object_object_add(o, "payload", p);
+	if (key)
+		json_object_object_add(o, "key", json_object_new_string(key));
+	if (t->state == M2W_SCHEDULED && t->next_run_ms > now)
+		json_object_object_add(o, "not_before",
+				       json_object_new_int64(t->next_run_ms));
+	if ((text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN)))
+		out = strdup(text);
+	json_object_put(o);
+	return out;
+}
+
+/* Publishes ts[0..n) to section c's queue with confirms; the confirmed
+ * ones are deleted from the store. How many went back; why on failure. */
+static size_t handback_send(struct m2w_queue *q, const struct m2w_amqp_cfg *c,
+			    struct m2w_task **ts, size_t n, char *why,
+			    size_t size)
+{
+	struct m2w_link l;
+	amqp_basic_properties_t p;
+	signed char *ok = calloc(n, 1);
+	uint64_t *ids = calloc(n, sizeof(*ids));
+	char eb[M2W_ERRBUF_SIZE], id[M2W_KEY_MAX + 1], *body;
+	size_t i, done = 0, sent = 0;
+	int failed = 0;
+
+	if (!ok || !ids || m2w_link_init(&l, &c->broker, c->name, eb)) {
+		snprintf(why, size, "%s", ok && ids ? eb : "out of memory");
+		free(ok);
+		free(ids);
+		return 0;
+	}
+	if (m2w_link_open(&l, 0, why, size))
+		goto out;
+	amqp_confirm_select(l.conn, CHANNEL);
+	if (m2w_link_ok(&l, "confirm.select", why, size))
+		goto out;
+	for (i = 0; i < n; i++, sent++) {
+		if (!(body = handback_body(c, ts[i], m2w_queue_now(q), id,
+					   sizeof(id)))) {
+			snprintf(why, size, "task %" PRIu64 ": cannot be "
+				 "read back", ts[i]->id);
+			break;
+		}
+		memset(&p, 0, sizeof(p));
+		p._flags = AMQP_BASIC_CONTENT_TYPE_FLAG |
+			   AMQP_BASIC_DELIVERY_MODE_FLAG |
+			   AMQP_BASIC_MESSAGE_ID_FLAG;
+		p.content_type = amqp_cstring_bytes("application/json");
+		p.delivery_mode = AMQP_DELIVERY_PERSISTENT;
+		p.message_id = amqp_cstring_bytes(id);
+		failed = amqp_basic_publish(l.conn, CHANNEL, amqp_empty_bytes,
+					    amqp_cstring_bytes(c->queue), 0, 0,
+					    &p, amqp_cstring_bytes(body));
+		free(body);
+		if (failed) {
+			snprintf(why, size, "publish: %s",
+				 amqp_error_string2(failed));
+			break;
+		}
+	}
+	done = m2w_link_confirms(&l, 1, sent, ok, HANDBACK_CONFIRM_MS, &failed,
+				 why, size);
+	if (done < n && !why[0])
+		snprintf(why, size, "%s", done < sent ? "not confirmed"
+						      : "not sent");
+	for (i = 0; i < done; i++)
+		ids[i] = ts[i]->id;
+	if (m2w_queue_delete_many(q, ids, done, eb) != M2W_OK)
+		m2w_log(M2W_LOG_ERROR, "amqp.handback", "amqp=%s tasks=%zu "
+			"error=%s (handed back and still here: handed back "
+			"again at the next start, their keys make the copies "
+			"duplicates)", c->name, done, eb);
+out:
+	m2w_link_close(&l);
+	free(ok);
+	free(ids);
+	return done;
+}
+
+void m2w_amqp_handback(struct m2w_queue *q, const struct m2w_config *cfg)
+{
+	char src[300], why[M2W_ERRBUF_SIZE], eb[M2W_ERRBUF_SIZE];
+	char qq[M2W_ERRBUF_SIZE];
+	struct m2w_task **ts;
+	size_t i, n, sent;
+
+	for (i = 0; i < cfg->namqps; i++) {
+		const struct m2w_amqp_cfg *c = &cfg->amqps[i];
+
+		if (!c->handback)
+			continue;
+		snprintf(src, sizeof(src), "amqp:%s", c->name);
+		ts = NULL;
+		n = 0;
+		why[0] = '\0';
+		if (handback_list(q, src, &ts, &n, eb)) {
+			m2w_log(M2W_LOG_ERROR, "amqp.handback", "amqp=%s "
+				"error=%s (the tasks run here)", c->name,
+				m2w_log_quote(qq, sizeof(qq), eb));
+		} else if (n) {
+			sent = handback_send(q, c, ts, n, why, sizeof(why));
+			m2w_log(sent == n ? M2W_LOG_INFO : M2W_LOG_WARN,
+				"amqp.handback", "amqp=%s queue=%s tasks=%zu "
+				"handed_back=%zu%s%s", c->name, c->queue, n,
+				sent, why[0] ? " error=" : "",
+				why[0] ? m2w_log_quote(qq, sizeof(qq), why)
+				       : "");
+		}
+		m2w_task_list_free(ts, n);
+	}
 }
 
 /* ---------------------------------------------------------------- thread */
@@ -704,17 +757,18 @@ static void *consume(void *arg)
 	struct consumer *k = arg;
 	char why[M2W_ERRBUF_SIZE], last[M2W_ERRBUF_SIZE] = "";
 	char q[M2W_ERRBUF_SIZE];
-	int64_t backoff = BACKOFF_MIN_MS, jitter;
+	int64_t wait;
 
+	nap(k, k->c->standby_ms); /* others' partitions: theirs come first */
 	while (!stopping(k)) {
 		why[0] = '\0';
 		if (connect_consume(k, why, sizeof(why)) == 0) {
 			m2w_log(M2W_LOG_INFO, "amqp.up", "amqp=%s host=%s "
 				"port=%d queue=%s prefetch=%u window=%u",
-				k->c->name, k->host, k->port, k->c->queue,
-				k->c->prefetch, k->c->window);
+				k->c->name, k->link.host, k->link.port,
+				k->c->queue, k->c->prefetch, k->c->window);
 			last[0] = '\0';
-			backoff = BACKOFF_MIN_MS;
+			m2w_link_connected(&k->link);
 			set_flag(&k->state_up, 1);
 			while (!stopping(k) && one_batch(k, why,
 							 sizeof(why)) == 0)
@@ -729,17 +783,14 @@ static void *consume(void *arg)
 		pthread_mutex_lock(&k->mu);
 		snprintf(k->down_why, sizeof(k->down_why), "%s", why);
 		pthread_mutex_unlock(&k->mu);
+		wait = m2w_link_backoff(&k->link);
 		if (strcmp(why, last) != 0) { /* each state once */
 			m2w_log(M2W_LOG_WARN, "amqp.down", "amqp=%s error=%s "
 				"retry_ms=%" PRId64, k->c->name,
-				m2w_log_quote(q, sizeof(q), why), backoff);
+				m2w_log_quote(q, sizeof(q), why), wait);
 			snprintf(last, sizeof(last), "%s", why);
 		}
-		jitter = backoff / 5 ? (int64_t)(rand_r(&k->seed) %
-						  (int)(backoff / 5)) : 0;
-		nap(k, backoff - jitter);
-		backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
-						       : backoff * 2;
+		nap(k, wait);
 	}
 	disconnect(k);
 	batch_clear(k);
@@ -775,10 +826,8 @@ int m2w_amqp_start(struct m2w_queue *q, const struct m2w_config *cfg,
 		k->c = &cfg->amqps[i];
 		pthread_mutex_init(&k->mu, NULL);
 		snprintf(k->down_why, sizeof(k->down_why), "connecting");
-		k->seed = (unsigned)(m2w_clock_mono_us() ^ (uint64_t)i);
-		snprintf(k->tag, sizeof(k->tag), "m2worker.%d.%s", (int)getpid(),
-			 k->c->name);
-		url_read(k->c, k, errbuf);
+		m2w_link_init(&k->link, &k->c->broker, k->c->name, errbuf);
+		k->link.seed ^= (unsigned)i;
 		if (pthread_create(&k->th, NULL, consume, k) != 0) {
 			m2w_amqp_free(a);
 			return m2w_fail(errbuf, M2W_ENOMEM, "cannot start the "

@@ -43,6 +43,21 @@ struct m2w_amqp;
 int m2w_amqp_cfg_check(const struct m2w_amqp_cfg *c, char *errbuf);
 
 /*
+ * Hand-back, for the sections with `handback = yes`; call it after the
+ * store is open and before the workers start. The tasks such a section
+ * brought in that are not finished (ready, scheduled, waiting, and leased
+ * by the process that ran before) are published back to its queue as
+ * envelopes with their idempotency keys, and deleted here once the broker
+ * confirmed them. With partitions consumed by one daemon at a time
+ * (single active consumer), a partition moves to another daemon while
+ * this one is down; what this one had taken then runs there, in turn,
+ * instead of here at the same time as the new owner's tasks of the same
+ * order. A broker that cannot be reached leaves them here (logged). Their
+ * attempts start again from 0.
+ */
+void m2w_amqp_handback(struct m2w_queue *q, const struct m2w_config *cfg);
+
+/*
  * Starts a consumer for each [amqp] section of cfg (none: *out NULL, ok).
  * A broker that is down is no error: the consumer keeps trying. q and cfg
  * are borrowed until m2w_amqp_stop. M2W_OK, M2W_EINVAL, M2W_ENOMEM.
@@ -82,6 +97,13 @@ static inline int m2w_amqp_start(struct m2w_queue *q,
 	*out = NULL;
 	return cfg->namqps ? m2w_amqp_cfg_check(&cfg->amqps[0], errbuf)
 			   : M2W_OK;
+}
+
+static inline void m2w_amqp_handback(struct m2w_queue *q,
+				     const struct m2w_config *cfg)
+{
+	(void)q;
+	(void)cfg;
 }
 
 static inline void m2w_amqp_stop(struct m2w_amqp *a)

@@ -46,6 +46,7 @@
 #include "m2worker/config.h"
 #include "m2worker/error.h"
 #include "amqp.h"
+#include "events.h"
 #include "watch.h"
 #ifdef HAVE_MHD
 #include "http.h"
@@ -127,6 +128,9 @@ void m2w_config_defaults(struct m2w_config *cfg)
 	cfg->magento.insecure = 0;
 	cfg->rate_limit = 0;
 
+	cfg->events.declare = 1;
+	cfg->events.broker.verify = 1;
+
 	cfg->threads = 8;
 	cfg->grace_ms = 20 * MS_S;
 	cfg->reap_interval_ms = 1 * MS_S;
@@ -156,6 +160,15 @@ void m2w_config_defaults(struct m2w_config *cfg)
 	cfg->http_body_max = (size_t)16 << 20;
 	cfg->http_connections = 64;
 	cfg->http_timeout_ms = 10 * MS_S;
+}
+
+static void broker_free(struct m2w_broker *b)
+{
+	free(b->url);
+	free(b->user);
+	free(b->password);
+	free(b->vhost);
+	free(b->ca_file);
 }
 
 void m2w_config_release(struct m2w_config *cfg)
@@ -198,18 +211,17 @@ void m2w_config_release(struct m2w_config *cfg)
 		struct m2w_amqp_cfg *a = &cfg->amqps[i];
 
 		free(a->name);
-		free(a->url);
-		free(a->user);
-		free(a->password);
-		free(a->vhost);
+		broker_free(&a->broker);
 		free(a->queue);
 		free(a->arguments);
 		free(a->exchange);
 		free(a->routing_keys);
 		free(a->key_field);
-		free(a->ca_file);
 	}
 	free(cfg->amqps);
+	broker_free(&cfg->events.broker);
+	free(cfg->events.exchange);
+	free(cfg->events.routing_key);
 	memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -861,12 +873,19 @@ static int watch_begin(struct parser *p, const char *name)
 }
 
 #define AMQ(f) offsetof(struct m2w_amqp_cfg, f)
+#define BRK(f) offsetof(struct m2w_broker, f)
+/* The keys of a struct m2w_broker at offset `at` (of a section `on`). */
+#define BROKER_KEYS(at, on)                                                  \
+	{ "url", K_SECRET, (at) + BRK(url), on, 0, 0, 0, NULL, NULL },       \
+	{ "user", K_SECRET, (at) + BRK(user), on, 0, 0, 0, NULL, NULL },     \
+	{ "password", K_SECRET, (at) + BRK(password), on, 0, 0, 0, NULL,     \
+	  NULL },                                                            \
+	{ "vhost", K_STR, (at) + BRK(vhost), on, 0, 0, 1, NULL, NULL },      \
+	{ "ca_file", K_STR, (at) + BRK(ca_file), on, 0, 0, 0, NULL, NULL },  \
+	{ "verify", K_BOOL, (at) + BRK(verify), on, 0, 0, 0, NULL, NULL }
 
 static const struct key_def amqp_keys[] = {
-	{ "url", K_SECRET, AMQ(url), ON_AMQP, 0, 0, 0, NULL, NULL },
-	{ "user", K_SECRET, AMQ(user), ON_AMQP, 0, 0, 0, NULL, NULL },
-	{ "password", K_SECRET, AMQ(password), ON_AMQP, 0, 0, 0, NULL, NULL },
-	{ "vhost", K_STR, AMQ(vhost), ON_AMQP, 0, 0, 1, NULL, NULL },
+	BROKER_KEYS(AMQ(broker), ON_AMQP),
 	{ "queue", K_STR, AMQ(queue), ON_AMQP, 0, 0, 1, NULL, NULL },
 	{ "declare", K_BOOL, AMQ(declare), ON_AMQP, 0, 0, 0, NULL, NULL },
 	{ "arguments", K_STR, AMQ(arguments), ON_AMQP, 0, 0, 0, NULL, NULL },
@@ -879,8 +898,27 @@ static const struct key_def amqp_keys[] = {
 	{ "type", K_JOBTYPE, AMQ(type), ON_AMQP, M2W_IN_JSON, 0, 0, NULL,
 	  NULL },
 	{ "key_field", K_STR, AMQ(key_field), ON_AMQP, 0, 0, 0, NULL, NULL },
-	{ "ca_file", K_STR, AMQ(ca_file), ON_AMQP, 0, 0, 0, NULL, NULL },
-	{ "verify", K_BOOL, AMQ(verify), ON_AMQP, 0, 0, 0, NULL, NULL },
+	{ "handback", K_BOOL, AMQ(handback), ON_AMQP, 0, 0, 0, NULL, NULL },
+	{ "standby", K_MS, AMQ(standby_ms), ON_AMQP, 0, 3600000, 0, NULL,
+	  NULL },
+	{ NULL, K_STR, 0, 0, 0, 0, 0, NULL, NULL }
+};
+
+/* [events]: on, with its defaults (strings set at the end when absent). */
+static int events_begin(struct parser *p, const char *name)
+{
+	(void)name;
+	p->cfg->events.enabled = 1;
+	return 0;
+}
+
+#define EVT(f) CFG(events.f)
+
+static const struct key_def events_keys[] = {
+	BROKER_KEYS(EVT(broker), 0),
+	{ "exchange", K_STR, EVT(exchange), 0, 0, 0, 1, NULL, NULL },
+	{ "declare", K_BOOL, EVT(declare), 0, 0, 0, 0, NULL, NULL },
+	{ "routing_key", K_STR, EVT(routing_key), 0, 0, 0, 1, NULL, NULL },
 	{ NULL, K_STR, 0, 0, 0, 0, 0, NULL, NULL }
 };
 
@@ -908,7 +946,7 @@ static int amqp_begin(struct parser *p, const char *name)
 	if (!(a->name = dup_or_oom(p, name)))
 		return -1;
 	a->declare = 1;
-	a->verify = 1;
+	a->broker.verify = 1;
 	a->prefetch = 200;
 	a->window = 5000;
 	cfg->namqps++;
@@ -929,6 +967,7 @@ static const struct section_def sections[] = {
 	{ "http", 0, http_keys, -1, NULL, NULL, NULL },
 	{ "watch", 1, watch_keys, -1, NULL, NULL, watch_begin },
 	{ "amqp", 1, amqp_keys, -1, NULL, NULL, amqp_begin },
+	{ "events", 0, events_keys, -1, NULL, NULL, events_begin },
 };
 
 /* The fixed sections, then [NAME] of each job type and its map
@@ -1272,12 +1311,23 @@ static void check_all(struct parser *p)
 	for (i = 0; i < cfg->namqps; i++) {
 		const struct m2w_amqp_cfg *a = &cfg->amqps[i];
 
-		if (!a->url && !seen_bad(p, "amqp", "url"))
+		if (!a->broker.url && !seen_bad(p, "amqp", "url"))
 			mistake(p, 0, "[amqp \"%s\"] needs url", a->name);
 		if (!a->queue && !seen_bad(p, "amqp", "queue"))
 			mistake(p, 0, "[amqp \"%s\"] needs queue", a->name);
 		/* what the AMQP source itself refuses at start */
-		if (a->url && a->queue && m2w_amqp_cfg_check(a, eb))
+		if (a->broker.url && a->queue && m2w_amqp_cfg_check(a, eb))
+			mistake(p, 0, "%s", eb);
+	}
+	if (cfg->events.enabled) {
+		if (!cfg->events.exchange)
+			cfg->events.exchange = dup_or_oom(p, "m2worker.events");
+		if (!cfg->events.routing_key)
+			cfg->events.routing_key = dup_or_oom(p, "{type}.{state}");
+		if (!cfg->events.broker.url && !seen_bad(p, "events", "url"))
+			mistake(p, 0, "[events] needs url");
+		else if (cfg->events.broker.url &&
+			 m2w_events_cfg_check(&cfg->events, eb))
 			mistake(p, 0, "%s", eb);
 	}
 

@@ -52,6 +52,7 @@
 #include <openssl/evp.h>
 
 #include "amqp.h"
+#include "events.h"
 #include "http.h"
 #include "m2worker/admin.h"
 #include "m2worker/buf.h"
@@ -107,6 +108,7 @@ struct m2w_http {
 	const struct m2w_config *cfg;
 	struct m2w_pool *pool;
 	struct m2w_amqp *amqp;   /* its state in /healthz and /metrics */
+	struct m2w_events *events; /* likewise */
 	struct m2w_metrics nometrics;  /* when there is no pool */
 	unsigned char (*tok)[DIGEST];
 	size_t ntok;
@@ -621,6 +623,7 @@ static void get_metrics(struct m2w_http *h, struct reply *out)
 		return;
 	}
 	m2w_amqp_metrics(h->amqp, &text);
+	m2w_events_metrics(h->events, &text);
 	m2w_buf_adds(&text, "# HELP m2worker_http_requests_total HTTP "
 		     "requests by status.\n# TYPE "
 		     "m2worker_http_requests_total counter\n");
@@ -778,6 +781,7 @@ static int route(struct m2w_http *h, struct MHD_Connection *c,
 
 			m2w_buf_adds(&t, "ok\n");
 			m2w_amqp_health(h->amqp, &t);
+			m2w_events_health(h->events, &t);
 			set_text(out, 200, "text/plain", m2w_buf_str(&t));
 			m2w_buf_release(&t);
 		}
@@ -1012,6 +1016,7 @@ int m2w_http_start(const struct m2w_http_opts *o, struct m2w_http **out,
 	h->cfg = cfg;
 	h->pool = o->pool;
 	h->amqp = o->amqp;
+	h->events = o->events;
 	h->timeout_ms = cfg->http_timeout_ms > 0 ? cfg->http_timeout_ms : 10000;
 	pthread_mutex_init(&h->mu, NULL);
 	pthread_condattr_init(&ca);

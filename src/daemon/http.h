@@ -76,6 +76,7 @@ struct m2w_http_opts {
 	const struct m2w_config *cfg;   /* required; borrowed until stop */
 	struct m2w_pool *pool;          /* metrics and breaker; may be NULL */
 	struct m2w_amqp *amqp;          /* its consumers' state; may be NULL */
+	struct m2w_events *events;      /* the publisher's state; may be NULL */
 };
 
 /*

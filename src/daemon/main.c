@@ -33,6 +33,7 @@
 #include <time.h>
 
 #include "amqp.h"
+#include "events.h"
 #include "m2worker/clock.h"
 #include "m2worker/config.h"
 #ifdef HAVE_MHD
@@ -191,6 +192,7 @@ static int run(const struct m2w_config *cfg)
 #endif
 	struct m2w_watcher *watcher = NULL;
 	struct m2w_amqp *amqp = NULL;
+	struct m2w_events *events = NULL;
 	char errbuf[M2W_ERRBUF_SIZE] = "";
 	sigset_t sigs;
 	int sig, rc, ready = 0;
@@ -216,6 +218,7 @@ static int run(const struct m2w_config *cfg)
 	qo.map_max = cfg->map_max;
 	qo.create = 1;
 	qo.nosync = cfg->nosync;
+	qo.outbox = cfg->events.enabled ? M2W_OUTBOX_ON : M2W_OUTBOX_OFF;
 	if ((rc = m2_global_init(errbuf)) ||
 	    (rc = m2w_queue_open(&qo, &q, errbuf)) ||
 	    (rc = m2_client_new(&cfg->magento, &client, errbuf))) {
@@ -226,6 +229,15 @@ static int run(const struct m2w_config *cfg)
 	/* a crashed daemon's tasks, before READY=1 */
 	reap_expired(q, "recovery", "expired leases of a stopped or crashed "
 		     "daemon; they run again");
+	/* partitions shared with other daemons: what this one took before
+	 * goes back to the broker, before a worker can run it */
+	m2w_amqp_handback(q, cfg);
+	/* the result publisher: the outbox from earlier runs goes out too */
+	if ((rc = m2w_events_start(q, cfg, &events, errbuf))) {
+		m2w_log(M2W_LOG_ERROR, "start", "error=%s",
+			m2w_log_quote(errbuf, sizeof(errbuf), errbuf));
+		goto out;
+	}
 	memset(&po, 0, sizeof(po));
 	po.q = q;
 	po.client = client;
@@ -244,7 +256,7 @@ static int run(const struct m2w_config *cfg)
 	}
 #ifdef HAVE_MHD
 	if (cfg->http) {
-		struct m2w_http_opts ho = { q, cfg, pool, amqp };
+		struct m2w_http_opts ho = { q, cfg, pool, amqp, events };
 		char addr[256];
 
 		if ((rc = m2w_http_start(&ho, &http, errbuf))) {
@@ -271,8 +283,8 @@ static int run(const struct m2w_config *cfg)
 	}
 	ready = 1;
 	m2w_log(M2W_LOG_INFO, "ready", "workers=%u watches=%zu amqp=%zu "
-		"http=%s", cfg->threads, cfg->nwatches, cfg->namqps,
-		cfg->http ? "on" : "off");
+		"events=%s http=%s", cfg->threads, cfg->nwatches, cfg->namqps,
+		cfg->events.enabled ? "on" : "off", cfg->http ? "on" : "off");
 	notify_ready(cfg, "READY=1");
 	if ((wd_ms = m2w_notify_watchdog_ms()) > 0) {
 		m2w_log(M2W_LOG_INFO, "watchdog", "interval_ms=%lld "
@@ -320,6 +332,7 @@ static int run(const struct m2w_config *cfg)
 	m2w_amqp_stop(amqp);  /* no more intake: the broker keeps the rest */
 	m2w_watch_stop(watcher);
 	m2w_pool_stop(pool, cfg->grace_ms);
+	m2w_events_stop(events); /* what is left waits in the outbox */
 out:
 	if (!ready)
 		m2w_notifyf("STATUS=start failed: %s", errbuf[0] ? errbuf :
@@ -327,7 +340,8 @@ out:
 #ifdef HAVE_MHD
 	m2w_http_stop(http); /* before the pool and the store go */
 #endif
-	m2w_amqp_free(amqp); /* after HTTP, which reads its state */
+	m2w_amqp_free(amqp); /* after HTTP, which reads their state */
+	m2w_events_free(events);
 	m2w_pool_free(pool);
 	m2_client_free(client);
 	m2w_queue_close(q);

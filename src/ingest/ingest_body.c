@@ -10,6 +10,9 @@
  * row is listed in the struct m2w_body; at the end the tasks are handed
  * over as struct m2w_new_task when no row was rejected, or freed.
  *
+ * A body that is one JSON string is read as the JSON text it holds (once):
+ * Magento's message queue framework sends a topic of type string so.
+ *
  * Items: with a type, a bare payload object; without, an envelope
  * {"type","payload","key","not_before"} (parsed here, for JSON and NDJSON
  * bodies alike). Each payload goes through m2w_ingest_json_row, so the
@@ -196,6 +199,20 @@ static int json_body(struct ig *g, const char *s, size_t n)
 	if (!(v = ig_parse_json(s, n, 1, why, sizeof(why))))
 		return g->rc = m2w_fail(g->errbuf, M2W_EINVAL, "body is %s",
 					why);
+	if (json_object_is_type(v, json_type_string)) {
+		/* JSON text in a JSON string: how Magento's message queue
+		 * framework sends a topic of type string. Read once. */
+		json_object *in = ig_parse_json(json_object_get_string(v),
+						(size_t)json_object_get_string_len(v),
+						1, why, sizeof(why));
+
+		json_object_put(v);
+		if (!in)
+			return g->rc = m2w_fail(g->errbuf, M2W_EINVAL,
+						"body is a JSON string, and "
+						"what it holds is %s", why);
+		v = in;
+	}
 	if (json_object_is_type(v, json_type_array)) {
 		k = json_object_array_length(v);
 		for (i = 0; i < k && !g->rc; i++)

@@ -509,6 +509,38 @@ int m2w_queue_delete(struct m2w_queue *q, uint64_t id, int force,
 	return m2s_commit_run(q, &op);
 }
 
+struct many_arg {
+	const uint64_t *ids;
+	size_t n;
+};
+
+static int delete_many_apply(struct wctx *c, void *arg)
+{
+	struct many_arg *a = arg;
+	struct rec r;
+	size_t i;
+	int rc;
+
+	for (i = 0; i < a->n; i++) {
+		rc = m2s_ctx_rec(c, a->ids[i], &r);
+		if (rc == M2W_ENOTFOUND)
+			continue;
+		if (rc || (rc = remove_task(c, &r)))
+			return rc;
+	}
+	return M2W_OK;
+}
+
+int m2w_queue_delete_many(struct m2w_queue *q, const uint64_t *ids, size_t n,
+			  char *errbuf)
+{
+	struct many_arg a = { ids, n };
+	struct op op = { .apply = delete_many_apply, .arg = &a,
+			 .errbuf = errbuf };
+
+	return n ? m2s_commit_run(q, &op) : M2W_OK;
+}
+
 static int retry_now_apply(struct wctx *c, void *arg)
 {
 	struct one_arg *a = arg;

@@ -277,33 +277,71 @@ static size_t free_pages(struct wctx *c)
 	return n;
 }
 
+/* What finishing one stored task may still write: its history entry, its
+ * done or dead index entry, its result event, the pages copied around
+ * them. */
+#define FINISH_COST 1024
+
+/* Tasks not finished (ready, leased, waiting), from the type counters. */
+static uint64_t unfinished(struct wctx *c)
+{
+	static const int states[] = { M2W_READY, M2W_LEASED, M2W_WAITING };
+	unsigned char k[3] = { 'i', 0, 0 };
+	MDB_cursor *cur;
+	MDB_val key = { 3, k }, v;
+	int64_t n = 0;
+	size_t i, s;
+	int rc;
+
+	if (mdb_cursor_open(c->txn, c->q->db[DB_TYPES], &cur))
+		return 0;
+	for (rc = mdb_cursor_get(cur, &key, &v, MDB_SET_RANGE);
+	     rc == 0 && key.mv_size == 3 && *(char *)key.mv_data == 'i';
+	     rc = mdb_cursor_get(cur, &key, &v, MDB_NEXT))
+		for (s = 0; s < 3 && v.mv_size >= 2 + 8 * M2W_NSTATES; s++)
+			n += (int64_t)get_be64((unsigned char *)v.mv_data + 2 +
+					       8 * states[s]);
+	mdb_cursor_close(cur);
+	for (i = 0; i < c->ndelta; i++) /* this round's, not yet stored */
+		for (s = 0; s < 3; s++)
+			n += c->delta[i].d[states[s]];
+	return n > 0 ? (uint64_t)n : 0;
+}
+
 /*
- * New work may fill the store to map_soft only. Below it, MAP_FULL tells
- * (commit.c grows the map no further for enqueues). Once draining grew the
- * map past it, count what is in use: high-water mark less free pages.
+ * New work may fill the store to map_soft only, and less when the tasks
+ * already stored need more than the rest to finish (FINISH_COST each): a
+ * full store always has room to drain, and then for a purge. Below the
+ * limit, MAP_FULL tells (commit.c grows the map no further for enqueues).
+ * Once draining grew the map past it, count what is in use: high-water
+ * mark less free pages.
  */
 static int room_for_new_work(struct wctx *c)
 {
 	MDB_envinfo info;
 	MDB_stat st;
-	size_t used, disk = m2s_disk_free(c->q);
+	size_t used, limit = c->q->map_soft, disk = m2s_disk_free(c->q);
+	uint64_t pending = unfinished(c);
 
 	if (disk < STORE_DISK_RESERVE)
 		return m2w_fail(c->errbuf, M2W_ENOSPC, "disk full: %zu KiB "
 				"free; new tasks wait for %zu KiB (the rest is "
 				"kept for finishing the tasks already stored)",
 				disk >> 10, STORE_DISK_RESERVE >> 10);
+	if (pending * FINISH_COST > c->q->map_max - c->q->map_soft)
+		limit = pending * FINISH_COST < c->q->map_max
+				? c->q->map_max - pending * FINISH_COST : 0;
 	mdb_env_info(c->q->env, &info);
-	if (info.me_mapsize <= c->q->map_soft)
+	if (info.me_mapsize <= limit)
 		return M2W_OK;
 	mdb_env_stat(c->q->env, &st);
 	used = (info.me_last_pgno + 1 - free_pages(c)) * st.ms_psize;
-	if (used < c->q->map_soft)
+	if (used < limit)
 		return M2W_OK;
 	return m2w_fail(c->errbuf, M2W_EFULL, "store full: %zu KiB in use; "
 			"new tasks may use %zu KiB (the rest is kept for "
-			"finishing the tasks already stored)", used >> 10,
-			c->q->map_soft >> 10);
+			"finishing the %" PRIu64 " tasks already stored)",
+			used >> 10, limit >> 10, pending);
 }
 
 static int enq_apply(struct wctx *c, void *arg)

@@ -11,8 +11,9 @@
  * the grower takes it exclusive (writer-preferring, so it is not starved).
  * When another process grew the map, txn_begin says MDB_MAP_RESIZED and we
  * adopt the new size the same way. New work may use the map up to
- * map_soft (15/16 of the maximum); the last sixteenth is kept so that acks
- * and failures of tasks already stored keep draining when the store is full.
+ * map_soft (15/16 of the maximum); the last sixteenth (at least 256 KiB,
+ * at most half) is kept so that acks and failures of tasks already stored,
+ * their result events, and a purge keep working when the store is full.
  *
  * Also here: the write context helpers every module uses (get/put/del that
  * translate errors, record read/write, per-type counters, type names).
@@ -674,7 +675,7 @@ int m2w_queue_open(const struct m2w_queue_opts *opts, struct m2w_queue **out,
 	struct m2w_queue *q;
 	pthread_rwlockattr_t ra;
 	char file[4096];
-	size_t init, max;
+	size_t init, max, reserve;
 	int rc, dead;
 
 	*out = NULL;
@@ -696,7 +697,11 @@ int m2w_queue_open(const struct m2w_queue_opts *opts, struct m2w_queue **out,
 	if (!q)
 		return m2w_fail(errbuf, M2W_ENOMEM, "out of memory");
 	q->map_max = max;
-	q->map_soft = max - max / 16;
+	/* the reserve for draining: a sixteenth, at least 256 KiB (a small
+	 * store's acks, history, result events and a purge need room too) */
+	reserve = max / 16 > ((size_t)256 << 10) ? max / 16
+						  : (size_t)256 << 10;
+	q->map_soft = max > 2 * reserve ? max - reserve : max / 2;
 	q->pending_tail = &q->pending;
 	q->rng = seed();
 	pthread_rwlockattr_init(&ra);
