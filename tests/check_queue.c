@@ -2563,6 +2563,73 @@ START_TEST(test_map_growth_then_full)
 	m2w_task_free(lt);
 	ck_assert_store_ok(Q);
 	(void)first_id;
+
+}
+END_TEST
+
+/* Enqueues batches of 10 ~1 KiB tasks until the store refuses; how many
+ * went in. */
+static size_t fill(void)
+{
+	char payload[1100], eb[M2W_ERRBUF_SIZE];
+	struct m2w_new_task t[10];
+	size_t i, stored = 0;
+	int rc;
+
+	strcpy(payload, "{\"pad\":\"");
+	memset(payload + 8, 'p', 1000);
+	strcpy(payload + 1008, "\"}");
+	do {
+		for (i = 0; i < 10; i++)
+			t[i] = tu_task("bulk", payload);
+		if ((rc = m2w_queue_enqueue(Q, t, 10, eb)) == M2W_OK)
+			stored += 10;
+	} while (rc == M2W_OK && stored < 100000);
+	ck_assert_msg(rc == M2W_EFULL || (rc == M2W_OK && stored), "fill: %s",
+		      eb);
+	return stored;
+}
+
+/* Leases and acks every ready task. */
+static void drain(void)
+{
+	struct m2w_task **ts;
+	size_t i, n;
+
+	while ((ts = tu_lease(Q, 10, 0, &n)) && n) {
+		for (i = 0; i < n; i++)
+			CK_OK(m2w_task_ack(Q, ts[i]->id, ts[i]->lease_token, 0,
+					   EB));
+		tu_tasks_free(ts, n);
+	}
+	tu_tasks_free(ts, 0);
+}
+
+/* A full store, drained and purged, takes as much new work again: the
+ * freed pages count (a write txn cannot read the freelist itself; the room
+ * check once read 0 free pages there and stayed full for good). The map
+ * starts at its maximum, so every enqueue counts what is in use. */
+START_TEST(test_full_purged_takes_work)
+{
+	size_t purged = 0, first, got, total, rounds = 0;
+
+	tu_close(&E);
+	tu_env_path(&E, "full");
+	CK_OK(tu_open_ex(&E, 4 * TU_MIB, 4 * TU_MIB, 1, EB));
+	Q = E.q;
+	/* filled with done tasks until no new one fits */
+	total = first = fill();
+	do {
+		drain();
+		total += got = fill();
+	} while (got && ++rounds < 50);
+	ck_assert_uint_eq(got, 0);
+	drain();
+	CK_OK(m2w_queue_purge(Q, M2W_DONE, INT64_MAX, &purged, EB));
+	ck_assert_uint_eq(purged, total);
+	got = fill();
+	ck_assert_msg(got * 2 >= first, "first fill %zu tasks, after the "
+		      "purge only %zu", first, got);
 }
 END_TEST
 
@@ -3184,6 +3251,7 @@ static Suite *queue_suite(void)
 
 	tc = tcase(s, "full", 120);
 	tcase_add_test(tc, test_map_growth_then_full);
+	tcase_add_test(tc, test_full_purged_takes_work);
 
 	tc = tcase(s, "concurrency", 120);
 	tcase_add_test(tc, test_two_processes_enqueue);

@@ -259,21 +259,30 @@ static int enq_one(struct wctx *c, struct m2w_new_task *t)
 	return M2W_OK;
 }
 
-/* Free pages of the environment: the sum of the freelist's page lists. */
+/* Free pages of the environment: the sum of the freelist's page lists, as
+ * of the last commit. LMDB opens no cursor on the freelist in a write
+ * transaction (EINVAL), so a read transaction of its own reads it (the
+ * environment is MDB_NOTLS: a thread may hold both). */
 static size_t free_pages(struct wctx *c)
 {
 	MDB_cursor *cur;
+	MDB_txn *rt;
 	MDB_val k, v;
 	size_t n = 0;
 	int rc;
 
-	if (mdb_cursor_open(c->txn, 0 /* FREE_DBI */, &cur))
+	if (mdb_txn_begin(c->q->env, NULL, MDB_RDONLY, &rt))
 		return 0;
+	if (mdb_cursor_open(rt, 0 /* FREE_DBI */, &cur)) {
+		mdb_txn_abort(rt);
+		return 0;
+	}
 	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
 	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
 		if (v.mv_size >= sizeof(size_t))
 			n += *(const size_t *)v.mv_data; /* an IDL: count first */
 	mdb_cursor_close(cur);
+	mdb_txn_abort(rt);
 	return n;
 }
 
