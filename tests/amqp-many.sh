@@ -12,7 +12,7 @@
 #   over a quarter as many orders, published with confirms; 3 daemons of
 #   16 workers against one fake Magento at AMQP_MANY_LATENCY ms a call
 #   (default 2); one daemon SIGKILLed 5 times mid-flow and started again;
-#   then the broker stopped for 30 s and started again.
+#   then the broker stopped for 30 s (AMQP_MANY_OUTAGE) and started again.
 #
 # Checks: every task done exactly once across the stores and none dead;
 # every track once in Magento; one shipment per order (no order shipped
@@ -31,6 +31,8 @@ rabbit_start rabbitmq_consistent_hash_exchange
 N=${AMQP_MANY_TASKS:-6000}
 ORDERS=$((N / 4))
 LAT=${AMQP_MANY_LATENCY:-2}
+OUT=${AMQP_MANY_OUTAGE:-30}
+[ "$OUT" -ge 4 ] || OUT=4
 PARTS=6
 lib_fake --orders "$ORDERS" --latency-ms "$LAT"
 
@@ -126,13 +128,13 @@ wait "$PUBPID"
 [ -s "$T/pub.err" ] && fail "$(cat "$T/pub.err")"
 echo "handed back after the kills: $(grep 'amqp.handback' "$T/d2.log" | sed 's/.*handed_back=\([0-9]*\).*/\1/' | awk '{ s += $1 } END { print s + 0 }') tasks in $(grep -c 'amqp.handback' "$T/d2.log") hand-backs"
 
-say "the broker gone for 30 s"
+say "the broker gone for $OUT s"
 ctl stop_app >/dev/null 2>&1
 sleep 3
 curl -s "http://127.0.0.1:$HP1/healthz" >"$T/out"
 has "amqp p0: down"
 has "events: down"
-sleep 27
+sleep $((OUT - 3))
 waiting=$(stats_sum .events_waiting)
 echo "results waiting in the outboxes during the outage: $waiting"
 ctl start_app >/dev/null 2>&1
@@ -149,7 +151,7 @@ while :; do
 	[ $i -gt 300 ] && { fail "after 150 s: done $done_ of $N, $pend pending, $left in the partitions"; break; }
 	sleep 0.5
 done
-echo "all done in $(( $(date +%s) - t0 )) s (with the 30 s outage)"
+echo "all done in $(( $(date +%s) - t0 )) s (with the $OUT s outage)"
 
 is "$(stats_sum .totals.done)" "$N" "every task done once across the stores"
 is "$(stats_sum .totals.dead)" 0 "none dead"

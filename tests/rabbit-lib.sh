@@ -29,7 +29,10 @@ rmq_env() {
 ctl() { rmq_env "$RMQ/rabbitmqctl" -n "m2wtest$BP@localhost" "$@"; }
 broker_up() { # 60 s at most (await_startup fails at once while the node
 	# is not registered yet)
-	rmq_env "$RMQ/rabbitmq-server" >>"$B/server.out" 2>&1 &
+	# in its own folder: a crashing node writes erl_crash.dump and
+	# MnesiaCore.* into its working directory
+	(cd "$B" && ERL_CRASH_DUMP="$B/erl_crash.dump" \
+		rmq_env "$RMQ/rabbitmq-server" >>"$B/server.out" 2>&1) &
 	_i=0
 	until ctl await_startup --timeout 10 >/dev/null 2>&1; do
 		_i=$((_i + 1))
