@@ -80,13 +80,14 @@ static void member(const char *line, const char *field, char *out,
 
 /* -D: every message of queue, printed and acked, until a second passes
  * with the queue empty. */
-static void drain(amqp_connection_state_t c, const char *queue)
+static void drain(amqp_connection_state_t c, amqp_channel_t chan,
+		  const char *queue)
 {
 	double quiet = now_s();
 	unsigned long n = 0;
 
 	while (now_s() - quiet < 1.0) {
-		amqp_rpc_reply_t r = amqp_basic_get(c, 1,
+		amqp_rpc_reply_t r = amqp_basic_get(c, chan,
 						    amqp_cstring_bytes(queue),
 						    0);
 		amqp_message_t m;
@@ -99,7 +100,7 @@ static void drain(amqp_connection_state_t c, const char *queue)
 			continue;
 		}
 		ok = r.reply.decoded;
-		if (amqp_read_message(c, 1, &m, 0).reply_type !=
+		if (amqp_read_message(c, chan, &m, 0).reply_type !=
 		    AMQP_RESPONSE_NORMAL)
 			die("read", "failed");
 		printf("%.*s\t%.*s\t%.*s\n",
@@ -110,7 +111,7 @@ static void drain(amqp_connection_state_t c, const char *queue)
 		       (int)ok->routing_key.len,
 		       (const char *)ok->routing_key.bytes,
 		       (int)m.body.len, (const char *)m.body.bytes);
-		amqp_basic_ack(c, 1, ok->delivery_tag, 0);
+		amqp_basic_ack(c, chan, ok->delivery_tag, 0);
 		amqp_destroy_message(&m);
 		amqp_maybe_release_buffers(c);
 		quiet = now_s();
@@ -262,7 +263,7 @@ int main(int argc, char **argv)
 			return 0;
 		}
 		if (dump) {
-			drain(c, queue);
+			drain(c, chan, queue);
 			return 0;
 		}
 		amqp_confirm_select(c, chan);

@@ -68,7 +68,7 @@ lib_cleanup() {
 . "$here/../../tests/rabbit-lib.sh"
 say "starting rabbitmq-server..."
 rabbit_start rabbitmq_consistent_hash_exchange
-BEAM=$(pgrep -f "m2wtest$BP@localhost" | head -n 1)
+BEAM=$(pgrep -f "beam.smp.*-home $B .*-s rabbit" | head -n 1)
 PUB="$top/tools/bench/amqp-pub"
 TOKEN=t
 
@@ -164,9 +164,6 @@ printf '' | "$PUB" -u "$URL" -e bench.orders -x x-consistent-hash -r x >/dev/nul
 FPORT=$(lib_pick_port)
 e2e() { # DAEMONS: sets erate, ecpu line
 	nd=$1
-	for p in 0 1 2 3 4 5; do
-		printf '' | "$PUB" -u "$URL" -q "bench.p$p" -D >/dev/null 2>&1
-	done
 	"$FAKE" --port "$FPORT" --token test-token --orders $((E / 4)) --latency-ms "$LAT" >"$T/fake.log" 2>&1 &
 	FPID=$!
 	sleep 0.3
