@@ -86,13 +86,10 @@ struct consumer {
 	struct delivery *d;       /* the batch: d[0..n) */
 	size_t n, cap;
 	/* for /metrics and /healthz (other threads read them) */
-	int state_up;             /* __atomic */
 	int held;                 /* __atomic: a batch waits for room */
 	int paused;               /* __atomic: at the intake window */
 	uint64_t backlog;         /* __atomic: the store's, last asked */
-	uint64_t accepted, rejected, reconnects; /* __atomic */
-	pthread_mutex_t mu;       /* guards down_why */
-	char down_why[M2W_ERRBUF_SIZE];
+	uint64_t accepted, rejected; /* __atomic */
 };
 
 struct m2w_amqp {
@@ -198,6 +195,7 @@ int m2w_amqp_cfg_check(const struct m2w_amqp_cfg *c, char *errbuf)
 	if (m2w_link_init(&l, &c->broker, section(c, sec, sizeof(sec)),
 			  errbuf))
 		return M2W_EINVAL;
+	m2w_link_destroy(&l);
 	if (!(buf = strdup(c->arguments ? c->arguments : "")))
 		return m2w_fail(errbuf, M2W_ENOMEM, "out of memory");
 	rc = args_read(c, buf, e, 32, &t, errbuf);
@@ -702,7 +700,7 @@ static size_t handback_send(struct m2w_queue *q, const struct m2w_amqp_cfg *c,
 			"again at the next start, their keys make the copies "
 			"duplicates)", c->name, done, eb);
 out:
-	m2w_link_close(&l);
+	m2w_link_destroy(&l);
 	free(ok);
 	free(ids);
 	return done;
@@ -755,21 +753,18 @@ static void nap(struct consumer *k, int64_t ms)
 static void *consume(void *arg)
 {
 	struct consumer *k = arg;
-	char why[M2W_ERRBUF_SIZE], last[M2W_ERRBUF_SIZE] = "";
-	char q[M2W_ERRBUF_SIZE];
-	int64_t wait;
+	char why[M2W_ERRBUF_SIZE], who[300];
 
+	snprintf(who, sizeof(who), "amqp=%s", k->c->name);
 	nap(k, k->c->standby_ms); /* others' partitions: theirs come first */
 	while (!stopping(k)) {
 		why[0] = '\0';
 		if (connect_consume(k, why, sizeof(why)) == 0) {
-			m2w_log(M2W_LOG_INFO, "amqp.up", "amqp=%s host=%s "
-				"port=%d queue=%s prefetch=%u window=%u",
-				k->c->name, k->link.host, k->link.port,
-				k->c->queue, k->c->prefetch, k->c->window);
-			last[0] = '\0';
-			m2w_link_connected(&k->link);
-			set_flag(&k->state_up, 1);
+			m2w_log(M2W_LOG_INFO, "amqp.up", "%s host=%s port=%d "
+				"queue=%s prefetch=%u window=%u", who,
+				k->link.host, k->link.port, k->c->queue,
+				k->c->prefetch, k->c->window);
+			m2w_link_up(&k->link);
 			while (!stopping(k) && one_batch(k, why,
 							 sizeof(why)) == 0)
 				;
@@ -777,20 +772,9 @@ static void *consume(void *arg)
 			if (stopping(k))
 				break;
 		}
-		disconnect(k);
-		set_flag(&k->state_up, 0);
-		bump(&k->reconnects, 1);
-		pthread_mutex_lock(&k->mu);
-		snprintf(k->down_why, sizeof(k->down_why), "%s", why);
-		pthread_mutex_unlock(&k->mu);
-		wait = m2w_link_backoff(&k->link);
-		if (strcmp(why, last) != 0) { /* each state once */
-			m2w_log(M2W_LOG_WARN, "amqp.down", "amqp=%s error=%s "
-				"retry_ms=%" PRId64, k->c->name,
-				m2w_log_quote(q, sizeof(q), why), wait);
-			snprintf(last, sizeof(last), "%s", why);
-		}
-		nap(k, wait);
+		k->pause = 0;
+		set_flag(&k->paused, 0);
+		nap(k, m2w_link_down(&k->link, "amqp.down", who, why));
 	}
 	disconnect(k);
 	batch_clear(k);
@@ -824,8 +808,6 @@ int m2w_amqp_start(struct m2w_queue *q, const struct m2w_config *cfg,
 
 		k->owner = a;
 		k->c = &cfg->amqps[i];
-		pthread_mutex_init(&k->mu, NULL);
-		snprintf(k->down_why, sizeof(k->down_why), "connecting");
 		m2w_link_init(&k->link, &k->c->broker, k->c->name, errbuf);
 		k->link.seed ^= (unsigned)i;
 		if (pthread_create(&k->th, NULL, consume, k) != 0) {
@@ -861,7 +843,7 @@ void m2w_amqp_free(struct m2w_amqp *a)
 		return;
 	m2w_amqp_stop(a);
 	for (i = 0; i < a->n; i++)
-		pthread_mutex_destroy(&a->c[i].mu);
+		m2w_link_destroy(&a->c[i].link);
 	free(a->c);
 	free(a);
 }
@@ -894,7 +876,7 @@ void m2w_amqp_metrics(struct m2w_amqp *a, struct m2w_buf *o)
 		for (i = 0; i < a->n; i++) {
 			struct consumer *k = &a->c[i];
 			uint64_t v[] = {
-				(uint64_t)__atomic_load_n(&k->state_up,
+				(uint64_t)__atomic_load_n(&k->link.up,
 							  __ATOMIC_RELAXED),
 				(uint64_t)__atomic_load_n(&k->held,
 							  __ATOMIC_RELAXED),
@@ -902,7 +884,7 @@ void m2w_amqp_metrics(struct m2w_amqp *a, struct m2w_buf *o)
 							  __ATOMIC_RELAXED),
 				__atomic_load_n(&k->backlog, __ATOMIC_RELAXED),
 				__atomic_load_n(&k->accepted, __ATOMIC_RELAXED),
-				__atomic_load_n(&k->reconnects,
+				__atomic_load_n(&k->link.reconnects,
 						__ATOMIC_RELAXED),
 			};
 			const char *n = k->c->name;
@@ -927,8 +909,9 @@ void m2w_amqp_health(struct m2w_amqp *a, struct m2w_buf *o)
 
 	for (i = 0; a && i < a->n; i++) {
 		struct consumer *k = &a->c[i];
+		char why[sizeof(k->link.why)];
 
-		if (__atomic_load_n(&k->state_up, __ATOMIC_RELAXED)) {
+		if (m2w_link_state(&k->link, why, sizeof(why))) {
 			m2w_buf_addf(o, "amqp %s: up%s\n", k->c->name,
 				     __atomic_load_n(&k->held, __ATOMIC_RELAXED)
 				     ? " (held: the store is full)" :
@@ -938,9 +921,6 @@ void m2w_amqp_health(struct m2w_amqp *a, struct m2w_buf *o)
 				       "window)" : "");
 			continue;
 		}
-		pthread_mutex_lock(&k->mu);
-		m2w_buf_addf(o, "amqp %s: down: %s\n", k->c->name,
-			     k->down_why);
-		pthread_mutex_unlock(&k->mu);
+		m2w_buf_addf(o, "amqp %s: down: %s\n", k->c->name, why);
 	}
 }

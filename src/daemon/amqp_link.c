@@ -1,6 +1,7 @@
 /*
  * amqp_link.c - one broker connection (amqp_link.h): URL, socket, login,
- * channel 1, failures as text, the reconnect backoff.
+ * channel 1, failures as text, confirms, the reconnect backoff and the
+ * up/down state the reporters read.
  *
  * The section's own user, password and vhost win over the URL's. TLS
  * (amqps://) verifies the broker's certificate and host name unless
@@ -8,6 +9,7 @@
  */
 #include "config.h"
 
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +22,7 @@
 #include "amqp_link.h"
 #include "m2worker/clock.h"
 #include "m2worker/error.h"
+#include "m2worker/log.h"
 
 #define BACKOFF_MIN_MS 1000
 #define BACKOFF_MAX_MS 30000
@@ -69,6 +72,8 @@ int m2w_link_init(struct m2w_link *l, const struct m2w_broker *b,
 	snprintf(l->password, sizeof(l->password), "%s",
 		 b->password ? b->password : ci.password);
 	free(u);
+	pthread_mutex_init(&l->mu, NULL);
+	snprintf(l->why, sizeof(l->why), "connecting");
 	return 0;
 }
 
@@ -246,18 +251,50 @@ size_t m2w_link_confirms(struct m2w_link *l, uint64_t first, size_t n,
 	}
 }
 
-int64_t m2w_link_backoff(struct m2w_link *l)
+void m2w_link_destroy(struct m2w_link *l)
+{
+	m2w_link_close(l);
+	pthread_mutex_destroy(&l->mu);
+}
+
+void m2w_link_up(struct m2w_link *l)
+{
+	l->backoff_ms = BACKOFF_MIN_MS;
+	l->last[0] = '\0';
+	__atomic_store_n(&l->up, 1, __ATOMIC_RELAXED);
+}
+
+int64_t m2w_link_down(struct m2w_link *l, const char *event, const char *who,
+		      const char *why)
 {
 	int64_t wait = l->backoff_ms, fifth = wait / 5;
+	char q[M2W_ERRBUF_SIZE];
 
+	m2w_link_close(l);
+	__atomic_store_n(&l->up, 0, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&l->reconnects, 1, __ATOMIC_RELAXED);
+	pthread_mutex_lock(&l->mu);
+	snprintf(l->why, sizeof(l->why), "%s", why);
+	pthread_mutex_unlock(&l->mu);
 	if (fifth)
 		wait -= (int64_t)(rand_r(&l->seed) % (unsigned)fifth);
 	l->backoff_ms = l->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
 							   : l->backoff_ms * 2;
+	if (strncmp(why, l->last, sizeof(l->last) - 1) != 0) {
+		m2w_log(M2W_LOG_WARN, event, "%s%serror=%s retry_ms=%" PRId64,
+			who, *who ? " " : "", m2w_log_quote(q, sizeof(q), why),
+			wait);
+		snprintf(l->last, sizeof(l->last), "%s", why);
+	}
 	return wait;
 }
 
-void m2w_link_connected(struct m2w_link *l)
+int m2w_link_state(struct m2w_link *l, char *why, size_t size)
 {
-	l->backoff_ms = BACKOFF_MIN_MS;
+	if (__atomic_load_n(&l->up, __ATOMIC_RELAXED))
+		return 1;
+	pthread_mutex_lock(&l->mu);
+	snprintf(why, size, "%s", l->why);
+	pthread_mutex_unlock(&l->mu);
+	return 0;
 }

@@ -11,6 +11,7 @@
 #ifndef M2W_DAEMON_AMQP_LINK_H
 #define M2W_DAEMON_AMQP_LINK_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -29,10 +30,17 @@ struct m2w_link {
 	char vhost[256], user[256], password[256];
 	int64_t backoff_ms;           /* the next reconnect's wait */
 	unsigned seed;                /* its jitter */
+	char last[256];               /* the last reason logged */
+	/* for /metrics and /healthz: other threads read them */
+	int up;                       /* __atomic */
+	uint64_t reconnects;          /* __atomic */
+	pthread_mutex_t mu;           /* guards why */
+	char why[256];                /* why it is down */
 };
 
 /* Reads b's URL and keys into l (closed). `section` names it in errbuf:
- * "[amqp \"orders\"]". 0, or -1 with errbuf (M2W_EINVAL). */
+ * "[amqp \"orders\"]". 0 (then m2w_link_destroy frees it), or -1 with
+ * errbuf (M2W_EINVAL). */
 int m2w_link_init(struct m2w_link *l, const struct m2w_broker *b,
 		  const char *section, char *errbuf);
 
@@ -41,6 +49,17 @@ int m2w_link_init(struct m2w_link *l, const struct m2w_broker *b,
 int m2w_link_open(struct m2w_link *l, int heartbeat_s, char *why,
 		  size_t size);
 void m2w_link_close(struct m2w_link *l);
+void m2w_link_destroy(struct m2w_link *l);
+
+/* The thread's link is up: the state readers see, the backoff reset. */
+void m2w_link_up(struct m2w_link *l);
+/* It is lost or was refused (why): closed, counted, the reason kept for
+ * m2w_link_state and logged as `event` (warn, with `who`: "amqp=orders")
+ * once per new reason. Returns how long to wait before the next try. */
+int64_t m2w_link_down(struct m2w_link *l, const char *event, const char *who,
+		      const char *why);
+/* Any thread: 1 when up; else 0 and why (size bytes). */
+int m2w_link_state(struct m2w_link *l, char *why, size_t size);
 
 /* The last RPC's reply: 0, or -1 with why "what: <reason>". */
 int m2w_link_ok(struct m2w_link *l, const char *what, char *why,
@@ -65,10 +84,6 @@ size_t m2w_link_confirms(struct m2w_link *l, uint64_t first, size_t n,
 			 signed char *ok, int64_t ms, int *failed, char *why,
 			 size_t size);
 
-/* The wait before the next connect (1 s doubling to 30 s, less up to a
- * fifth as jitter); m2w_link_connected resets it. */
-int64_t m2w_link_backoff(struct m2w_link *l);
-void m2w_link_connected(struct m2w_link *l);
 
 /* Says why into why[size]; -1, so a failure is one line. */
 int m2w_link_fail(char *why, size_t size, const char *fmt, ...)

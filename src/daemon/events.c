@@ -50,10 +50,7 @@ struct m2w_events {
 	pthread_t th;
 	int started;
 	int stopping;             /* __atomic */
-	int up;                   /* __atomic */
-	uint64_t published, reconnects; /* __atomic: confirmed, lost */
-	pthread_mutex_t mu;       /* guards down_why */
-	char down_why[M2W_ERRBUF_SIZE];
+	uint64_t published;       /* __atomic: confirmed */
 };
 
 static int stopping(struct m2w_events *e)
@@ -103,6 +100,7 @@ int m2w_events_cfg_check(const struct m2w_events_cfg *c, char *errbuf)
 
 	if (m2w_link_init(&l, &c->broker, "[events]", errbuf))
 		return M2W_EINVAL;
+	m2w_link_destroy(&l);
 	if (route(c->routing_key, "t", "s", key, sizeof(key), why,
 		  sizeof(why)))
 		return m2w_fail(errbuf, M2W_EINVAL, "[events]: %s", why);
@@ -222,10 +220,8 @@ static void nap(struct m2w_events *e, int64_t ms)
 static void *run(void *arg)
 {
 	struct m2w_events *e = arg;
-	char why[M2W_ERRBUF_SIZE], last[M2W_ERRBUF_SIZE] = "";
-	char q[M2W_ERRBUF_SIZE];
+	char why[M2W_ERRBUF_SIZE];
 	uint64_t tag;
-	int64_t wait;
 
 	while (!stopping(e)) {
 		why[0] = '\0';
@@ -234,29 +230,14 @@ static void *run(void *arg)
 			m2w_log(M2W_LOG_INFO, "events.up", "host=%s port=%d "
 				"exchange=%s", e->link.host, e->link.port,
 				e->c->exchange);
-			last[0] = '\0';
-			m2w_link_connected(&e->link);
-			__atomic_store_n(&e->up, 1, __ATOMIC_RELAXED);
+			m2w_link_up(&e->link);
 			while (!stopping(e) &&
 			       round_trip(e, &tag, why, sizeof(why)) >= 0)
 				;
 			if (stopping(e))
 				break;
 		}
-		m2w_link_close(&e->link);
-		__atomic_store_n(&e->up, 0, __ATOMIC_RELAXED);
-		__atomic_add_fetch(&e->reconnects, 1, __ATOMIC_RELAXED);
-		pthread_mutex_lock(&e->mu);
-		snprintf(e->down_why, sizeof(e->down_why), "%s", why);
-		pthread_mutex_unlock(&e->mu);
-		wait = m2w_link_backoff(&e->link);
-		if (strcmp(why, last) != 0) { /* each state once */
-			m2w_log(M2W_LOG_WARN, "events.down", "error=%s "
-				"retry_ms=%" PRId64,
-				m2w_log_quote(q, sizeof(q), why), wait);
-			snprintf(last, sizeof(last), "%s", why);
-		}
-		nap(e, wait);
+		nap(e, m2w_link_down(&e->link, "events.down", "", why));
 	}
 	m2w_link_close(&e->link);
 	return NULL;
@@ -278,8 +259,6 @@ int m2w_events_start(struct m2w_queue *q, const struct m2w_config *cfg,
 	e->q = q;
 	e->c = &cfg->events;
 	m2w_link_init(&e->link, &e->c->broker, "[events]", errbuf);
-	pthread_mutex_init(&e->mu, NULL);
-	snprintf(e->down_why, sizeof(e->down_why), "connecting");
 	if (pthread_create(&e->th, NULL, run, e) != 0) {
 		m2w_events_free(e);
 		return m2w_fail(errbuf, M2W_ENOMEM, "cannot start the "
@@ -306,7 +285,7 @@ void m2w_events_free(struct m2w_events *e)
 	if (!e)
 		return;
 	m2w_events_stop(e);
-	pthread_mutex_destroy(&e->mu);
+	m2w_link_destroy(&e->link);
 	free(e);
 }
 
@@ -325,20 +304,19 @@ void m2w_events_metrics(struct m2w_events *e, struct m2w_buf *o)
 		     "connections lost or refused.\n# TYPE "
 		     "m2worker_events_reconnects_total counter\n"
 		     "m2worker_events_reconnects_total %" PRIu64 "\n",
-		     __atomic_load_n(&e->up, __ATOMIC_RELAXED),
+		     __atomic_load_n(&e->link.up, __ATOMIC_RELAXED),
 		     __atomic_load_n(&e->published, __ATOMIC_RELAXED),
-		     __atomic_load_n(&e->reconnects, __ATOMIC_RELAXED));
+		     __atomic_load_n(&e->link.reconnects, __ATOMIC_RELAXED));
 }
 
 void m2w_events_health(struct m2w_events *e, struct m2w_buf *o)
 {
+	char why[sizeof(e->link.why)];
+
 	if (!e)
 		return;
-	if (__atomic_load_n(&e->up, __ATOMIC_RELAXED)) {
+	if (m2w_link_state(&e->link, why, sizeof(why)))
 		m2w_buf_adds(o, "events: up\n");
-		return;
-	}
-	pthread_mutex_lock(&e->mu);
-	m2w_buf_addf(o, "events: down: %s\n", e->down_why);
-	pthread_mutex_unlock(&e->mu);
+	else
+		m2w_buf_addf(o, "events: down: %s\n", why);
 }

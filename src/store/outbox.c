@@ -226,20 +226,17 @@ int m2w_outbox_delete(struct m2w_queue *q, uint64_t upto, char *errbuf)
 int m2s_outbox_open(struct m2w_queue *q, MDB_txn *txn, int mode,
 		    char *errbuf)
 {
-	MDB_val k = { 6, "outbox" }, v;
+	unsigned char on = mode == M2W_OUTBOX_ON;
+	MDB_val k = { 6, "outbox" }, v = { 1, &on };
 	MDB_val ik = { 8, "store_id" }, iv;
-	unsigned char on;
 	int rc;
 
-	if (mode != M2W_OUTBOX_KEEP) {
-		on = mode == M2W_OUTBOX_ON;
-		v.mv_size = 1;
-		v.mv_data = &on;
-		if ((rc = mdb_put(txn, q->db[DB_META], &k, &v, 0)))
-			return m2s_mdb_err(errbuf, rc, "outbox");
-	}
+	if (mode != M2W_OUTBOX_KEEP &&
+	    (rc = mdb_put(txn, q->db[DB_META], &k, &v, 0)))
+		return m2s_mdb_err(errbuf, rc, "outbox");
 	rc = mdb_get(txn, q->db[DB_META], &k, &v);
-	q->outbox = rc == 0 && v.mv_size == 1 && *(unsigned char *)v.mv_data;
+	q->outbox = rc == 0 && v.mv_size == 1 &&
+		    ((const unsigned char *)v.mv_data)[0] != 0;
 	rc = mdb_get(txn, q->db[DB_META], &ik, &iv);
 	if (rc == 0 && iv.mv_size == 16) {
 		memcpy(q->store_id, iv.mv_data, 16);

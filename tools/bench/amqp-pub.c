@@ -132,9 +132,11 @@ static void ack(uint64_t tag, int multiple)
 
 	if (tag >= acked_cap) {
 		uint64_t cap = (tag + 1) * 2;
+		unsigned char *grown = realloc(acked, cap);
 
-		if (!(acked = realloc(acked, cap)))
+		if (!grown)
 			die("confirm", "out of memory");
+		acked = grown;
 		memset(acked + acked_cap, 0, cap - acked_cap);
 		acked_cap = cap;
 	}
@@ -260,10 +262,12 @@ int main(int argc, char **argv)
 					amqp_cstring_bytes(colon + 1),
 					amqp_empty_table);
 			rpc(c, "queue.bind");
+			free(u);
 			return 0;
 		}
 		if (dump) {
 			drain(c, chan, queue);
+			free(u);
 			return 0;
 		}
 		amqp_confirm_select(c, chan);

@@ -46,13 +46,6 @@ while getopts n:e:l:d:q o; do
 	esac
 done
 
-HZ=$(getconf CLK_TCK)
-now_ms() { date +%s%3N; }
-cpu() { awk -v hz="$HZ" '{ sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / hz }' "/proc/$1/stat" 2>/dev/null || echo 0; }
-calc() { awk "BEGIN { printf \"${2:-%.1f}\", $1 }"; }
-say() { echo "$*" >&2; }
-die() { say "$*"; exit 1; }
-field() { echo "$2" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
 
 # what tests/rabbit-lib.sh needs of tests/daemon-lib.sh
 T=$(mktemp -d "$DIR/m2w-bench-amqp.XXXXXX") || exit 1

@@ -3,6 +3,8 @@
 #   . "$(dirname "$0")/bench-lib.sh"
 #   need_built FILE...   exit 1 naming the first program not built
 #   need_cmds CMD...     exit 1 naming the first command not on PATH
+#   now_ms, cpu PID, calc EXPR [FMT], say, die, field NAME LINE: small
+#                        helpers (see below)
 #
 # Sets $here (this folder), $top (the build tree: $top_builddir, else two
 # folders up) and the programs $M2W $QCTL $FAKE $PUSH under it.
@@ -25,3 +27,14 @@ need_cmds() {
 		command -v "$c" >/dev/null || { echo "$c: not found" >&2; exit 1; }
 	done
 }
+
+HZ=$(getconf CLK_TCK 2>/dev/null || echo 100)
+now_ms() { date +%s%3N; }
+# cpu PID: user + system CPU seconds the process has used so far
+cpu() { awk -v hz="$HZ" '{ sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / hz }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# calc EXPR [FORMAT]: awk arithmetic, printed with FORMAT (default %.1f)
+calc() { awk "BEGIN { printf \"${2:-%.1f}\", $1 }"; }
+say() { echo "$*" >&2; }
+die() { say "$*"; exit 1; }
+# field NAME LINE: the value of NAME=... in a `push` output line
+field() { echo "$2" | tr ' ' '\n' | sed -n "s/^$1=//p"; }

@@ -121,15 +121,10 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-now_ms() { date +%s%3N; }
 # cputime PID: user + system CPU seconds the process has used so far
 cputime() {
 	awk -v hz="$HZ" '{ sub(/^.*\) /, ""); printf "%.1f", ($12 + $13) / hz }' "/proc/$1/stat" 2>/dev/null || echo "?"
 }
-HZ=$(getconf CLK_TCK 2>/dev/null || echo 100)
-say() { echo "$*" >&2; }
-# calc EXPR [FORMAT]: awk arithmetic, printed with FORMAT (default %.1f)
-calc() { awk "BEGIN { printf \"${2:-%.1f}\", $1 }"; }
 
 # --- the tasks, generated once for every run: task k on order
 # ((k-1) mod ORDERS) + 1, so neighbours in the queue are on different orders

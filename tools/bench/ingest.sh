@@ -111,16 +111,6 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-HZ=$(getconf CLK_TCK 2>/dev/null || echo 100)
-now_ms() { date +%s%3N; }
-# cpu PID: user + system CPU seconds the process has used so far
-cpu() { awk -v hz="$HZ" '{ sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / hz }' "/proc/$1/stat" 2>/dev/null || echo 0; }
-# calc EXPR [FORMAT]: awk arithmetic, printed with FORMAT (default %.1f)
-calc() { awk "BEGIN { printf \"${2:-%.1f}\", $1 }"; }
-say() { echo "$*" >&2; }
-die() { say "$*"; exit 1; }
-# field NAME LINE: the value of NAME=... in a `push` output line
-field() { echo "$2" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
 # total STORE: tasks in the store, any state
 total() {
 	"$QCTL" -d "$1" stats --json | jq '.totals | .ready + .scheduled + .leased + .waiting + .done + .dead + .superseded'
