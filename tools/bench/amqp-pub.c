@@ -262,11 +262,15 @@ int main(int argc, char **argv)
 					amqp_cstring_bytes(colon + 1),
 					amqp_empty_table);
 			rpc(c, "queue.bind");
+			amqp_connection_close(c, AMQP_REPLY_SUCCESS);
+			amqp_destroy_connection(c);
 			free(u);
 			return 0;
 		}
 		if (dump) {
 			drain(c, chan, queue);
+			amqp_connection_close(c, AMQP_REPLY_SUCCESS);
+			amqp_destroy_connection(c);
 			free(u);
 			return 0;
 		}
