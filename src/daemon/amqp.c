@@ -772,8 +772,7 @@ static void *consume(void *arg)
 			if (stopping(k))
 				break;
 		}
-		k->pause = 0;
-		set_flag(&k->paused, 0);
+		disconnect(k);
 		nap(k, m2w_link_down(&k->link, "amqp.down", who, why));
 	}
 	disconnect(k);

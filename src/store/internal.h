@@ -118,6 +118,23 @@ enum db {
 	DB_COUNT
 };
 
+/* A type record ('i' be16 id in DB_TYPES): be16 flags, then a be64 count
+ * per stored state, then the name. */
+#define TYPE_REC_FIXED (2 + 8 * M2W_NSTATES)
+
+/* Tasks of a type record not finished: ready (scheduled too), leased,
+ * waiting; 0 for a record too short. */
+static inline uint64_t type_rec_unfinished(const MDB_val *v)
+{
+	const unsigned char *c = v->mv_data;
+
+	if (v->mv_size < TYPE_REC_FIXED)
+		return 0;
+	return get_be64(c + 2 + 8 * M2W_READY) +
+	       get_be64(c + 2 + 8 * M2W_LEASED) +
+	       get_be64(c + 2 + 8 * M2W_WAITING);
+}
+
 #define READY_KEY_LEN 18
 #define TIME_KEY_LEN 16
 

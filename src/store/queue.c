@@ -294,12 +294,11 @@ static size_t free_pages(struct wctx *c)
 /* Tasks not finished (ready, leased, waiting), from the type counters. */
 static uint64_t unfinished(struct wctx *c)
 {
-	static const int states[] = { M2W_READY, M2W_LEASED, M2W_WAITING };
 	unsigned char k[3] = { 'i', 0, 0 };
 	MDB_cursor *cur;
 	MDB_val key = { 3, k }, v;
 	int64_t n = 0;
-	size_t i, s;
+	size_t i;
 	int rc;
 
 	if (mdb_cursor_open(c->txn, c->q->db[DB_TYPES], &cur))
@@ -307,13 +306,11 @@ static uint64_t unfinished(struct wctx *c)
 	for (rc = mdb_cursor_get(cur, &key, &v, MDB_SET_RANGE);
 	     rc == 0 && key.mv_size == 3 && *(char *)key.mv_data == 'i';
 	     rc = mdb_cursor_get(cur, &key, &v, MDB_NEXT))
-		for (s = 0; s < 3 && v.mv_size >= 2 + 8 * M2W_NSTATES; s++)
-			n += (int64_t)get_be64((unsigned char *)v.mv_data + 2 +
-					       8 * states[s]);
+		n += (int64_t)type_rec_unfinished(&v);
 	mdb_cursor_close(cur);
 	for (i = 0; i < c->ndelta; i++) /* this round's, not yet stored */
-		for (s = 0; s < 3; s++)
-			n += c->delta[i].d[states[s]];
+		n += c->delta[i].d[M2W_READY] + c->delta[i].d[M2W_LEASED] +
+		     c->delta[i].d[M2W_WAITING];
 	return n > 0 ? (uint64_t)n : 0;
 }
 

@@ -36,8 +36,6 @@ static const char *const db_names[DB_COUNT] = {
 	"groups", "history", "files", "meta", "types", "outbox",
 };
 
-#define TYPE_REC_FIXED (2 + 8 * M2W_NSTATES)
-
 static const char *const state_names[M2W_NSTATES] = {
 	"ready", "scheduled", "leased", "waiting", "done", "dead", "superseded",
 };
@@ -406,17 +404,12 @@ int m2w_queue_backlog(struct m2w_queue *q, const char *type, uint64_t *n,
 	for (mrc = mdb_cursor_get(cur, &key, &v, MDB_SET_RANGE);
 	     mrc == 0 && key.mv_size == 3 && *(char *)key.mv_data == 'i';
 	     mrc = mdb_cursor_get(cur, &key, &v, MDB_NEXT)) {
-		const unsigned char *c = v.mv_data;
 		char name[M2W_TYPE_MAX + 1];
 
-		if (v.mv_size < TYPE_REC_FIXED)
-			continue;
 		if (type && (type_name_of(&v, 0, name, NULL) != M2W_OK ||
 			     strcmp(name, type) != 0))
 			continue;
-		*n += get_be64(c + 2 + 8 * M2W_READY) +
-		      get_be64(c + 2 + 8 * M2W_LEASED) +
-		      get_be64(c + 2 + 8 * M2W_WAITING);
+		*n += type_rec_unfinished(&v);
 	}
 	if (mrc && mrc != MDB_NOTFOUND)
 		rc = m2s_mdb_err(errbuf, mrc, "types");
