@@ -44,7 +44,6 @@ broker_stop() { ctl stop >/dev/null 2>&1; }
 queue_len() { ctl list_queues name messages 2>/dev/null | awk -v q="$1" '$1 == q { print $2 }'; }
 
 rabbit_start() {
-	BP=$(lib_pick_port); DP=$((BP + 1)); EP=$((BP + 2))
 	B="$T/rmq"
 	mkdir -p "$B"
 	if [ $# -gt 0 ]; then
@@ -54,6 +53,15 @@ rabbit_start() {
 	fi
 	: >"$B/rabbitmq.conf"
 	trap 'broker_stop; pkill -f "ERL_EPMD_PORT=$EP" 2>/dev/null; lib_cleanup' EXIT INT TERM
-	broker_up || { echo "rabbitmq-server does not start here: skipped"; tail -5 "$B/server.out"; exit 77; }
+	# a port picked free can be taken by a test running beside this one
+	# before the broker binds it: new ports, up to 3 times
+	for _try in 1 2 3; do
+		BP=$(lib_pick_port); DP=$((BP + 1)); EP=$((BP + 2))
+		broker_up && break
+		broker_stop
+		pkill -f "ERL_EPMD_PORT=$EP" 2>/dev/null
+		rm -rf "$B/mnesia"
+		[ $_try = 3 ] && { echo "rabbitmq-server does not start here: skipped"; tail -5 "$B/server.out"; exit 77; }
+	done
 	URL="amqp://127.0.0.1:$BP"
 }
