@@ -1,11 +1,13 @@
 /*
  * report.h - the JSON shapes operators see: `qctl --json` and the HTTP
- * API (/v1/stats, /v1/tasks/{id}) print the same objects, documented in
- * qctl(8). The caller owns the returned json-c object (json_object_put).
+ * API (/v1/stats, /v1/tasks/{id}, the console's dead letters) print the
+ * same objects, documented in qctl(8). The caller owns the returned json-c
+ * object (json_object_put).
  */
 #ifndef M2WORKER_REPORT_H
 #define M2WORKER_REPORT_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include <json-c/json.h>
@@ -22,6 +24,13 @@ json_object *m2w_task_json(const struct m2w_task *t, int payload);
 
 /* Counts per type and state, ages relative to `now` (ms), map use. */
 json_object *m2w_stats_json(const struct m2w_stats *st, int64_t now);
+
+/* Dead letters grouped (m2w_queue_dead_groups): {"groups": [{"type",
+ * "error" (the exact text, "" when none), "count", "first_ms", "last_ms",
+ * "example_id", "last_status" (null when none)}], "scanned": n}. The
+ * error is raw text: a page that shows it escapes it. */
+json_object *m2w_dead_groups_json(const struct m2w_dead_group *g, size_t n,
+				  uint64_t scanned);
 
 #ifdef __cplusplus
 }

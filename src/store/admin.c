@@ -1,13 +1,16 @@
 /*
  * admin.c - what operators do to the store: get, history, list, stats,
- * requeue, retry-now, delete, purge, pause.
+ * requeue, retry-now, delete, delete dead, purge, pause, dead groups.
  *
  * Reads run in a short read transaction of their own (never held across
  * anything slow). Writes go through group commit like the hot path, so a
  * qctl in another process and the daemon's workers serialise on LMDB's
- * writer lock and never see half a change. Bulk writes (requeue, purge)
- * move at most CHUNK tasks per transaction, so a large repair never holds
- * the writer lock for long while the daemon runs.
+ * writer lock and never see half a change. Bulk writes (requeue, delete
+ * dead, purge) move at most CHUNK tasks per transaction, and look at no
+ * more than SCAN_LOOK, so a large repair never holds the writer lock for
+ * long while the daemon runs. Requeue and delete dead take their tasks
+ * through one selection (dead_sel), so the console's "requeue" and
+ * "delete" of a group take the same tasks.
  */
 #include "config.h"
 
@@ -189,6 +192,16 @@ static int mem_has(const char *hay, size_t n, const char *needle)
 	return 0;
 }
 
+/* Is `s` in the task's last error, payload, keys or source? */
+static int rec_grep(const struct rec *r, const char *s)
+{
+	return mem_has(r->error, r->error_len, s) ||
+	       mem_has(r->payload, r->payload_len, s) ||
+	       mem_has(r->idem, r->idem_len, s) ||
+	       mem_has(r->group, r->group_len, s) ||
+	       mem_has(r->source, r->source_len, s);
+}
+
 /* Does the task under index key k match the listing? */
 static int list_match(struct m2w_queue *q, MDB_txn *txn,
 		      const struct m2w_list_opts *o, int tid, int64_t now,
@@ -203,8 +216,10 @@ static int list_match(struct m2w_queue *q, MDB_txn *txn,
 							   : r->state;
 	if (state != o->state || (tid >= 0 && r->type_id != tid))
 		return M2W_ENOTFOUND;
-	if (o->grep && *o->grep && !mem_has(r->error, r->error_len, o->grep) &&
-	    !mem_has(r->payload, r->payload_len, o->grep))
+	if ((o->since_ms && r->updated < o->since_ms) ||
+	    (o->until_ms && r->updated >= o->until_ms))
+		return M2W_ENOTFOUND;
+	if (o->grep && *o->grep && !rec_grep(r, o->grep))
 		return M2W_ENOTFOUND;
 	return M2W_OK;
 }
@@ -217,6 +232,7 @@ int m2w_queue_list(struct m2w_queue *q, const struct m2w_list_opts *o,
 		DB_DONE,
 	};
 	unsigned char start[M2W_CURSOR_MAX / 2], last[M2W_CURSOR_MAX / 2];
+	unsigned char from[TIME_KEY_LEN];
 	size_t limit = o->limit ? o->limit : LIST_DEFAULT, slen = 0, llen = 0;
 	int64_t now = m2w_queue_now(q);
 	struct m2w_task **ts;
@@ -224,7 +240,7 @@ int m2w_queue_list(struct m2w_queue *q, const struct m2w_list_opts *o,
 	MDB_cursor *cur;
 	MDB_val k, v;
 	struct rec r;
-	int tid = -1, rc, mrc;
+	int tid = -1, rc, mrc, timed;
 
 	*out = NULL;
 	*n = 0;
@@ -257,11 +273,29 @@ int m2w_queue_list(struct m2w_queue *q, const struct m2w_list_opts *o,
 		m2s_ready_key(start, (uint16_t)tid, 0, 0);
 		k.mv_size = READY_KEY_LEN;
 	}
+	/* done, dead, superseded: keyed by the time they ended, which is
+	 * their `updated` (m2s_ctx_index; check.c holds them to it), so
+	 * since seeks and until ends the walk. A cursor before since is
+	 * passed over (no task there is listed); one after it is where the
+	 * walk goes on. The cursor handed out is the last key listed, so
+	 * pages under these filters are as stable as without them. */
+	timed = index_of[o->state] == DB_DONE || index_of[o->state] == DB_DEAD;
+	if (timed && o->since_ms) {
+		m2s_time_key(from, o->since_ms, 0);
+		if (!slen || (slen == TIME_KEY_LEN &&
+			      memcmp(start, from, TIME_KEY_LEN) < 0)) {
+			k.mv_data = from;
+			k.mv_size = TIME_KEY_LEN;
+		}
+	}
 	for (mrc = mdb_cursor_get(cur, &k, &v, k.mv_size ? MDB_SET_RANGE
 								  : MDB_FIRST);
 	     mrc == 0; mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
 		if (k.mv_size < 8 || k.mv_size > sizeof(last))
 			continue;
+		if (timed && o->until_ms && k.mv_size == TIME_KEY_LEN &&
+		    (int64_t)get_be64(k.mv_data) >= o->until_ms)
+			break;
 		if (slen && k.mv_size == slen &&
 		    memcmp(k.mv_data, start, slen) == 0)
 			continue; /* the previous page's last */
@@ -575,15 +609,26 @@ int m2w_queue_retry_now(struct m2w_queue *q, uint64_t id, char *errbuf)
 
 /* ------------------------------------------------------ bulk: scanning */
 
-/* Walks a time index from a resume point, collecting up to CHUNK ids that
- * `match` accepts (1) or skips (0); -1 stops the walk, -(SCAN_ERR + err)
- * stops it with an error. */
+/*
+ * A bulk change (requeue, delete dead, purge) walks a time index a chunk
+ * a transaction: scan_chunk collects up to CHUNK ids that `match` accepts
+ * (1) or skips (0); -1 ends the walk, -(SCAN_ERR + err) ends it with an
+ * error. It looks at SCAN_LOOK keys at most, so a filter that skips most
+ * tasks still holds the writer lock only briefly: the walk goes on in the
+ * next transaction. An apply may run more than once (commit.c replays a
+ * round after map growth, or alone after another op poisoned it): each
+ * run starts again from `from`, where the last committed chunk ended, and
+ * the caller moves `from` on (scan_next) once the chunk is committed.
+ */
 #define SCAN_ERR 100
+#define SCAN_LOOK (16 * CHUNK)
 struct scan {
 	int db;
-	unsigned char resume[TIME_KEY_LEN];
-	int resumed;
-	int finished;
+	unsigned char from[TIME_KEY_LEN]; /* the last key of the committed walk */
+	int started;                      /* from is set */
+	unsigned char at[TIME_KEY_LEN];   /* the last key of this chunk's walk */
+	int at_set;
+	int finished;                     /* this chunk reached the end */
 	uint64_t ids[CHUNK];
 	size_t n;
 };
@@ -593,25 +638,29 @@ static int scan_chunk(struct wctx *c, struct scan *s,
 		      void *arg)
 {
 	MDB_cursor *cur;
-	MDB_val k = { TIME_KEY_LEN, s->resume }, v;
+	MDB_val k = { TIME_KEY_LEN, s->at }, v;
+	size_t looked = 0;
 	int rc, m = 0;
 
+	memcpy(s->at, s->from, TIME_KEY_LEN);
+	s->at_set = s->started;
+	s->finished = 0;
 	s->n = 0;
 	if ((rc = mdb_cursor_open(c->txn, c->q->db[s->db], &cur)))
 		return m2s_ctx_mdb(c, rc, "scan");
-	rc = mdb_cursor_get(cur, &k, &v, s->resumed ? MDB_SET_RANGE : MDB_FIRST);
-	if (rc == 0 && s->resumed && memcmp(k.mv_data, s->resume,
-					    TIME_KEY_LEN) == 0)
+	rc = mdb_cursor_get(cur, &k, &v, s->at_set ? MDB_SET_RANGE : MDB_FIRST);
+	if (rc == 0 && s->at_set && memcmp(k.mv_data, s->at,
+					   TIME_KEY_LEN) == 0)
 		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-	for (; rc == 0 && s->n < CHUNK;
+	for (; rc == 0 && s->n < CHUNK && looked++ < SCAN_LOOK;
 	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
 		if (k.mv_size != TIME_KEY_LEN)
 			continue;
 		m = match(c, &k, arg);
 		if (m < 0)
 			break;
-		memcpy(s->resume, k.mv_data, TIME_KEY_LEN);
-		s->resumed = 1;
+		memcpy(s->at, k.mv_data, TIME_KEY_LEN);
+		s->at_set = 1;
 		if (m)
 			s->ids[s->n++] = get_be64((unsigned char *)k.mv_data + 8);
 	}
@@ -622,14 +671,105 @@ static int scan_chunk(struct wctx *c, struct scan *s,
 	return rc && rc != MDB_NOTFOUND ? m2s_ctx_mdb(c, rc, "scan") : M2W_OK;
 }
 
+/* The chunk is committed: the next one starts after it. */
+static void scan_next(struct scan *s)
+{
+	memcpy(s->from, s->at, TIME_KEY_LEN);
+	s->started = s->at_set;
+}
+
+/* ------------------------------------------------ dead-task selection */
+
+/*
+ * What a struct m2w_requeue_opts selects, shared by requeue and delete
+ * dead so that both take exactly the same tasks. Without ids: DB_DEAD
+ * walked oldest death first, up to before_ms, through type, grep and
+ * error. With ids: those tasks, checked all before any is touched.
+ */
+struct dead_sel {
+	const struct m2w_requeue_opts *o;
+	int tid;                 /* o->type's id; -1 any */
+	size_t error_len;        /* strlen(o->error) */
+	struct scan s;
+};
+
+static int dead_match(struct wctx *c, const MDB_val *k, void *arg)
+{
+	struct dead_sel *d = arg;
+	const struct m2w_requeue_opts *o = d->o;
+	struct rec r;
+	int rc;
+
+	if (o->before_ms && (int64_t)get_be64(k->mv_data) >= o->before_ms)
+		return -1;
+	rc = m2s_ctx_rec(c, get_be64((unsigned char *)k->mv_data + 8), &r);
+	if (rc)
+		return -(SCAN_ERR + (rc == M2W_ENOTFOUND ? M2W_ECORRUPT : rc));
+	if (d->tid >= 0 && r.type_id != d->tid)
+		return 0;
+	if (o->grep && *o->grep && !mem_has(r.error, r.error_len, o->grep))
+		return 0;
+	if (o->error && (r.error_len != d->error_len ||
+			 memcmp(r.error, o->error, r.error_len) != 0))
+		return 0;
+	return 1;
+}
+
+/* Sets d up for o. A type the store never saw has no dead tasks: the walk
+ * is then finished before it starts. */
+static int dead_sel_init(struct m2w_queue *q, struct dead_sel *d,
+			 const struct m2w_requeue_opts *o, char *errbuf)
+{
+	MDB_txn *txn;
+	int rc;
+
+	memset(d, 0, sizeof(*d));
+	d->o = o;
+	d->tid = -1;
+	d->s.db = DB_DEAD;
+	d->error_len = o->error ? strlen(o->error) : 0;
+	if (o->nids || !o->type)
+		return M2W_OK;
+	if ((rc = m2s_read_begin(q, &txn, errbuf)))
+		return rc;
+	rc = lookup_type(q, txn, o->type, &d->tid);
+	m2s_read_end(q, txn);
+	if (!rc && d->tid < 0)
+		d->s.finished = 1;
+	return rc;
+}
+
+/* Tasks ids[0..n) may all be taken: dead, or with `force` (requeue's)
+ * anything but leased or waiting. Else M2W_ESTATE (or M2W_ENOTFOUND)
+ * naming the first that may not. */
+static int dead_ids_check(struct wctx *c, const uint64_t *ids, size_t n,
+			  int can_force, int force)
+{
+	struct rec r;
+	size_t i;
+	int rc, movable;
+
+	for (i = 0; i < n; i++) {
+		if ((rc = m2s_ctx_rec(c, ids[i], &r)))
+			return rc;
+		movable = can_force && r.state != M2W_LEASED &&
+			  r.state != M2W_WAITING;
+		if (r.state == M2W_DEAD || (movable && force))
+			continue;
+		return m2w_fail(c->errbuf, M2W_ESTATE,
+				"task %llu is %s, not dead%s",
+				(unsigned long long)r.id,
+				m2w_state_name(r.state),
+				movable ? ": use force" : "");
+	}
+	return M2W_OK;
+}
+
 /* ------------------------------------------------------------- requeue */
 
 struct requeue_arg {
-	const struct m2w_requeue_opts *o;
-	int tid;
-	struct scan s;
-	size_t count;
-	uint64_t *ids;
+	struct dead_sel d;
+	uint64_t *ids;           /* taken in committed chunks */
 	size_t nids, cap;
 };
 
@@ -653,85 +793,47 @@ static int requeue_task(struct wctx *c, struct rec *r, int keep)
 	return m2s_ctx_moved(c, r, from);
 }
 
-static int dead_match(struct wctx *c, const MDB_val *k, void *arg)
+static int note_ids(struct requeue_arg *a, const uint64_t *ids, size_t n)
 {
-	struct requeue_arg *a = arg;
-	struct rec r;
-	int rc;
-
-	rc = m2s_ctx_rec(c, get_be64((unsigned char *)k->mv_data + 8), &r);
-	if (rc)
-		return -(SCAN_ERR + (rc == M2W_ENOTFOUND ? M2W_ECORRUPT : rc));
-	if (a->tid >= 0 && r.type_id != a->tid)
-		return 0;
-	if (a->o->grep && *a->o->grep && !mem_has(r.error, r.error_len,
-						  a->o->grep))
-		return 0;
-	return 1;
-}
-
-static int note_id(struct requeue_arg *a, uint64_t id)
-{
-	if (a->nids == a->cap) {
+	if (a->nids + n > a->cap) {
 		size_t cap = a->cap ? a->cap * 2 : 64;
-		uint64_t *g = realloc(a->ids, cap * sizeof(*g));
+		uint64_t *g;
 
-		if (!g)
+		if (cap < a->nids + n)
+			cap = a->nids + n;
+		if (!(g = realloc(a->ids, cap * sizeof(*g))))
 			return M2W_ENOMEM;
 		a->ids = g;
 		a->cap = cap;
 	}
-	a->ids[a->nids++] = id;
+	if (n)
+		memcpy(a->ids + a->nids, ids, n * sizeof(*ids));
+	a->nids += n;
 	return M2W_OK;
 }
 
 static int requeue_apply(struct wctx *c, void *arg)
 {
 	struct requeue_arg *a = arg;
-	const struct m2w_requeue_opts *o = a->o;
+	const struct m2w_requeue_opts *o = a->d.o;
+	const uint64_t *ids = o->ids;
+	size_t n = o->nids, i;
 	struct rec r;
-	size_t i;
 	int rc;
 
-	if (o->nids) { /* by id: all checked first, then all moved */
-		a->nids = a->count = 0;
-		for (i = 0; i < o->nids; i++) {
-			if ((rc = m2s_ctx_rec(c, o->ids[i], &r)))
-				return rc;
-			if (r.state == M2W_LEASED || r.state == M2W_WAITING ||
-			    (r.state != M2W_DEAD && !o->force))
-				return m2w_fail(c->errbuf, M2W_ESTATE,
-						"task %llu is %s, not dead%s",
-						(unsigned long long)r.id,
-						m2w_state_name(r.state),
-						r.state == M2W_LEASED ||
-						r.state == M2W_WAITING
-							? "" : ": use force");
-		}
-		for (i = 0; i < o->nids; i++) {
-			if ((rc = note_id(a, o->ids[i])))
-				return m2w_fail(c->errbuf, rc, "out of memory");
-			if (o->dry_run)
-				continue;
-			if ((rc = m2s_ctx_rec(c, o->ids[i], &r)) ||
-			    (rc = requeue_task(c, &r, o->keep_attempts)))
-				return rc;
-		}
-		a->count = a->nids;
-		a->s.finished = 1;
-		return M2W_OK;
+	if (n) { /* by id: all checked first, then all moved */
+		if ((rc = dead_ids_check(c, ids, n, 1, o->force)))
+			return rc;
+	} else {
+		if ((rc = scan_chunk(c, &a->d.s, dead_match, &a->d)))
+			return rc;
+		ids = a->d.s.ids;
+		n = a->d.s.n;
 	}
-	if ((rc = scan_chunk(c, &a->s, dead_match, a)))
-		return rc;
-	for (i = 0; i < a->s.n; i++) {
-		if ((rc = note_id(a, a->s.ids[i])))
-			return m2w_fail(c->errbuf, rc, "out of memory");
-		if (o->dry_run)
-			continue;
-		if ((rc = m2s_ctx_rec(c, a->s.ids[i], &r)) ||
+	for (i = 0; i < n && !o->dry_run; i++)
+		if ((rc = m2s_ctx_rec(c, ids[i], &r)) ||
 		    (rc = requeue_task(c, &r, o->keep_attempts)))
 			return rc;
-	}
 	return M2W_OK;
 }
 
@@ -740,39 +842,112 @@ int m2w_queue_requeue(struct m2w_queue *q, const struct m2w_requeue_opts *o,
 {
 	struct requeue_arg a;
 	struct op op = { .apply = requeue_apply, .arg = &a, .errbuf = errbuf };
-	MDB_txn *txn;
-	int rc = M2W_OK;
+	int rc;
 
 	memset(&a, 0, sizeof(a));
-	a.o = o;
-	a.tid = -1;
-	a.s.db = DB_DEAD;
 	*count = 0;
 	if (ids_out)
 		*ids_out = NULL;
-	if (o->type) {
-		if ((rc = m2s_read_begin(q, &txn, errbuf)))
-			return rc;
-		rc = lookup_type(q, txn, o->type, &a.tid);
-		m2s_read_end(q, txn);
-		if (rc)
-			return rc;
-		if (a.tid < 0)
-			return M2W_OK; /* no such type, nothing dead of it */
-	}
-	while (!a.s.finished) {
-		size_t before = a.nids;
-
-		if ((rc = m2s_commit_run(q, &op)) != M2W_OK) {
-			a.nids = before; /* this chunk did not happen */
+	if ((rc = dead_sel_init(q, &a.d, o, errbuf)))
+		return rc;
+	while (!a.d.s.finished) {
+		if ((rc = m2s_commit_run(q, &op)) != M2W_OK)
+			break;
+		if (o->nids) {
+			rc = note_ids(&a, o->ids, o->nids);
 			break;
 		}
+		scan_next(&a.d.s);
+		if ((rc = note_ids(&a, a.d.s.ids, a.d.s.n)))
+			break;
 	}
+	if (rc == M2W_ENOMEM)
+		m2w_fail(errbuf, rc, "out of memory (%zu tasks moved)",
+			 a.nids);
 	*count = a.nids;
 	if (ids_out && !rc)
 		*ids_out = a.ids;
 	else
 		free(a.ids);
+	return rc;
+}
+
+/* --------------------------------------------------------- delete dead */
+
+struct delete_dead_arg {
+	struct dead_sel d;
+	const uint64_t *ids;     /* the selection's ids, sorted, each once */
+	size_t nids;
+};
+
+static int delete_dead_apply(struct wctx *c, void *arg)
+{
+	struct delete_dead_arg *a = arg;
+	const uint64_t *ids = a->ids;
+	size_t n = a->nids, i;
+	struct rec r;
+	int rc;
+
+	if (n) { /* by id: all checked first, then all deleted */
+		if ((rc = dead_ids_check(c, ids, n, 0, 0)))
+			return rc;
+	} else {
+		if ((rc = scan_chunk(c, &a->d.s, dead_match, &a->d)))
+			return rc;
+		ids = a->d.s.ids;
+		n = a->d.s.n;
+	}
+	for (i = 0; i < n && !a->d.o->dry_run; i++)
+		if ((rc = m2s_ctx_rec(c, ids[i], &r)) ||
+		    (rc = remove_task(c, &r)))
+			return rc;
+	return M2W_OK;
+}
+
+static int u64_cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+int m2w_queue_delete_dead(struct m2w_queue *q,
+			  const struct m2w_requeue_opts *sel, size_t *count,
+			  char *errbuf)
+{
+	struct delete_dead_arg a;
+	struct op op = { .apply = delete_dead_apply, .arg = &a,
+			 .errbuf = errbuf };
+	uint64_t *ids = NULL;
+	size_t i, n = 0;
+	int rc;
+
+	*count = 0;
+	memset(&a, 0, sizeof(a));
+	if ((rc = dead_sel_init(q, &a.d, sel, errbuf)))
+		return rc;
+	if (sel->nids) { /* a task named twice is deleted (and counted) once */
+		if (!(ids = malloc(sel->nids * sizeof(*ids))))
+			return m2w_fail(errbuf, M2W_ENOMEM, "out of memory");
+		memcpy(ids, sel->ids, sel->nids * sizeof(*ids));
+		qsort(ids, sel->nids, sizeof(*ids), u64_cmp);
+		for (i = 0; i < sel->nids; i++)
+			if (!n || ids[i] != ids[n - 1])
+				ids[n++] = ids[i];
+		a.ids = ids;
+		a.nids = n;
+	}
+	while (!a.d.s.finished) {
+		if ((rc = m2s_commit_run(q, &op)) != M2W_OK)
+			break;
+		if (n) {
+			*count = n;
+			break;
+		}
+		scan_next(&a.d.s);
+		*count += a.d.s.n;
+	}
+	free(ids);
 	return rc;
 }
 
@@ -782,7 +957,6 @@ struct purge_arg {
 	int state;
 	int64_t before;
 	struct scan s;
-	size_t count;
 };
 
 static int purge_match(struct wctx *c, const MDB_val *k, void *arg)
@@ -793,8 +967,6 @@ static int purge_match(struct wctx *c, const MDB_val *k, void *arg)
 
 	if ((int64_t)get_be64(k->mv_data) >= a->before)
 		return -1;
-	if (a->state == M2W_DEAD)
-		return 1;
 	rc = m2s_ctx_rec(c, get_be64((unsigned char *)k->mv_data + 8), &r);
 	if (rc)
 		return -(SCAN_ERR + (rc == M2W_ENOTFOUND ? M2W_ECORRUPT : rc));
@@ -814,7 +986,6 @@ static int purge_apply(struct wctx *c, void *arg)
 		if ((rc = m2s_ctx_rec(c, a->s.ids[i], &r)) ||
 		    (rc = remove_task(c, &r)))
 			return rc;
-	a->count += a->s.n;
 	return M2W_OK;
 }
 
@@ -823,26 +994,277 @@ int m2w_queue_purge(struct m2w_queue *q, int state, int64_t before_ms,
 {
 	struct purge_arg a;
 	struct op op = { .apply = purge_apply, .arg = &a, .errbuf = errbuf };
+	struct m2w_requeue_opts sel;
 	int rc = M2W_OK;
 
 	*count = 0;
 	if (state != M2W_DONE && state != M2W_SUPERSEDED && state != M2W_DEAD)
 		return m2w_fail(errbuf, M2W_EINVAL,
 				"purge takes done, superseded or dead tasks");
+	if (state == M2W_DEAD) {
+		/* nothing died before the epoch; before_ms 0 there is "any" */
+		if (before_ms <= 0)
+			return M2W_OK;
+		memset(&sel, 0, sizeof(sel));
+		sel.before_ms = before_ms;
+		return m2w_queue_delete_dead(q, &sel, count, errbuf);
+	}
 	memset(&a, 0, sizeof(a));
 	a.state = state;
 	a.before = before_ms;
-	a.s.db = state == M2W_DEAD ? DB_DEAD : DB_DONE;
+	a.s.db = DB_DONE;
 	while (!a.s.finished) {
-		size_t before = a.count;
+		if ((rc = m2s_commit_run(q, &op)) != M2W_OK)
+			break;
+		scan_next(&a.s);
+		*count += a.s.n;
+	}
+	return rc;
+}
 
-		if ((rc = m2s_commit_run(q, &op)) != M2W_OK) {
-			a.count = before;
+/* --------------------------------------------------------- dead groups */
+
+/*
+ * Dead letters grouped by type and exact last error, in one read
+ * transaction over DB_DEAD from since_ms on (oldest death first, so the
+ * last task a group meets is its newest). The groups live in one array in
+ * the order first met, their errors back to back in one arena, and an
+ * open-addressing table of indexes into the array finds them again:
+ * memory grows with the distinct errors, never with the tasks.
+ */
+#define GROUPS_DEFAULT 100
+
+struct dgroup {
+	uint32_t hash;
+	uint16_t type_id;
+	int status;
+	size_t off, len;         /* the error, in the arena */
+	uint64_t count, example;
+	int64_t first, last;
+};
+
+struct dgroups {
+	struct dgroup *g;
+	size_t n, cap;
+	uint32_t *slot;          /* index into g + 1; 0 is empty */
+	size_t nslot;            /* a power of 2, at least twice n */
+	char *arena;
+	size_t used, size;
+};
+
+static uint32_t dg_hash(uint16_t type, const char *s, size_t n)
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+	size_t i;
+
+	h = (h ^ (type >> 8)) * 16777619u;
+	h = (h ^ (type & 0xff)) * 16777619u;
+	for (i = 0; i < n; i++)
+		h = (h ^ (unsigned char)s[i]) * 16777619u;
+	return h;
+}
+
+static int dg_rehash(struct dgroups *t)
+{
+	size_t nslot = t->nslot ? t->nslot * 2 : 256, mask = nslot - 1, i, j;
+	uint32_t *slot = calloc(nslot, sizeof(*slot));
+
+	if (!slot)
+		return M2W_ENOMEM;
+	for (i = 0; i < t->n; i++) {
+		for (j = t->g[i].hash & mask; slot[j]; j = (j + 1) & mask)
+			;
+		slot[j] = (uint32_t)(i + 1);
+	}
+	free(t->slot);
+	t->slot = slot;
+	t->nslot = nslot;
+	return M2W_OK;
+}
+
+/* The group of (type, error), made when new; NULL when out of memory. */
+static struct dgroup *dg_find(struct dgroups *t, uint16_t type,
+			      const char *err, size_t len)
+{
+	uint32_t h = dg_hash(type, err, len);
+	struct dgroup *g;
+	size_t mask, j;
+
+	if ((t->n + 1) * 2 > t->nslot && dg_rehash(t))
+		return NULL;
+	mask = t->nslot - 1;
+	for (j = h & mask; t->slot[j]; j = (j + 1) & mask) {
+		g = &t->g[t->slot[j] - 1];
+		if (g->hash == h && g->type_id == type && g->len == len &&
+		    (!len || memcmp(t->arena + g->off, err, len) == 0))
+			return g;
+	}
+	if (t->n == t->cap) {
+		size_t cap = t->cap ? t->cap * 2 : 64;
+
+		if (!(g = realloc(t->g, cap * sizeof(*g))))
+			return NULL;
+		t->g = g;
+		t->cap = cap;
+	}
+	if (t->used + len > t->size) {
+		size_t size = t->size ? t->size * 2 : 16384;
+		char *a;
+
+		while (size < t->used + len)
+			size *= 2;
+		if (!(a = realloc(t->arena, size)))
+			return NULL;
+		t->arena = a;
+		t->size = size;
+	}
+	if (len)
+		memcpy(t->arena + t->used, err, len);
+	g = &t->g[t->n];
+	memset(g, 0, sizeof(*g));
+	g->hash = h;
+	g->type_id = type;
+	g->off = t->used;
+	g->len = len;
+	t->used += len;
+	t->slot[j] = (uint32_t)++t->n;
+	return g;
+}
+
+/* Largest count first, then the newest death, then the newest task. */
+static int dg_cmp(const void *a, const void *b)
+{
+	const struct dgroup *x = a, *y = b;
+
+	if (x->count != y->count)
+		return x->count > y->count ? -1 : 1;
+	if (x->last != y->last)
+		return x->last > y->last ? -1 : 1;
+	return x->example > y->example ? -1 : x->example < y->example;
+}
+
+/* The first n groups of t (sorted) as the public array, with their type
+ * names read in txn. */
+static int dg_out(struct m2w_queue *q, MDB_txn *txn, const struct dgroups *t,
+		  size_t n, struct m2w_dead_group **out)
+{
+	struct m2w_dead_group *o;
+	size_t i;
+
+	if (!n)
+		return M2W_OK;
+	if (!(o = calloc(n, sizeof(*o))))
+		return M2W_ENOMEM;
+	for (i = 0; i < n; i++) {
+		const struct dgroup *g = &t->g[i];
+
+		if (!(o[i].error = malloc(g->len + 1))) {
+			m2w_dead_groups_free(o, i);
+			return M2W_ENOMEM;
+		}
+		if (g->len)
+			memcpy(o[i].error, t->arena + g->off, g->len);
+		o[i].error[g->len] = '\0';
+		m2s_read_type_name(q, txn, g->type_id, o[i].type);
+		o[i].count = g->count;
+		o[i].first_ms = g->first;
+		o[i].last_ms = g->last;
+		o[i].example_id = g->example;
+		o[i].last_status = g->status;
+	}
+	*out = o;
+	return M2W_OK;
+}
+
+int m2w_queue_dead_groups(struct m2w_queue *q, const struct m2w_group_opts *o,
+			  struct m2w_dead_group **out, size_t *n,
+			  uint64_t *scanned, char *errbuf)
+{
+	static const struct m2w_group_opts none;
+	unsigned char from[TIME_KEY_LEN];
+	struct dgroups t;
+	struct dgroup *g;
+	uint64_t seen = 0;
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	MDB_val k = { TIME_KEY_LEN, from }, v;
+	struct rec r;
+	size_t limit;
+	int tid = -1, rc, mrc;
+
+	*out = NULL;
+	*n = 0;
+	if (scanned)
+		*scanned = 0;
+	if (!o)
+		o = &none;
+	limit = o->limit ? o->limit : GROUPS_DEFAULT;
+	memset(&t, 0, sizeof(t));
+	if ((rc = m2s_read_begin(q, &txn, errbuf)))
+		return rc;
+	if (o->type && (rc = lookup_type(q, txn, o->type, &tid)) == M2W_OK &&
+	    tid < 0)
+		goto out; /* no such type: nothing dead of it */
+	if (rc)
+		goto out;
+	if ((mrc = mdb_cursor_open(txn, q->db[DB_DEAD], &cur))) {
+		rc = m2s_mdb_err(errbuf, mrc, "dead");
+		goto out;
+	}
+	m2s_time_key(from, o->since_ms, 0);
+	for (mrc = mdb_cursor_get(cur, &k, &v, o->since_ms ? MDB_SET_RANGE
+							   : MDB_FIRST);
+	     mrc == 0; mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		uint64_t id;
+
+		if (k.mv_size != TIME_KEY_LEN)
+			continue;
+		id = get_be64((unsigned char *)k.mv_data + 8);
+		/* unreadable, or not dead after all: check() reports those */
+		if (read_rec(q, txn, id, &r, NULL) || r.state != M2W_DEAD ||
+		    (tid >= 0 && r.type_id != tid))
+			continue;
+		if (!(g = dg_find(&t, r.type_id, r.error, r.error_len))) {
+			rc = m2w_fail(errbuf, M2W_ENOMEM, "out of memory");
 			break;
 		}
+		if (!g->count++)
+			g->first = (int64_t)get_be64(k.mv_data);
+		g->last = (int64_t)get_be64(k.mv_data);
+		g->example = id;
+		g->status = r.last_status;
+		seen++;
 	}
-	*count = a.count;
+	mdb_cursor_close(cur);
+	if (!rc && mrc && mrc != MDB_NOTFOUND)
+		rc = m2s_mdb_err(errbuf, mrc, "dead");
+	if (rc)
+		goto out;
+	if (t.n)
+		qsort(t.g, t.n, sizeof(*t.g), dg_cmp);
+	if ((rc = dg_out(q, txn, &t, t.n < limit ? t.n : limit, out)))
+		m2w_fail(errbuf, rc, "out of memory");
+	else
+		*n = t.n < limit ? t.n : limit;
+	if (scanned && !rc)
+		*scanned = seen;
+out:
+	m2s_read_end(q, txn);
+	free(t.g);
+	free(t.slot);
+	free(t.arena);
 	return rc;
+}
+
+void m2w_dead_groups_free(struct m2w_dead_group *g, size_t n)
+{
+	size_t i;
+
+	if (!g)
+		return;
+	for (i = 0; i < n; i++)
+		free(g[i].error);
+	free(g);
 }
 
 /* --------------------------------------------------------------- pause */

@@ -1,6 +1,7 @@
 /*
- * report.c - the JSON of a task and of the store's stats, built in one
- * place so that qctl and the HTTP API cannot drift apart (report.h).
+ * report.c - the JSON of a task, of the store's stats and of the dead
+ * letters grouped, built in one place so that qctl and the HTTP API
+ * cannot drift apart (report.h).
  */
 #include "config.h"
 
@@ -96,5 +97,30 @@ json_object *m2w_stats_json(const struct m2w_stats *st, int64_t now)
 	json_object_object_add(o, "events", json_object_new_boolean(
 						    st->events_on));
 	put_i64(o, "events_waiting", (int64_t)st->events_waiting);
+	return o;
+}
+
+json_object *m2w_dead_groups_json(const struct m2w_dead_group *g, size_t n,
+				  uint64_t scanned)
+{
+	json_object *o = json_object_new_object(), *arr = json_object_new_array();
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		json_object *e = json_object_new_object();
+
+		put_str(e, "type", g[i].type);
+		put_str(e, "error", g[i].error ? g[i].error : "");
+		put_i64(e, "count", (int64_t)g[i].count);
+		put_i64(e, "first_ms", g[i].first_ms);
+		put_i64(e, "last_ms", g[i].last_ms);
+		put_i64(e, "example_id", (int64_t)g[i].example_id);
+		json_object_object_add(e, "last_status", g[i].last_status
+				       ? json_object_new_int(g[i].last_status)
+				       : NULL);
+		json_object_array_add(arr, e);
+	}
+	json_object_object_add(o, "groups", arr);
+	put_i64(o, "scanned", (int64_t)scanned);
 	return o;
 }
