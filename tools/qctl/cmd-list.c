@@ -1,7 +1,8 @@
 /*
  * cmd-list.c - "qctl list": tasks of one state, a page at a time, in the
  * store's index order, with a cursor for the next page (stable: tasks that
- * move meanwhile are neither repeated nor skipped).
+ * move meanwhile are neither repeated nor skipped). Every filter is the
+ * store's (m2w_list_opts), so pages come out full.
  */
 #include "config.h"
 
@@ -54,15 +55,37 @@ static int when_arg(struct qctl *c, const struct qctl_args *a,
 	return 1;
 }
 
+/* " --NAME VALUE" of a flag given, quoted for a shell when it must be. */
+static void print_flag(const struct qctl_args *a, const char *name)
+{
+	const char *v = qctl_args_get(a, name), *p;
+
+	if (!v)
+		return;
+	printf(" --%s ", name);
+	if (*v && strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+			 "0123456789_-.:/@%+,=") == strlen(v)) {
+		fputs(v, stdout);
+		return;
+	}
+	putchar('\'');
+	for (p = v; *p; p++)
+		if (*p == '\'')
+			fputs("'\\''", stdout);
+		else
+			putchar(*p);
+	putchar('\'');
+}
+
 static int list_exec(struct qctl *c, const struct qctl_args *a)
 {
 	const char *state = qctl_args_get(a, "state");
 	const char *limit = qctl_args_get(a, "limit");
 	struct m2w_list_opts lo;
-	struct m2w_task **ts = NULL, **keep;
+	struct m2w_task **ts = NULL;
 	char errbuf[M2W_ERRBUF_SIZE] = "", next[M2W_CURSOR_MAX];
 	int64_t since, until;
-	size_t n = 0, kept = 0, i;
+	size_t n = 0, i;
 	long v;
 	int rc;
 
@@ -87,37 +110,36 @@ static int list_exec(struct qctl *c, const struct qctl_args *a)
 		}
 		lo.limit = (size_t)v;
 	}
+	/* the store filters (0 is "any": an --until of the epoch itself
+	 * keeps nothing, as 1 ms does) */
+	lo.since_ms = since > 0 ? since : 0;
+	lo.until_ms = until < 0 ? 0 : until > 0 ? until : 1;
 	lo.after = qctl_args_get(a, "after");
 	if ((rc = m2w_queue_list(c->q, &lo, &ts, &n, next, errbuf)))
 		return qctl_fail(rc, errbuf);
-	keep = ts;
-	for (i = 0; i < n; i++) {
-		if ((since >= 0 && ts[i]->updated_ms < since) ||
-		    (until >= 0 && ts[i]->updated_ms >= until)) {
-			m2w_task_free(ts[i]);
-			continue;
-		}
-		keep[kept++] = ts[i];
-	}
 	if (c->json) {
 		json_object *o = json_object_new_object();
 		json_object *arr = json_object_new_array();
 
-		for (i = 0; i < kept; i++)
-			json_object_array_add(arr, m2w_task_json(keep[i], 0));
+		for (i = 0; i < n; i++)
+			json_object_array_add(arr, m2w_task_json(ts[i], 0));
 		json_object_object_add(o, "tasks", arr);
 		json_object_object_add(o, "next", *next ? json_object_new_string(next)
 							: NULL);
 		qctl_print_json(o);
 	} else {
-		print_table(c, keep, kept);
-		if (*next)
-			printf("\nmore: qctl list --state %s%s%s --limit %zu "
-			       "--after %s\n", m2w_state_name(lo.state),
-			       lo.type ? " --type " : "", lo.type ? lo.type : "",
-			       lo.limit, next);
+		print_table(c, ts, n);
+		if (*next) {
+			printf("\nmore: qctl list --state %s",
+			       m2w_state_name(lo.state));
+			print_flag(a, "type");
+			print_flag(a, "grep");
+			print_flag(a, "since");
+			print_flag(a, "until");
+			printf(" --limit %zu --after %s\n", lo.limit, next);
+		}
 	}
-	m2w_task_list_free(keep, kept);
+	m2w_task_list_free(ts, n);
 	return EXIT_OK;
 }
 
@@ -135,12 +157,14 @@ const struct qctl_cmd cmd_list = {
 	.help =
 	"Lists tasks in one state (default ready; also scheduled, leased,\n"
 	"waiting, done, dead, superseded), optionally of one type, whose last\n"
-	"error or payload contains TEXT, last changed from --since up to\n"
-	"--until. WHEN is an age back from now (90s, 15m, 2h, 7d), today or\n"
-	"yesterday (local midnight), or a local date (2026-11-24,\n"
-	"2026-11-24 13:00): --since yesterday --until today is yesterday.\n"
-	"At most N (default 50) a page; the cursor printed at the end (or\n"
-	"\"next\" in JSON) gives the next page with --after.",
+	"error, payload, idempotency key, ordering key or source contains\n"
+	"TEXT, last changed from --since up to --until. WHEN is an age back\n"
+	"from now (90s, 15m, 2h, 7d), today or yesterday (local midnight), or\n"
+	"a local date (2026-11-24, 2026-11-24 13:00): --since yesterday\n"
+	"--until today is yesterday. The store filters before it cuts a page:\n"
+	"at most N (default 50) a page, and only the last one shorter; the\n"
+	"cursor printed at the end (or \"next\" in JSON) gives the next page\n"
+	"with --after (and the same filters).",
 	.needs_store = 1,
 	.exec = list_exec,
 };

@@ -35,11 +35,12 @@ static int requeue_exec(struct qctl *c, const struct qctl_args *a)
 	memset(&o, 0, sizeof(o));
 	o.type = qctl_args_get(a, "type");
 	o.grep = qctl_args_get(a, "grep");
+	o.error = qctl_args_get(a, "error");
 	o.keep_attempts = qctl_args_has(a, "keep-attempts") != 0;
 	o.dry_run = qctl_args_has(a, "dry-run") != 0;
 	o.force = qctl_args_has(a, "force") != 0;
 	/* either ids, or --dead with filters: never both, never neither */
-	if (dead == (a->argc > 0) || (!dead && (o.type || o.grep)))
+	if (dead == (a->argc > 0) || (!dead && (o.type || o.grep || o.error)))
 		return qctl_usage(&cmd_requeue);
 	if (!dead) {
 		if (!(ids = parse_ids(a)))
@@ -79,19 +80,22 @@ const struct qctl_cmd cmd_requeue = {
 		{ "dead", 'D', NULL, 0 },
 		{ "type", 't', "T", 0 },
 		{ "grep", 'g', "TEXT", 0 },
+		{ "error", 'e', "TEXT", 0 },
 		{ "keep-attempts", 'k', NULL, 0 },
 		{ "dry-run", 'n', NULL, 0 },
 		{ "force", 'f', NULL, 0 },
 	},
 	.usage = "ID... [--force] | --dead [--type T] [--grep TEXT] "
-		 "[--keep-attempts] [--dry-run]",
+		 "[--error TEXT] [--keep-attempts] [--dry-run]",
 	.max_args = QCTL_MANY,
 	.help =
 	"Moves dead tasks back to ready: the tasks named, or with --dead every\n"
-	"dead task, of type T, whose last error contains TEXT. Their attempts\n"
-	"start again from 0 unless --keep-attempts. --dry-run lists what would\n"
-	"move. With --force, named tasks that are done, superseded or\n"
-	"scheduled run again too; a leased or waiting task never moves.\n"
+	"dead task, of type T, whose last error contains TEXT (--grep) or is\n"
+	"exactly TEXT (--error: a group of qctl errors, whose --json has the\n"
+	"whole text; '' for none). Their attempts start again from 0 unless\n"
+	"--keep-attempts. --dry-run lists what would move. With --force,\n"
+	"named tasks that are done, superseded or scheduled run again too; a\n"
+	"leased or waiting task never moves.\n"
 	"A superseding task (stock, price) whose group has a newer task ends\n"
 	"superseded instead: an old level never overwrites a newer one.",
 	.needs_store = 1,

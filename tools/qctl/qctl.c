@@ -31,9 +31,10 @@
 static const struct qctl_cmd cmd_help, cmd_version;
 
 static const struct qctl_cmd *const commands[] = {
-	&cmd_stats, &cmd_list, &cmd_show, &cmd_requeue, &cmd_retry_now,
-	&cmd_delete, &cmd_purge, &cmd_pause, &cmd_resume, &cmd_check,
-	&cmd_backup, &cmd_enqueue, &cmd_types, &cmd_version, &cmd_help, NULL,
+	&cmd_stats, &cmd_list, &cmd_show, &cmd_errors, &cmd_requeue,
+	&cmd_retry_now, &cmd_delete, &cmd_purge, &cmd_pause, &cmd_resume,
+	&cmd_check, &cmd_backup, &cmd_enqueue, &cmd_types, &cmd_version,
+	&cmd_help, NULL,
 };
 
 void qctl_error(const char *fmt, ...)

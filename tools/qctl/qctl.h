@@ -102,9 +102,9 @@ int qctl_foreach_id(struct qctl *c, const struct qctl_args *a,
 			      uint64_t id, char *errbuf),
 		    const char *key);
 
-extern const struct qctl_cmd cmd_stats, cmd_list, cmd_show, cmd_requeue,
-	cmd_retry_now, cmd_delete, cmd_purge, cmd_pause, cmd_resume,
-	cmd_check, cmd_backup;
+extern const struct qctl_cmd cmd_stats, cmd_list, cmd_show, cmd_errors,
+	cmd_requeue, cmd_retry_now, cmd_delete, cmd_purge, cmd_pause,
+	cmd_resume, cmd_check, cmd_backup;
 extern const struct qctl_cmd cmd_enqueue, cmd_types;
 
 /* Errors: "qctl: <msg>" on stderr. */
