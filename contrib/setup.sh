@@ -2,6 +2,9 @@
 # contrib/setup.sh -- install everything needed to build and test m2worker.
 #
 #   contrib/setup.sh            install build + test dependencies
+#   contrib/setup.sh --browser  also headless Chromium, chromedriver and
+#                               python3 for the console's browser test
+#                               (tests/browser.sh skips without them)
 #   contrib/setup.sh --print    only print the package list for this system
 #
 # Debian/Ubuntu: installed with apt-get (uses sudo when not root).
@@ -12,10 +15,11 @@ DEBIAN_PACKAGES=(
     build-essential pkg-config autoconf automake libtool autoconf-archive
     liblmdb-dev lmdb-utils
     libcurl4-openssl-dev libjson-c-dev libcsv-dev
-    check libmicrohttpd-dev libssl-dev libsystemd-dev
+    check libmicrohttpd-dev libssl-dev libsystemd-dev libcrypt-dev
     librabbitmq-dev rabbitmq-server
     beanstalkd curl jq ca-certificates
 )
+BROWSER_PACKAGES=(chromium chromium-driver python3)
 
 # RHEL/Rocky 9: lmdb-devel, libcsv-devel, check-devel and beanstalkd come from
 # EPEL (dnf install epel-release; dnf config-manager --set-enabled crb).
@@ -23,18 +27,20 @@ RHEL_PACKAGES=(
     gcc make pkgconf-pkg-config autoconf automake libtool autoconf-archive
     lmdb-devel lmdb
     libcurl-devel json-c-devel libcsv-devel
-    check-devel libmicrohttpd-devel openssl-devel systemd-devel
+    check-devel libmicrohttpd-devel openssl-devel systemd-devel libxcrypt-devel
     librabbitmq-devel rabbitmq-server
     beanstalkd curl jq ca-certificates
 )
 
 print_only=no
-case "${1:-}" in
-    "") ;;
-    --print) print_only=yes ;;
-    -h|--help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "setup.sh: unknown argument: $1 (try --help)" >&2; exit 2 ;;
-esac
+for a in "$@"; do
+    case "$a" in
+        --print) print_only=yes ;;
+        --browser) DEBIAN_PACKAGES+=("${BROWSER_PACKAGES[@]}") ;;
+        -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "setup.sh: unknown argument: $a (try --help)" >&2; exit 2 ;;
+    esac
+done
 
 is_debian_like() {
     [ -r /etc/os-release ] || return 1

@@ -168,6 +168,12 @@ struct m2w_config {
 	size_t http_body_max;      /* body_max = 16MiB */
 	unsigned http_connections; /* connections = 64 */
 	int64_t http_timeout_ms;   /* timeout = 10s (a slow client is cut) */
+	int http_console;          /* console = no: the web console, /ui/ */
+	char *http_console_users;  /* console_users = (secret: NAME:ROLE:HASH,
+				    * ... ROLE viewer|operator, HASH crypt(3)
+				    * "$6$..."; required with console) */
+	int64_t http_console_idle_ms; /* console_idle = 30m: a session unused
+				       * this long ends */
 
 	struct m2w_watch_cfg *watches;
 	size_t nwatches;

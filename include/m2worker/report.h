@@ -22,6 +22,13 @@ extern "C" {
 /* A task; with its payload (parsed JSON) when `payload`. */
 json_object *m2w_task_json(const struct m2w_task *t, int payload);
 
+/* A task's attempts (m2w_queue_history) as an array of {"attempt",
+ * "at_ms", "duration_ms", "http_status", "outcome", "message"}. */
+json_object *m2w_attempts_json(const struct m2w_attempt *h, size_t n);
+/* An attempt's outcome as a word: ok, transient, permanent, auth,
+ * expired, released, snoozed. */
+const char *m2w_outcome_name(int outcome);
+
 /* Counts per type and state, ages relative to `now` (ms), map use. */
 json_object *m2w_stats_json(const struct m2w_stats *st, int64_t now);
 

@@ -160,6 +160,7 @@ void m2w_config_defaults(struct m2w_config *cfg)
 	cfg->http_body_max = (size_t)16 << 20;
 	cfg->http_connections = 64;
 	cfg->http_timeout_ms = 10 * MS_S;
+	cfg->http_console_idle_ms = 30 * 60 * MS_S;
 }
 
 static void broker_free(struct m2w_broker *b)
@@ -195,6 +196,7 @@ void m2w_config_release(struct m2w_config *cfg)
 		settings_release(cfg->types[i].job, cfg->types[i].settings);
 	free(cfg->http_listen);
 	free(cfg->http_tokens);
+	free(cfg->http_console_users);
 	for (i = 0; i < cfg->nwatches; i++) {
 		struct m2w_watch_cfg *w = &cfg->watches[i];
 
@@ -819,6 +821,11 @@ static const struct key_def http_keys[] = {
 	{ "body_max", K_SIZE, CFG(http_body_max), 0, 0, 0, 0, NULL, NULL },
 	{ "connections", K_UINT, CFG(http_connections), 0, 1, 1024, 0, NULL, NULL },
 	{ "timeout", K_MS, CFG(http_timeout_ms), 0, MS_S, 0, 0, NULL, NULL },
+	{ "console", K_BOOL, CFG(http_console), 0, 0, 0, 0, NULL, NULL },
+	{ "console_users", K_SECRET, CFG(http_console_users), 0, 0, 0, 0, NULL,
+	  NULL },
+	{ "console_idle", K_MS, CFG(http_console_idle_ms), 0, MS_S, 0, 0,
+	  NULL, NULL },
 	{ NULL, K_STR, 0, 0, 0, 0, 0, NULL, NULL }
 };
 
@@ -1275,13 +1282,20 @@ static void check_all(struct parser *p)
 			pol->backoff_cap_ms, pol->backoff_base_ms);
 	}
 
-	if (cfg->http && !cfg->http_tokens && !seen_bad(p, "http", "tokens"))
+	if (cfg->http && !cfg->http_tokens && !cfg->http_console &&
+	    !seen_bad(p, "http", "tokens"))
 		mistake(p, seen_line(p, "http", "enabled"), "[http] enabled "
 			"needs tokens (clients send them as Bearer tokens)");
+	else if (cfg->http && cfg->http_console && !cfg->http_console_users &&
+		 !seen_bad(p, "http", "console_users"))
+		mistake(p, seen_line(p, "http", "console"), "[http] console "
+			"needs console_users (NAME:ROLE:HASH, from `m2worker "
+			"--hash-password`)");
 #ifdef HAVE_MHD
 	/* what the HTTP server itself refuses at start */
-	else if (cfg->http && cfg->http_tokens && m2w_http_cfg_check(cfg, eb))
-		mistake(p, seen_line(p, "http", "tokens"), "%s", eb);
+	else if (cfg->http && m2w_http_cfg_check(cfg, eb))
+		mistake(p, seen_line(p, "http", strstr(eb, "console_users")
+				     ? "console_users" : "tokens"), "%s", eb);
 #endif
 	/* what the Magento client refuses at start: base_url's form (the
 	 * credentials of the auth mode are the checks above, said once) */

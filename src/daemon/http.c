@@ -54,6 +54,8 @@
 #include "amqp.h"
 #include "events.h"
 #include "http.h"
+#include "http_internal.h"
+#include "console.h"
 #include "m2worker/admin.h"
 #include "m2worker/buf.h"
 #include "m2worker/clock.h"
@@ -62,12 +64,6 @@
 #include "m2worker/jobs.h"
 #include "m2worker/log.h"
 #include "m2worker/parse.h"
-
-#if MHD_VERSION >= 0x00097002
-typedef enum MHD_Result mhd_ret;
-#else
-typedef int mhd_ret;
-#endif
 
 #if MHD_VERSION >= 0x00095400
 #define HTTP_MHD_INTERNAL MHD_USE_INTERNAL_POLLING_THREAD
@@ -79,8 +75,8 @@ typedef int mhd_ret;
 #define SWEEP_MS 200
 
 /* Status codes counted for /metrics. */
-static const int codes[] = { 200, 202, 400, 401, 404, 405, 413, 415, 500,
-			     503, 507 };
+static const int codes[] = { 200, 202, 303, 400, 401, 403, 404, 405, 409,
+			     413, 415, 500, 503, 507 };
 #define NCODES (sizeof(codes) / sizeof(codes[0]))
 
 /* One TCP connection (MHD's socket context). */
@@ -96,6 +92,7 @@ struct req {
 	char method[8];
 	char path[128];
 	int push;                /* POST /v1/tasks, accepted so far */
+	int ui;                  /* a POST to the console, its body wanted */
 	int kind;                /* body format, enum m2w_ingest_format */
 	struct m2w_buf body;     /* capped at [http] body_max */
 	int too_big;
@@ -109,6 +106,7 @@ struct m2w_http {
 	struct m2w_pool *pool;
 	struct m2w_amqp *amqp;   /* its state in /healthz and /metrics */
 	struct m2w_events *events; /* likewise */
+	struct m2w_console *console;   /* /ui/, NULL when off */
 	struct m2w_metrics nometrics;  /* when there is no pool */
 	unsigned char (*tok)[DIGEST];
 	size_t ntok;
@@ -136,7 +134,7 @@ static void sha256(const void *s, size_t n, unsigned char *md)
 		memset(md, 0, DIGEST);
 }
 
-static char *json_text(json_object *o)
+char *m2w_json_text(json_object *o)
 {
 	int flags = JSON_C_TO_STRING_PLAIN;
 	const char *s;
@@ -148,55 +146,22 @@ static char *json_text(json_object *o)
 	return s ? strdup(s) : NULL;
 }
 
-/* {"error": msg} as text. */
-static char *error_body(const char *fmt, ...)
-	__attribute__((format(printf, 1, 2)));
-
-static char *error_body(const char *fmt, ...)
+void m2w_reply_error(struct m2w_reply *r, int status, const char *fmt, ...)
 {
 	char msg[M2W_ERRBUF_SIZE * 2];
-	json_object *o = json_object_new_object();
+	json_object *o;
 	va_list ap;
-	char *s;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	o = json_object_new_object();
 	json_object_object_add(o, "error", json_object_new_string(msg));
-	s = json_text(o);
-	json_object_put(o);
-	return s;
+	m2w_reply_json(r, status, o);
 }
 
-/* A response being prepared. */
-struct reply {
-	int status;
-	char *body;              /* malloc'd */
-	const char *ctype;       /* NULL: application/json */
-	const char *allow;       /* 405 */
-	int retry_after;         /* seconds, 0 = none */
-	int close;               /* Connection: close */
-};
-
-static void set_error(struct reply *r, int status, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void set_error(struct reply *r, int status, const char *fmt, ...)
-{
-	char msg[M2W_ERRBUF_SIZE * 2];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	free(r->body);
-	r->status = status;
-	r->body = error_body("%s", msg);
-	r->ctype = NULL;
-}
-
-static void set_text(struct reply *r, int status, const char *ctype,
-		     const char *text)
+void m2w_reply_text(struct m2w_reply *r, int status, const char *ctype,
+		    const char *text)
 {
 	free(r->body);
 	r->status = status;
@@ -204,13 +169,55 @@ static void set_text(struct reply *r, int status, const char *ctype,
 	r->body = strdup(text);
 }
 
-static void set_json(struct reply *r, int status, json_object *o)
+void m2w_reply_json(struct m2w_reply *r, int status, json_object *o)
 {
 	free(r->body);
 	r->status = status;
 	r->ctype = NULL;
-	r->body = json_text(o);
+	r->body = o ? m2w_json_text(o) : NULL;
 	json_object_put(o);
+}
+
+void m2w_reply_header(struct m2w_reply *r, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+
+	if (r->nhdr >= M2W_REPLY_HEADERS)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if ((r->hdr[r->nhdr] = strdup(line)))
+		r->nhdr++;
+}
+
+static void reply_release(struct m2w_reply *r)
+{
+	size_t i;
+
+	free(r->body);
+	r->body = NULL;
+	for (i = 0; i < r->nhdr; i++)
+		free(r->hdr[i]);
+	r->nhdr = 0;
+}
+
+void m2w_http_peer(struct MHD_Connection *c, char *peer, size_t size)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
+		c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+
+	snprintf(peer, size, "-");
+	if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)
+				     (const void *)ci->client_addr)->sin_addr,
+			  peer, (socklen_t)size);
+	else if (ci && ci->client_addr &&
+		 ci->client_addr->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)
+				      (const void *)ci->client_addr)->sin6_addr,
+			  peer, (socklen_t)size);
 }
 
 /* --------------------------------------------------------- connections */
@@ -362,7 +369,7 @@ static json_object *row_error(uint64_t row, uint64_t line, const char *field,
 
 /* The body's options from the query; 0, or -1 with `out` set (400). */
 static int push_opts(struct MHD_Connection *c, struct req *rq,
-		     struct m2w_ingest_opts *bo, struct reply *out)
+		     struct m2w_ingest_opts *bo, struct m2w_reply *out)
 {
 	const struct m2w_job *job = NULL;
 	const char *type, *kf, *delim;
@@ -375,21 +382,21 @@ static int push_opts(struct MHD_Connection *c, struct req *rq,
 	if (type && !*type)
 		type = NULL;
 	if (type && !(job = m2w_job_find(type))) {
-		set_error(out, 400, "unknown type \"%.40s\": %s", type,
+		m2w_reply_error(out, 400, "unknown type \"%.40s\": %s", type,
 			  m2w_job_names(0, names, sizeof(names)));
 		return -1;
 	}
 	if (rq->kind == M2W_INGEST_CSV && !type) {
-		set_error(out, 400, "text/csv needs ?type= (%s)",
+		m2w_reply_error(out, 400, "text/csv needs ?type= (%s)",
 			  m2w_job_names(M2W_IN_CSV, names, sizeof(names)));
 		return -1;
 	}
 	if (rq->kind == M2W_INGEST_CSV && !(job->inputs & M2W_IN_CSV)) {
-		set_error(out, 400, "type %s takes JSON, not CSV", type);
+		m2w_reply_error(out, 400, "type %s takes JSON, not CSV", type);
 		return -1;
 	}
 	if (kf && !type) {
-		set_error(out, 400, "?key_field needs ?type (with items, use "
+		m2w_reply_error(out, 400, "?key_field needs ?type (with items, use "
 			  "their \"key\")");
 		return -1;
 	}
@@ -400,18 +407,18 @@ static int push_opts(struct MHD_Connection *c, struct req *rq,
 	bo->source = "http";
 	bo->rows_max = M2W_HTTP_ROWS_MAX;
 	if (delim && *delim && m2w_parse_delimiter(delim, &bo->delimiter) < 0) {
-		set_error(out, 400, "?delimiter must be , ; or tab");
+		m2w_reply_error(out, 400, "?delimiter must be , ; or tab");
 		return -1;
 	}
 	if (!rq->body.len) {
-		set_error(out, 400, "empty body");
+		m2w_reply_error(out, 400, "empty body");
 		return -1;
 	}
 	return 0;
 }
 
 static void push(struct m2w_http *h, struct MHD_Connection *c,
-		 struct req *rq, struct reply *out)
+		 struct req *rq, struct m2w_reply *out)
 {
 	struct m2w_ingest_opts bo;
 	struct m2w_body b;
@@ -427,20 +434,20 @@ static void push(struct m2w_http *h, struct MHD_Connection *c,
 		return;
 	rc = m2w_ingest_parse_body(rq->body.buf, rq->body.len, &bo, &b);
 	if (rc == M2W_ENOMEM) {
-		set_error(out, 500, "out of memory");
+		m2w_reply_error(out, 500, "out of memory");
 		goto out;
 	}
 	if (rc != M2W_OK && !b.rejected) {
 		/* the body as a whole */
 		if (b.too_many) {
-			set_error(out, 413, "%s", b.error);
+			m2w_reply_error(out, 413, "%s", b.error);
 		} else {
 			res = json_object_new_object();
 			json_object_object_add(res, "error",
 					       json_object_new_string(b.error));
 			json_object_object_add(res, "errors",
 					       json_object_new_array());
-			set_json(out, 400, res);
+			m2w_reply_json(out, 400, res);
 		}
 		m2w_log(M2W_LOG_DEBUG, "push.rejected", "status=%d error=%s",
 			out->status, m2w_log_quote(q1, sizeof(q1), b.error));
@@ -460,21 +467,21 @@ static void push(struct m2w_http *h, struct MHD_Connection *c,
 		json_object_object_add(res, "rejected",
 				       json_object_new_int64((int64_t)b.rejected));
 		json_object_object_add(res, "errors", errs);
-		set_json(out, 400, res);
+		m2w_reply_json(out, 400, res);
 		m2w_log(M2W_LOG_INFO, "push.rejected", "rows=%llu rejected=%llu",
 			(unsigned long long)b.rows,
 			(unsigned long long)b.rejected);
 		goto out;
 	}
 	if (__atomic_load_n(&h->draining, __ATOMIC_SEQ_CST)) {
-		set_error(out, 503, "shutting down: push again later");
+		m2w_reply_error(out, 503, "shutting down: push again later");
 		out->retry_after = 5;
 		out->close = 1;
 		goto out;
 	}
 	if (b.ntasks) {
 		if ((rc = m2w_queue_stats(h->q, &st, eb))) {
-			set_error(out, 500, "%s", eb[0] ? eb : m2w_strerror(rc));
+			m2w_reply_error(out, 500, "%s", eb[0] ? eb : m2w_strerror(rc));
 			goto out;
 		}
 		for (i = 0; i < b.ntasks; i++)
@@ -483,7 +490,7 @@ static void push(struct m2w_http *h, struct MHD_Connection *c,
 		all = st.paused_all;
 		m2w_stats_free(&st);
 		if (i < b.ntasks) {
-			set_error(out, 503, "%s paused: push again after "
+			m2w_reply_error(out, 503, "%s paused: push again after "
 				  "`qctl resume`", all ? "everything is" :
 				  b.tasks[i].type);
 			out->retry_after = 30;
@@ -495,7 +502,7 @@ static void push(struct m2w_http *h, struct MHD_Connection *c,
 			mixed = "mixed";
 	rc = b.ntasks ? m2w_queue_enqueue(h->q, b.tasks, b.ntasks, eb) : M2W_OK;
 	if (rc == M2W_EFULL || rc == M2W_ENOSPC) {
-		set_error(out, 507, "%s: nothing enqueued (%s)",
+		m2w_reply_error(out, 507, "%s: nothing enqueued (%s)",
 			  rc == M2W_EFULL ? "the store is full" : "the disk is full",
 			  eb[0] ? eb : m2w_strerror(rc));
 		m2w_log(M2W_LOG_ERROR, "push.refused", "status=507 tasks=%zu "
@@ -519,11 +526,11 @@ static void push(struct m2w_http *h, struct MHD_Connection *c,
 		json_object_object_add(res, "error", json_object_new_string(
 					       eb[0] ? eb : "refused by the store"));
 		json_object_object_add(res, "errors", errs);
-		set_json(out, 400, res);
+		m2w_reply_json(out, 400, res);
 		goto out;
 	}
 	if (rc != M2W_OK) {
-		set_error(out, 500, "%s", eb[0] ? eb : m2w_strerror(rc));
+		m2w_reply_error(out, 500, "%s", eb[0] ? eb : m2w_strerror(rc));
 		m2w_log(M2W_LOG_ERROR, "push.refused", "status=500 tasks=%zu "
 			"error=%s", b.ntasks, m2w_log_quote(q1, sizeof(q1),
 						       eb[0] ? eb : m2w_strerror(rc)));
@@ -539,7 +546,7 @@ static void push(struct m2w_http *h, struct MHD_Connection *c,
 	}
 	json_object_object_add(res, "accepted", acc);
 	json_object_object_add(res, "duplicates", dup);
-	set_json(out, 202, res);
+	m2w_reply_json(out, 202, res);
 	__sync_fetch_and_add(&h->pushed, (uint64_t)(b.ntasks - ndup));
 	__sync_fetch_and_add(&h->duplicates, (uint64_t)ndup);
 	m2w_log(M2W_LOG_INFO, "push.accepted", "tasks=%zu duplicates=%zu "
@@ -555,7 +562,7 @@ out:
 /* ------------------------------------------------------------- the GETs */
 
 /* The shape of `qctl stats --json`. */
-static void get_stats(struct m2w_http *h, struct reply *out)
+static void get_stats(struct m2w_http *h, struct m2w_reply *out)
 {
 	char eb[M2W_ERRBUF_SIZE] = "";
 	int64_t now = m2w_queue_now(h->q);
@@ -564,16 +571,16 @@ static void get_stats(struct m2w_http *h, struct reply *out)
 	int rc;
 
 	if ((rc = m2w_queue_stats(h->q, &st, eb))) {
-		set_error(out, 500, "%s", eb[0] ? eb : m2w_strerror(rc));
+		m2w_reply_error(out, 500, "%s", eb[0] ? eb : m2w_strerror(rc));
 		return;
 	}
 	o = m2w_stats_json(&st, now);
 	m2w_stats_free(&st);
-	set_json(out, 200, o);
+	m2w_reply_json(out, 200, o);
 }
 
 /* As `qctl show --json`, without the history. */
-static void get_task(struct m2w_http *h, const char *id, struct reply *out)
+static void get_task(struct m2w_http *h, const char *id, struct m2w_reply *out)
 {
 	char eb[M2W_ERRBUF_SIZE] = "", *end;
 	struct m2w_task *t;
@@ -584,24 +591,24 @@ static void get_task(struct m2w_http *h, const char *id, struct reply *out)
 	errno = 0;
 	v = strtoull(id, &end, 10);
 	if (!isdigit((unsigned char)id[0]) || *end || errno || !v) {
-		set_error(out, 404, "no task %.40s", id);
+		m2w_reply_error(out, 404, "no task %.40s", id);
 		return;
 	}
 	rc = m2w_queue_get(h->q, (uint64_t)v, &t, eb);
 	if (rc == M2W_ENOTFOUND) {
-		set_error(out, 404, "no task %llu", v);
+		m2w_reply_error(out, 404, "no task %llu", v);
 		return;
 	}
 	if (rc) {
-		set_error(out, 500, "%s", eb[0] ? eb : m2w_strerror(rc));
+		m2w_reply_error(out, 500, "%s", eb[0] ? eb : m2w_strerror(rc));
 		return;
 	}
 	o = m2w_task_json(t, 1);
 	m2w_task_free(t);
-	set_json(out, 200, o);
+	m2w_reply_json(out, 200, o);
 }
 
-static void get_metrics(struct m2w_http *h, struct reply *out)
+static void get_metrics(struct m2w_http *h, struct m2w_reply *out)
 {
 	char eb[M2W_ERRBUF_SIZE] = "";
 	struct m2w_buf text = M2W_BUF_INIT;
@@ -619,7 +626,7 @@ static void get_metrics(struct m2w_http *h, struct reply *out)
 		m2w_stats_free(&st);
 	if (rc) {
 		m2w_buf_release(&text);
-		set_error(out, 500, "%s", m2w_strerror(rc));
+		m2w_reply_error(out, 500, "%s", m2w_strerror(rc));
 		return;
 	}
 	m2w_amqp_metrics(h->amqp, &text);
@@ -645,7 +652,7 @@ static void get_metrics(struct m2w_http *h, struct reply *out)
 							 __ATOMIC_RELAXED));
 	if (text.failed) {
 		m2w_buf_release(&text);
-		set_error(out, 500, "out of memory");
+		m2w_reply_error(out, 500, "out of memory");
 		return;
 	}
 	free(out->body);
@@ -656,31 +663,63 @@ static void get_metrics(struct m2w_http *h, struct reply *out)
 
 /* ------------------------------------------------------------- requests */
 
+/* The console's pages and API: no inline script, no framing, no sniffing,
+ * no referrer beyond the origin. */
+#define UI_CSP "default-src 'self'; script-src 'self'; style-src 'self'; " \
+	"img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; " \
+	"base-uri 'none'; form-action 'self'"
+
+static void add_header_line(struct MHD_Response *resp, char *line)
+{
+	char *v = strchr(line, ':');
+
+	if (!v)
+		return;
+	*v++ = '\0';
+	while (*v == ' ')
+		v++;
+	MHD_add_response_header(resp, line, v);
+}
+
 static mhd_ret send_reply(struct m2w_http *h, struct MHD_Connection *c,
-			  struct req *rq, struct reply *r)
+			  struct req *rq, struct m2w_reply *r)
 {
 	struct MHD_Response *resp;
 	const char *body = r->body ? r->body : "";
+	size_t len, i;
 	char q1[200], ra[16];
 	mhd_ret ret;
-	size_t i;
 
-	if (!r->body && r->status != 200)
+	if (!r->body && !r->fixed && r->status != 200)
 		body = "{\"error\":\"out of memory\"}";
+	len = r->fixed ? r->fixed_len : strlen(body);
+	if (r->fixed)
+		body = r->fixed;
 #if MHD_VERSION >= 0x00097701
-	resp = MHD_create_response_from_buffer_copy(strlen(body), body);
+	resp = MHD_create_response_from_buffer_copy(len, body);
 #else
-	resp = MHD_create_response_from_buffer(strlen(body), (void *)body,
+	resp = MHD_create_response_from_buffer(len, (void *)body,
 					       MHD_RESPMEM_MUST_COPY);
 #endif
-	free(r->body);
-	r->body = NULL;
-	if (!resp)
+	if (!resp) {
+		reply_release(r);
 		return MHD_NO;
+	}
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
 				r->ctype ? r->ctype : "application/json");
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-	if (r->status == 401)
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL,
+				r->cache ? r->cache : "no-store");
+	if (r->ui) {
+		MHD_add_response_header(resp, "Content-Security-Policy", UI_CSP);
+		MHD_add_response_header(resp, "X-Frame-Options", "DENY");
+		MHD_add_response_header(resp, "X-Content-Type-Options",
+					"nosniff");
+		MHD_add_response_header(resp, "Referrer-Policy", "same-origin");
+	}
+	for (i = 0; i < r->nhdr; i++)
+		add_header_line(resp, r->hdr[i]);
+	reply_release(r);
+	if (r->status == 401 && !r->ui)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
 					"Bearer realm=\"m2worker\"");
 	if (r->allow)
@@ -702,20 +741,9 @@ static mhd_ret send_reply(struct m2w_http *h, struct MHD_Connection *c,
 		if (codes[i] == r->status)
 			__sync_fetch_and_add(&h->responses[i], 1);
 	if (m2w_log_enabled(M2W_LOG_DEBUG)) {
-		const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
-			c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-		char peer[INET6_ADDRSTRLEN] = "-";
+		char peer[INET6_ADDRSTRLEN];
 
-		if (ci && ci->client_addr &&
-		    ci->client_addr->sa_family == AF_INET)
-			inet_ntop(AF_INET, &((const struct sockaddr_in *)
-					     (const void *)ci->client_addr)->sin_addr,
-				  peer, sizeof(peer));
-		else if (ci && ci->client_addr &&
-			 ci->client_addr->sa_family == AF_INET6)
-			inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)
-					      (const void *)ci->client_addr)->sin6_addr,
-				  peer, sizeof(peer));
+		m2w_http_peer(c, peer, sizeof(peer));
 		m2w_log(M2W_LOG_DEBUG, "http.request", "method=%s path=%s "
 			"status=%d bytes=%zu ms=%lld peer=%s", rq->method,
 			m2w_log_quote(q1, sizeof(q1), rq->path), r->status,
@@ -763,17 +791,17 @@ static int is_get(const char *m)
 /* The first call of a request (headers only): everything that needs no
  * body. Returns 1 with `out` set when the request is answered now. */
 static int route(struct m2w_http *h, struct MHD_Connection *c,
-		 struct req *rq, struct reply *out)
+		 struct req *rq, struct m2w_reply *out)
 {
 	const char *p = rq->path, *m = rq->method, *cl;
 	int draining = __atomic_load_n(&h->draining, __ATOMIC_SEQ_CST);
 
 	if (strcmp(p, "/healthz") == 0) {
 		if (!is_get(m)) {
-			set_error(out, 405, "use GET");
+			m2w_reply_error(out, 405, "use GET");
 			out->allow = "GET, HEAD";
 		} else if (draining) {
-			set_text(out, 503, "text/plain", "draining\n");
+			m2w_reply_text(out, 503, "text/plain", "draining\n");
 		} else {
 			/* the AMQP consumers as detail: a broker outage is
 			 * no reason to restart a daemon that works on */
@@ -782,35 +810,55 @@ static int route(struct m2w_http *h, struct MHD_Connection *c,
 			m2w_buf_adds(&t, "ok\n");
 			m2w_amqp_health(h->amqp, &t);
 			m2w_events_health(h->events, &t);
-			set_text(out, 200, "text/plain", m2w_buf_str(&t));
+			m2w_reply_text(out, 200, "text/plain", m2w_buf_str(&t));
 			m2w_buf_release(&t);
 		}
 		return 1;
 	}
 	if (strcmp(p, "/metrics") == 0) {
 		if (!is_get(m)) {
-			set_error(out, 405, "use GET");
+			m2w_reply_error(out, 405, "use GET");
 			out->allow = "GET, HEAD";
 		} else {
 			get_metrics(h, out);
 		}
 		return 1;
 	}
+	if (strcmp(p, "/ui") == 0 || strncmp(p, "/ui/", 4) == 0) {
+		if (!h->console) {
+			m2w_reply_error(out, 404, "the console is off "
+					"([http] console = yes)");
+			return 1;
+		}
+		if (m2w_console_route(h->console, c, m, p, out))
+			return 1;
+		cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+					MHD_HTTP_HEADER_CONTENT_LENGTH);
+		if (cl && strtoull(cl, NULL, 10) > M2W_CONSOLE_BODY_MAX) {
+			m2w_reply_error(out, 413, "body is larger than %d bytes",
+					M2W_CONSOLE_BODY_MAX);
+			out->ui = out->close = 1;
+			return 1;
+		}
+		rq->ui = 1;
+		return 0;
+	}
 	if (strcmp(p, "/v1/tasks") != 0 && strcmp(p, "/v1/stats") != 0 &&
 	    strncmp(p, "/v1/tasks/", 10) != 0) {
-		set_error(out, 404, "no such endpoint: POST /v1/tasks, GET "
-			  "/v1/tasks/{id}, /v1/stats, /metrics, /healthz");
+		m2w_reply_error(out, 404, "no such endpoint: POST /v1/tasks, GET "
+			  "/v1/tasks/{id}, /v1/stats, /metrics, /healthz%s",
+			  h->console ? ", /ui/" : "");
 		return 1;
 	}
 	if (strcmp(p, "/v1/tasks") == 0 ? strcmp(m, MHD_HTTP_METHOD_POST) != 0
 					: !is_get(m)) {
-		set_error(out, 405, "use %s", strcmp(p, "/v1/tasks") == 0
+		m2w_reply_error(out, 405, "use %s", strcmp(p, "/v1/tasks") == 0
 			  ? "POST" : "GET");
 		out->allow = strcmp(p, "/v1/tasks") == 0 ? "POST" : "GET, HEAD";
 		return 1;
 	}
 	if (!authorized(h, c)) {
-		set_error(out, 401, "a valid \"Authorization: Bearer TOKEN\" "
+		m2w_reply_error(out, 401, "a valid \"Authorization: Bearer TOKEN\" "
 			  "header is required");
 		return 1;
 	}
@@ -824,7 +872,7 @@ static int route(struct m2w_http *h, struct MHD_Connection *c,
 	}
 	/* POST /v1/tasks */
 	if (draining) {
-		set_error(out, 503, "shutting down: push again later");
+		m2w_reply_error(out, 503, "shutting down: push again later");
 		out->retry_after = 5;
 		out->close = 1;
 		return 1;
@@ -832,14 +880,14 @@ static int route(struct m2w_http *h, struct MHD_Connection *c,
 	rq->kind = body_kind(MHD_lookup_connection_value(c, MHD_HEADER_KIND,
 					MHD_HTTP_HEADER_CONTENT_TYPE));
 	if (rq->kind < 0) {
-		set_error(out, 415, "Content-Type must be application/json, "
+		m2w_reply_error(out, 415, "Content-Type must be application/json, "
 			  "application/x-ndjson or text/csv");
 		return 1;
 	}
 	cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
 					 MHD_HTTP_HEADER_CONTENT_LENGTH);
 	if (cl && strtoull(cl, NULL, 10) > h->cfg->http_body_max) {
-		set_error(out, 413, "body is larger than %zu bytes",
+		m2w_reply_error(out, 413, "body is larger than %zu bytes",
 			  h->cfg->http_body_max);
 		out->close = 1;
 		return 1;
@@ -855,7 +903,7 @@ static mhd_ret on_request(void *cls, struct MHD_Connection *c,
 {
 	struct m2w_http *h = cls;
 	struct req *rq = *con_cls;
-	struct reply out;
+	struct m2w_reply out;
 
 	(void)version;
 	memset(&out, 0, sizeof(out));
@@ -876,19 +924,21 @@ static mhd_ret on_request(void *cls, struct MHD_Connection *c,
 		return MHD_YES;
 	}
 	if (*upload_size) {
-		size_t n = *upload_size;
+		size_t n = *upload_size, max = rq->ui ? M2W_CONSOLE_BODY_MAX
+						      : h->cfg->http_body_max;
 
 		*upload_size = 0;
-		if (rq->too_big || rq->body.len + n > h->cfg->http_body_max) {
+		if (rq->too_big || rq->body.len + n > max) {
 			if (rq->too_big)
 				return MHD_YES; /* dropped */
 			rq->too_big = 1;
 			m2w_buf_release(&rq->body);
 			/* answer now where MHD allows it (newer MHD); else
 			 * the rest is dropped and 413 goes out at its end */
-			set_error(&out, 413, "body is larger than %zu bytes",
-				  h->cfg->http_body_max);
+			m2w_reply_error(&out, 413, "body is larger than %zu bytes",
+				  max);
 			out.close = 1;
+			out.ui = rq->ui;
 			send_reply(h, c, rq, &out);
 			return MHD_YES;
 		}
@@ -899,9 +949,14 @@ static mhd_ret on_request(void *cls, struct MHD_Connection *c,
 	/* the whole request is in */
 	conn_deadline(h, c, 0);
 	if (rq->too_big) {
-		set_error(&out, 413, "body is larger than %zu bytes",
-			  h->cfg->http_body_max);
+		m2w_reply_error(&out, 413, "body is larger than %zu bytes",
+			  rq->ui ? (size_t)M2W_CONSOLE_BODY_MAX
+				 : h->cfg->http_body_max);
 		out.close = 1;
+		out.ui = rq->ui;
+	} else if (rq->ui) {
+		m2w_console_post(h->console, c, rq->path, m2w_buf_str(&rq->body),
+				 rq->body.len, &out);
 	} else {
 		push(h, c, rq, &out);
 	}
@@ -948,7 +1003,7 @@ static int tokens(struct m2w_http *h, const char *list, char *errbuf)
 			break;
 		p = e + 1;
 	}
-	if (!h->ntok)
+	if (!h->ntok && *list)
 		return m2w_fail(errbuf, M2W_EINVAL, "[http] tokens: no token "
 				"given (HTTP push needs at least one)");
 	return M2W_OK;
@@ -993,6 +1048,8 @@ int m2w_http_cfg_check(const struct m2w_config *cfg, char *errbuf)
 	free(h.tok);
 	if (rc == M2W_OK && (rc = listen_addr(cfg, &ai, errbuf)) == M2W_OK)
 		freeaddrinfo(ai);
+	if (rc == M2W_OK && cfg->http_console)
+		rc = m2w_console_cfg_check(cfg, errbuf);
 	return rc;
 }
 
@@ -1026,6 +1083,19 @@ int m2w_http_start(const struct m2w_http_opts *o, struct m2w_http **out,
 	if ((rc = tokens(h, cfg->http_tokens ? cfg->http_tokens : "", errbuf)) ||
 	    (rc = listen_addr(cfg, &ai, errbuf)))
 		goto fail;
+	if (cfg->http_console) {
+		struct m2w_console_opts co;
+
+		memset(&co, 0, sizeof(co));
+		co.q = o->q;
+		co.cfg = cfg;
+		co.pool = o->pool;
+		co.watcher = o->watcher;
+		co.amqp = o->amqp;
+		co.events = o->events;
+		if ((rc = m2w_console_new(&co, &h->console, errbuf)))
+			goto fail;
+	}
 	flags = HTTP_MHD_INTERNAL | MHD_USE_THREAD_PER_CONNECTION;
 #if MHD_VERSION >= 0x00095400
 	flags |= MHD_USE_AUTO;
@@ -1085,6 +1155,7 @@ void m2w_http_stop(struct m2w_http *h)
 		pthread_mutex_unlock(&h->mu);
 		pthread_join(h->sweeper, NULL);
 	}
+	m2w_console_free(h->console);
 	pthread_cond_destroy(&h->cv);
 	pthread_mutex_destroy(&h->mu);
 	if (h->tok)

@@ -77,6 +77,7 @@ struct m2w_http_opts {
 	struct m2w_pool *pool;          /* metrics and breaker; may be NULL */
 	struct m2w_amqp *amqp;          /* its consumers' state; may be NULL */
 	struct m2w_events *events;      /* the publisher's state; may be NULL */
+	struct m2w_watcher *watcher;    /* the console's last files; may be NULL */
 };
 
 /*

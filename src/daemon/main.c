@@ -2,7 +2,7 @@
  * main.c - m2worker, the daemon: configuration, store, Magento client and
  * worker pool wired together, then signals.
  *
- *   m2worker [-c FILE] [--check-config] [--version]
+ *   m2worker [-c FILE] [--check-config] [--version] [--hash-password]
  *
  * Thin by design: everything it does lives in libm2worker. Signals are
  * blocked in every thread and taken synchronously here with sigwait():
@@ -30,13 +30,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "amqp.h"
 #include "events.h"
 #include "m2worker/clock.h"
 #include "m2worker/config.h"
 #ifdef HAVE_MHD
+#include "console.h"
 #include "http.h"
 #endif
 #include "m2worker/log.h"
@@ -50,10 +53,13 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: m2worker [-c FILE] [--check-config] [--version]\n"
+	fprintf(f, "usage: m2worker [-c FILE] [--check-config] [--version] "
+		   "[--hash-password]\n"
 		   "  -c, --config FILE   configuration (default %s)\n"
 		   "  --check-config      check the configuration, report every "
-		   "mistake as FILE:LINE, and exit\n", M2W_CONFIG_PATH);
+		   "mistake as FILE:LINE, and exit\n"
+		   "  --hash-password     read a password on stdin, print its "
+		   "hash for [http] console_users\n", M2W_CONFIG_PATH);
 }
 
 static int load(const char *path, struct m2w_config *cfg)
@@ -81,6 +87,53 @@ static int load(const char *path, struct m2w_config *cfg)
 #define AMQP_BUILT 1
 #else
 #define AMQP_BUILT 0
+#endif
+
+#ifdef HAVE_MHD
+/* --hash-password: a line from stdin (not echoed on a terminal) to a
+ * crypt(3) SHA-512 hash on stdout, for [http] console_users. */
+static int hash_password(void)
+{
+	struct termios old, quiet;
+	char pw[1024], hash[256];
+	int tty = isatty(STDIN_FILENO), rc;
+	size_t n;
+
+	if (tty) {
+		fprintf(stderr, "password: ");
+		tcgetattr(STDIN_FILENO, &old);
+		quiet = old;
+		quiet.c_lflag &= ~(tcflag_t)ECHO;
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+	}
+	if (!fgets(pw, sizeof(pw), stdin))
+		pw[0] = '\0';
+	if (tty) {
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+		fputc('\n', stderr);
+	}
+	n = strcspn(pw, "\r\n");
+	pw[n] = '\0';
+	if (!n) {
+		fprintf(stderr, "m2worker: no password on stdin\n");
+		return 1;
+	}
+	rc = m2w_console_hash(pw, hash, sizeof(hash));
+	memset(pw, 0, sizeof(pw));
+	if (rc) {
+		fprintf(stderr, "m2worker: crypt(3) failed\n");
+		return 1;
+	}
+	printf("%s\n", hash);
+	return 0;
+}
+#else
+static int hash_password(void)
+{
+	fprintf(stderr, "m2worker: built without HTTP (libmicrohttpd): "
+		"there is no console to log in to\n");
+	return 1;
+}
 #endif
 
 static void version(void)
@@ -254,14 +307,25 @@ static int run(const struct m2w_config *cfg)
 		m2w_pool_stop(pool, cfg->grace_ms);
 		goto out;
 	}
+	if (cfg->nwatches &&
+	    (rc = m2w_watch_start(q, cfg, &watcher, errbuf))) {
+		m2w_log(M2W_LOG_ERROR, "start", "error=%s",
+			m2w_log_quote(errbuf, sizeof(errbuf), errbuf));
+		m2w_amqp_free(amqp);
+		amqp = NULL;
+		m2w_pool_stop(pool, cfg->grace_ms);
+		goto out;
+	}
 #ifdef HAVE_MHD
 	if (cfg->http) {
-		struct m2w_http_opts ho = { q, cfg, pool, amqp, events };
+		struct m2w_http_opts ho = { q, cfg, pool, amqp, events,
+					     watcher };
 		char addr[256];
 
 		if ((rc = m2w_http_start(&ho, &http, errbuf))) {
 			m2w_log(M2W_LOG_ERROR, "start", "error=%s",
 				m2w_log_quote(errbuf, sizeof(errbuf), errbuf));
+			m2w_watch_halt(watcher);
 			m2w_amqp_free(amqp);
 			amqp = NULL;
 			m2w_pool_stop(pool, cfg->grace_ms);
@@ -272,15 +336,6 @@ static int run(const struct m2w_config *cfg)
 			cfg->http_port);
 	}
 #endif
-	if (cfg->nwatches &&
-	    (rc = m2w_watch_start(q, cfg, &watcher, errbuf))) {
-		m2w_log(M2W_LOG_ERROR, "start", "error=%s",
-			m2w_log_quote(errbuf, sizeof(errbuf), errbuf));
-		m2w_amqp_free(amqp);
-		amqp = NULL;
-		m2w_pool_stop(pool, cfg->grace_ms);
-		goto out;
-	}
 	ready = 1;
 	m2w_log(M2W_LOG_INFO, "ready", "workers=%u watches=%zu amqp=%zu "
 		"events=%s http=%s", cfg->threads, cfg->nwatches, cfg->namqps,
@@ -330,7 +385,7 @@ static int run(const struct m2w_config *cfg)
 	m2w_http_draining(http);
 #endif
 	m2w_amqp_stop(amqp);  /* no more intake: the broker keeps the rest */
-	m2w_watch_stop(watcher);
+	m2w_watch_halt(watcher);
 	m2w_pool_stop(pool, cfg->grace_ms);
 	m2w_events_stop(events); /* what is left waits in the outbox */
 out:
@@ -340,6 +395,7 @@ out:
 #ifdef HAVE_MHD
 	m2w_http_stop(http); /* before the pool and the store go */
 #endif
+	m2w_watch_stop(watcher); /* after HTTP: the console reads it */
 	m2w_amqp_free(amqp); /* after HTTP, which reads their state */
 	m2w_events_free(events);
 	m2w_pool_free(pool);
@@ -356,6 +412,7 @@ int main(int argc, char **argv)
 		{ "config", required_argument, NULL, 'c' },
 		{ "check-config", no_argument, NULL, 'C' },
 		{ "version", no_argument, NULL, 'V' },
+		{ "hash-password", no_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -374,6 +431,8 @@ int main(int argc, char **argv)
 		case 'V':
 			version();
 			return 0;
+		case 'P':
+			return hash_password();
 		case 'h':
 			usage(stdout);
 			return 0;

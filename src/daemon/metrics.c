@@ -16,7 +16,7 @@
 #include "m2worker/clock.h"
 #include "worker.h"
 
-static const int64_t bounds[M2W_LAT_BUCKETS - 1] = {
+const int64_t m2w_lat_bounds[M2W_LAT_BUCKETS - 1] = {
 	5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000,
 };
 
@@ -24,7 +24,7 @@ void m2w_metrics_call(struct m2w_metrics *m, int status, int64_t ms)
 {
 	int b = 0, cls;
 
-	while (b < M2W_LAT_BUCKETS - 1 && ms > bounds[b])
+	while (b < M2W_LAT_BUCKETS - 1 && ms > m2w_lat_bounds[b])
 		b++;
 	__sync_fetch_and_add(&m->calls[b], 1);
 	__sync_fetch_and_add(&m->calls_count, 1);
@@ -109,7 +109,7 @@ int m2w_metrics_render(const struct m2w_metrics *m,
 		cum += ld(&m->calls[i]);
 		if (i < M2W_LAT_BUCKETS - 1)
 			m2w_buf_addf(o, "m2worker_magento_call_seconds_bucket"
-				     "{le=\"%g\"} %llu\n", bounds[i] / 1000.0,
+				     "{le=\"%g\"} %llu\n", m2w_lat_bounds[i] / 1000.0,
 				     (unsigned long long)cum);
 		else
 			m2w_buf_addf(o, "m2worker_magento_call_seconds_bucket"

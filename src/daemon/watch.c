@@ -80,6 +80,10 @@ struct wdir {
 	int scan_failed;         /* the last scan failed (logged once) */
 	struct cand *cand;
 	size_t ncand, cap;
+	/* the last files taken, a ring (m2w_watch_recent); under mu */
+	pthread_mutex_t mu;
+	struct m2w_watch_file recent[M2W_WATCH_RECENT];
+	size_t nrecent;          /* files ever remembered */
 };
 
 struct m2w_watcher {
@@ -588,9 +592,37 @@ static int rd_close(void *c)
 
 /* ------------------------------------------------------------ a file */
 
+/* Remembers what became of a file for the console (m2w_watch_recent):
+ * `final` in `dir`, `errors` (NULL: none) in failed/. */
+static void remember(struct wdir *d, int outcome, const char *name,
+		     const char *dir, const char *final, const char *errors,
+		     const char *reason, const struct m2w_file_info *info)
+{
+	struct m2w_watch_file *f;
+
+	pthread_mutex_lock(&d->mu);
+	f = &d->recent[d->nrecent++ % M2W_WATCH_RECENT];
+	memset(f, 0, sizeof(*f));
+	f->outcome = outcome;
+	f->at_ms = m2w_clock_ms();
+	snprintf(f->name, sizeof(f->name), "%s", name);
+	if (final && *final)
+		snprintf(f->moved_to, sizeof(f->moved_to), "%s/%s", dir, final);
+	if (errors && *errors)
+		snprintf(f->errors, sizeof(f->errors), "%s/%s", d->failed,
+			 errors);
+	snprintf(f->reason, sizeof(f->reason), "%s", reason ? reason : "");
+	if (info) {
+		f->rows = info->rows;
+		f->accepted = info->accepted;
+		f->duplicates = info->duplicates;
+		f->rejected = info->rejected;
+	}
+	pthread_mutex_unlock(&d->mu);
+}
+
 /* Moves the file to failed/ with a reason file; logs. */
-static void to_failed(const struct wdir *d, const char *name,
-		      const char *reason)
+static void to_failed(struct wdir *d, const char *name, const char *reason)
 {
 	char final[NAME_MAX + 16] = "", rname[NAME_MAX + 32], *src, *text;
 	char qf[PATH_MAX], qr[1024];
@@ -623,24 +655,31 @@ static void to_failed(const struct wdir *d, const char *name,
 	m2w_log(M2W_LOG_ERROR, "file.failed", "watch=%s file=%s moved_to=%s "
 		"reason=%s", d->c->name, m2w_log_quote(qf, sizeof(qf), name),
 		final, m2w_log_quote(qr, sizeof(qr), reason));
+	remember(d, M2W_FILE_FAILED, name, d->failed, final, rname, reason,
+		 NULL);
 }
 
-/* The part file of rejected rows, if any, to failed/FINAL.errors.csv. */
+/* The part file of rejected rows, if any, to failed/FINAL.errors.csv;
+ * its name there into got (GOT_MAX bytes; "" when none). */
+#define GOT_MAX (NAME_MAX + 48)
 static void errors_finish(const struct wdir *d, const char *part,
-			  const char *final, const struct m2w_file_info *info)
+			  const char *final, const struct m2w_file_info *info,
+			  char *got)
 {
-	char ename[NAME_MAX + 32], got[NAME_MAX + 48], qf[PATH_MAX];
+	char ename[NAME_MAX + 32], qf[PATH_MAX];
 	struct stat st;
 
+	got[0] = '\0';
 	if (stat(part, &st) != 0)
 		return;
 	snprintf(ename, sizeof(ename), "%s.errors.csv", final);
-	if (move_noclobber(part, d->failed, ename, got, sizeof(got)) != 0) {
+	if (move_noclobber(part, d->failed, ename, got, GOT_MAX) != 0) {
 		m2w_log(M2W_LOG_ERROR, "file.rejected_rows", "watch=%s file=%s "
 			"rejected=%llu error=\"cannot move %s: %s\"",
 			d->c->name, m2w_log_quote(qf, sizeof(qf), final),
 			(unsigned long long)info->rejected, part,
 			strerror(errno));
+		got[0] = '\0';
 		return;
 	}
 	m2w_log(M2W_LOG_WARN, "file.rejected_rows", "watch=%s file=%s "
@@ -667,7 +706,7 @@ static int take(struct m2w_watcher *w, struct wdir *d, const char *name)
 {
 	char eb[M2W_ERRBUF_SIZE] = "", fp[M2W_FINGERPRINT_HEX + 1];
 	char why[M2W_ERRBUF_SIZE + 64], final[NAME_MAX + 16] = "";
-	char qf[PATH_MAX], qe[M2W_ERRBUF_SIZE + 64], when[32];
+	char qf[PATH_MAX], qe[M2W_ERRBUF_SIZE + 64], when[32], got[GOT_MAX] = "";
 	struct m2w_file_info info, base;
 	struct m2w_ingest_result res;
 	struct m2w_ingest_opts o;
@@ -744,8 +783,10 @@ static int take(struct m2w_watcher *w, struct wdir *d, const char *name)
 			snprintf(part_name, strlen(fp) + 32, ".%s.errors.part",
 				 fp);
 			if ((e.part = path_join(d->failed, part_name)))
-				errors_finish(d, e.part, final, &info);
+				errors_finish(d, e.part, final, &info, got);
 		}
+		remember(d, M2W_FILE_SEEN_BEFORE, name, d->processed, final,
+			 got, NULL, NULL);
 		rc = M2W_OK;
 		goto out;
 	}
@@ -838,7 +879,8 @@ static int take(struct m2w_watcher *w, struct wdir *d, const char *name)
 		rc = M2W_EIO;
 		goto out;
 	}
-	errors_finish(d, e.part, final, &info);
+	errors_finish(d, e.part, final, &info, got);
+	remember(d, M2W_FILE_DONE, name, d->processed, final, got, NULL, &info);
 	m2w_log(info.rejected ? M2W_LOG_WARN : M2W_LOG_INFO, "file.done",
 		"watch=%s file=%s rows=%llu accepted=%llu duplicates=%llu "
 		"rejected=%llu ms=%lld%s moved_to=%s", d->c->name, qf,
@@ -1119,6 +1161,7 @@ static void dir_release(struct wdir *d)
 	free(d->path);
 	free(d->processed);
 	free(d->failed);
+	pthread_mutex_destroy(&d->mu);
 	memset(d, 0, sizeof(*d));
 }
 
@@ -1184,6 +1227,7 @@ static int dir_init(struct wdir *d, const struct m2w_watch_cfg *c,
 	int rc;
 
 	memset(d, 0, sizeof(*d));
+	pthread_mutex_init(&d->mu, NULL);
 	d->c = c;
 	d->wd = -1;
 	if ((rc = m2w_watch_cfg_check(c, errbuf)) != M2W_OK ||
@@ -1335,7 +1379,34 @@ int m2w_watch_start(struct m2w_queue *q, const struct m2w_config *cfg,
 	return M2W_OK;
 }
 
-void m2w_watch_stop(struct m2w_watcher *w)
+size_t m2w_watch_dirs(const struct m2w_watcher *w)
+{
+	return w ? w->nd : 0;
+}
+
+size_t m2w_watch_recent(struct m2w_watcher *w, size_t i,
+			struct m2w_watch_file *out, const char **name,
+			const char **path)
+{
+	struct wdir *d;
+	size_t n, k;
+
+	if (!w || i >= w->nd)
+		return 0;
+	d = &w->d[i];
+	if (name)
+		*name = d->c->name;
+	if (path)
+		*path = d->path;
+	pthread_mutex_lock(&d->mu);
+	n = d->nrecent < M2W_WATCH_RECENT ? d->nrecent : M2W_WATCH_RECENT;
+	for (k = 0; k < n; k++)
+		out[k] = d->recent[(d->nrecent - 1 - k) % M2W_WATCH_RECENT];
+	pthread_mutex_unlock(&d->mu);
+	return n;
+}
+
+void m2w_watch_halt(struct m2w_watcher *w)
 {
 	if (!w)
 		return;
@@ -1345,8 +1416,15 @@ void m2w_watch_stop(struct m2w_watcher *w)
 
 		(void)r;
 		pthread_join(w->th, NULL);
+		w->started = 0;
 	}
-	watcher_free(w);
+}
+
+void m2w_watch_stop(struct m2w_watcher *w)
+{
+	m2w_watch_halt(w);
+	if (w)
+		watcher_free(w);
 }
 
 int m2w_watch_run_once(struct m2w_queue *q, const struct m2w_config *cfg,

@@ -49,6 +49,7 @@ extern "C" {
 #endif
 
 #define M2W_WATCH_RETRY_MS 30000 /* a file left by a full store: retried */
+#define M2W_WATCH_RECENT 10      /* files remembered per directory */
 
 struct m2w_watcher;
 
@@ -70,6 +71,39 @@ int m2w_watch_start(struct m2w_queue *q, const struct m2w_config *cfg,
  * record at the next start.
  */
 void m2w_watch_stop(struct m2w_watcher *w);
+/* Stops the thread only: what it took stays readable (m2w_watch_recent)
+ * until m2w_watch_stop. */
+void m2w_watch_halt(struct m2w_watcher *w);
+
+/* What became of a file taken (the console's "last files"). */
+enum m2w_file_outcome {
+	M2W_FILE_DONE,           /* read to the end, moved to processed/ */
+	M2W_FILE_SEEN_BEFORE,    /* same content as a finished file */
+	M2W_FILE_FAILED          /* unreadable or bad header: in failed/ */
+};
+
+struct m2w_watch_file {
+	char name[256];          /* as it was dropped */
+	char moved_to[512];      /* where it is now */
+	char errors[512];        /* its rejected rows (NAME.errors.csv) or
+				  * reason (NAME.reason.txt), "" for none */
+	char reason[256];        /* FAILED: why */
+	int outcome;             /* enum m2w_file_outcome */
+	int64_t at_ms;
+	uint64_t rows, accepted, duplicates, rejected;
+};
+
+/*
+ * The last files taken from watched directory `i` (0 .. m2w_watch_dirs()
+ * - 1), newest first, since the daemon started (kept in memory only; the
+ * logs hold them all): up to M2W_WATCH_RECENT into `out`, their count
+ * returned. *name and *path (may be NULL) get the section's name and its
+ * incoming directory, borrowed from the config. Any thread.
+ */
+size_t m2w_watch_dirs(const struct m2w_watcher *w);
+size_t m2w_watch_recent(struct m2w_watcher *w, size_t i,
+			struct m2w_watch_file *out, const char **name,
+			const char **path);
 
 /*
  * What a [watch] section must hold for m2w_watch_start to take it: a

@@ -76,6 +76,8 @@ const char *m2w_breaker_name(int state);
 /* ------------------------------------------------------------ metrics */
 
 #define M2W_LAT_BUCKETS 12  /* 5,10,25,50,100,250,500,1000,2500,5000,10000 ms,+Inf */
+/* The buckets' upper bounds in ms (the last bucket has none: +Inf). */
+extern const int64_t m2w_lat_bounds[M2W_LAT_BUCKETS - 1];
 
 /* Counters, bumped with atomic adds from every worker thread. */
 struct m2w_metrics {

@@ -124,3 +124,52 @@ json_object *m2w_dead_groups_json(const struct m2w_dead_group *g, size_t n,
 	put_i64(o, "scanned", (int64_t)scanned);
 	return o;
 }
+
+const char *m2w_outcome_name(int o)
+{
+	switch (o) {
+	case M2W_CLASS_OK:
+		return "ok";
+	case M2W_CLASS_TRANSIENT:
+		return "transient";
+	case M2W_CLASS_PERMANENT:
+		return "permanent";
+	case M2W_CLASS_AUTH:
+		return "auth";
+	case M2W_OUTCOME_EXPIRED:
+		return "expired";
+	case M2W_OUTCOME_RELEASED:
+		return "released";
+	case M2W_OUTCOME_SNOOZED:
+		return "snoozed";
+	default:
+		return "?";
+	}
+}
+
+json_object *m2w_attempts_json(const struct m2w_attempt *h, size_t n)
+{
+	json_object *arr = json_object_new_array();
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		json_object *e = json_object_new_object();
+
+		json_object_object_add(e, "attempt",
+				       json_object_new_int((int)h[i].attempt));
+		json_object_object_add(e, "at_ms",
+				       json_object_new_int64(h[i].at_ms));
+		json_object_object_add(e, "duration_ms",
+				       json_object_new_int64(h[i].duration_ms));
+		json_object_object_add(e, "http_status", h[i].http_status
+				       ? json_object_new_int(h[i].http_status)
+				       : NULL);
+		json_object_object_add(e, "outcome", json_object_new_string(
+					       m2w_outcome_name(h[i].outcome)));
+		json_object_object_add(e, "message", *h[i].message
+				       ? json_object_new_string(h[i].message)
+				       : NULL);
+		json_object_array_add(arr, e);
+	}
+	return arr;
+}

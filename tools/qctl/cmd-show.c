@@ -9,28 +9,6 @@
 
 #include "qctl.h"
 
-static const char *outcome_name(int o)
-{
-	switch (o) {
-	case M2W_CLASS_OK:
-		return "ok";
-	case M2W_CLASS_TRANSIENT:
-		return "transient";
-	case M2W_CLASS_PERMANENT:
-		return "permanent";
-	case M2W_CLASS_AUTH:
-		return "auth";
-	case M2W_OUTCOME_EXPIRED:
-		return "expired";
-	case M2W_OUTCOME_RELEASED:
-		return "released";
-	case M2W_OUTCOME_SNOOZED:
-		return "snoozed";
-	default:
-		return "?";
-	}
-}
-
 /* Prints v; its later lines indented by `indent` spaces. */
 static void indented(const char *v, int indent)
 {
@@ -104,7 +82,7 @@ static void print_task(struct qctl *c, const struct m2w_task *t,
 		qctl_time(when, sizeof(when), h[i].at_ms);
 		snprintf(buf, sizeof(buf), "%d", h[i].http_status);
 		printf("  #%-3u %s  %-9s %4s  %6lldms  ", h[i].attempt, when,
-		       outcome_name(h[i].outcome),
+		       m2w_outcome_name(h[i].outcome),
 		       h[i].http_status ? buf : "-",
 		       (long long)h[i].duration_ms);
 		indented(h[i].message, 56);
@@ -114,27 +92,9 @@ static void print_task(struct qctl *c, const struct m2w_task *t,
 static json_object *task_json(const struct m2w_task *t,
 			      const struct m2w_attempt *h, size_t nh)
 {
-	json_object *o = m2w_task_json(t, 1), *arr = json_object_new_array();
-	size_t i;
+	json_object *o = m2w_task_json(t, 1);
 
-	for (i = 0; i < nh; i++) {
-		json_object *e = json_object_new_object();
-
-		json_object_object_add(e, "attempt", json_object_new_int((int)h[i].attempt));
-		json_object_object_add(e, "at_ms", json_object_new_int64(h[i].at_ms));
-		json_object_object_add(e, "duration_ms",
-				       json_object_new_int64(h[i].duration_ms));
-		json_object_object_add(e, "http_status",
-				       h[i].http_status ? json_object_new_int(h[i].http_status)
-							: NULL);
-		json_object_object_add(e, "outcome",
-				       json_object_new_string(outcome_name(h[i].outcome)));
-		json_object_object_add(e, "message",
-				       *h[i].message ? json_object_new_string(h[i].message)
-						     : NULL);
-		json_object_array_add(arr, e);
-	}
-	json_object_object_add(o, "history", arr);
+	json_object_object_add(o, "history", m2w_attempts_json(h, nh));
 	return o;
 }
 
