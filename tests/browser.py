@@ -329,6 +329,7 @@ def main_tests(b):
     check(bool(xss_task), "a dead price task holds the XSS text")
     if xss_task:
         tid = xss_task[0]["id"]
+        qctl("pause", "price")  # so no worker takes it before qctl looks
         b.go("/ui/task?id=%d" % tid)
         b.ready("task %d" % tid)
         hist = b.js("return document.querySelector('#history').textContent")

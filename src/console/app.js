@@ -732,7 +732,10 @@ PAGES.task = function () {
       onclick: async () => {
         if (!await confirmBox(a[3], a[1], a[0] === 'delete')) return;
         try {
-          const r = await api(a[2], { ids: [t.id] });
+          const body = { ids: [t.id] };
+          /* a done or superseded task again: `qctl requeue --force ID` */
+          if (a[0] === 'requeue' && t.state !== 'dead') body.force = true;
+          const r = await api(a[2], body);
           await load(a[4] + plural(r.count, 'task'));
         } catch (e) { fail(e); }
       },
