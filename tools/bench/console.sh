@@ -78,9 +78,10 @@ curl -s -b "$T/jar" -c "$T/jar" -o /dev/null -H 'Content-Type: application/json'
 # api NAME PATH: the median of 5 timed GETs, in ms
 api() {
 	for _ in 1 2 3 4 5; do
-		curl -s -b "$T/jar" -o "$T/out" -w '%{time_total}\n' "$H$2"
-	done | sort -n | sed -n 3p | awk -v n="$1" -v b="$(wc -c <"$T/out")" \
-		'{ printf "api  %-34s %7.1f ms  (%d bytes)\n", n, $1 * 1000, b }'
+		curl -s -b "$T/jar" -o /dev/null \
+			-w '%{time_total} %{size_download}\n' "$H$2"
+	done | sort -n | sed -n 3p | awk -v n="$1" \
+		'{ printf "api  %-34s %7.1f ms  (%d bytes)\n", n, $1 * 1000, $2 }'
 }
 echo "== the console's API on $TASKS tasks (median of 5)"
 api "overview" /ui/api/overview
