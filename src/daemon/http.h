@@ -8,6 +8,8 @@
  *   GET  /v1/stats          the store's counts, as `qctl stats --json` (token)
  *   GET  /metrics           Prometheus text (open, for scrapers)
  *   GET  /healthz           "ok" (open); 503 "draining" while stopping
+ *   /ui/...                 the web console ([http] console = yes; its own
+ *                           login, console.h); 404 when off
  *
  * Body of a push (Content-Type decides; one request is ONE all-or-none
  * commit, answered only after it is fsync'd):
@@ -38,7 +40,8 @@
  * 507 when the store (map_max) or the disk is full.
  *
  * Auth: "Authorization: Bearer TOKEN", one of [http] tokens (comma-
- * separated). Tokens are kept as SHA-256 digests and every one is compared
+ * separated; with none, which only a console-only setup may have, every
+ * push is 401). Tokens are kept as SHA-256 digests and every one is compared
  * in constant time, without an early exit. 401 with WWW-Authenticate.
  *
  * Limits: a body over [http] body_max is refused with 413 as soon as its
