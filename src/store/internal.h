@@ -18,7 +18,8 @@
  *             entries (the hot path)
  *   group.c   ordering groups: head, waiting successors, supersede
  *   admin.c   get, history, list, stats, requeue, retry-now, delete,
- *             purge, pause, backup
+ *             delete dead (one selection with requeue), purge, pause,
+ *             backup, dead groups
  *   outbox.c  result events written with the end of a task, read and
  *             deleted by the daemon's publisher
  *   check.c   index consistency check
