@@ -1,7 +1,9 @@
 /*
  * check_queue.c - the task store (queue.h, admin.h): open, enqueue, lease,
- * settle, reap, history, ordering groups, listing, stats, repair, map
- * growth, several processes and threads, damaged stores.
+ * settle, reap, history, ordering groups, listing (by time too), stats,
+ * repair (requeue and delete of dead tasks by selection), dead-letter
+ * groups and their JSON, map growth, several processes and threads,
+ * damaged stores.
  *
  * Every test runs in its own forked process with its own store in a fresh
  * temporary directory (the fixture below), opened with a fake clock that
@@ -27,6 +29,7 @@
 
 #include "m2worker/admin.h"
 #include "m2worker/queue.h"
+#include "m2worker/report.h"
 #include "testutil.h"
 
 static struct tu_env E;
@@ -2100,6 +2103,199 @@ START_TEST(test_list_grep)
 }
 END_TEST
 
+/* A done task of `type` that ends at `at` (the clock goes there). */
+static uint64_t done_at(const char *type, int64_t at)
+{
+	uint64_t id = enq(type), tok = lease_expect(id, 0);
+
+	E.clock.now = at;
+	CK_OK(m2w_task_ack(Q, id, tok, 5, EB));
+	return id;
+}
+
+/*
+ * Lists state with since/until (0: none) page by page, `limit` a page,
+ * into ids; asserts every page but the last is full and each task's
+ * updated_ms is in range. Between two pages `between` (may be NULL) runs.
+ */
+static size_t list_range(int state, int64_t since, int64_t until,
+			 size_t limit, uint64_t *ids, size_t max,
+			 void (*between)(size_t page))
+{
+	char cursor[M2W_CURSOR_MAX] = "", next[M2W_CURSOR_MAX];
+	struct m2w_list_opts o;
+	size_t n = 0, page = 0, k, i;
+
+	do {
+		struct m2w_task **ts = NULL;
+
+		memset(&o, 0, sizeof(o));
+		o.state = state;
+		o.since_ms = since;
+		o.until_ms = until;
+		o.limit = limit;
+		o.after = page ? cursor : NULL;
+		CK_OK(m2w_queue_list(Q, &o, &ts, &k, next, EB));
+		if (next[0])
+			ck_assert_msg(k == limit, "page %zu: %zu tasks of %zu, "
+				      "and a next page", page, k, limit);
+		for (i = 0; i < k; i++) {
+			ck_assert_int_eq(ts[i]->state, state);
+			ck_assert_msg((!since || ts[i]->updated_ms >= since) &&
+				      (!until || ts[i]->updated_ms < until),
+				      "task %" PRIu64 " updated %" PRId64
+				      " outside [%" PRId64 ", %" PRId64 ")",
+				      ts[i]->id, ts[i]->updated_ms, since,
+				      until);
+			ck_assert(n < max);
+			ids[n++] = ts[i]->id;
+		}
+		tu_tasks_free(ts, k);
+		snprintf(cursor, sizeof(cursor), "%s", next);
+		if (between && cursor[0])
+			between(page);
+		ck_assert_msg(++page < 1000, "list never ends");
+	} while (cursor[0]);
+	return n;
+}
+
+/* Between pages: two more tasks end, now (after every one listed). */
+static void end_two_more(size_t page)
+{
+	(void)page;
+	advance(1000);
+	done_at("price", NOW);
+	done_at("stock", NOW);
+}
+
+START_TEST(test_list_since_until_pages)
+{
+	uint64_t done[40], ids[200], more[200];
+	int64_t at[40];
+	size_t i, n;
+
+	/* 40 done tasks of two types, one ending every 10 s */
+	for (i = 0; i < 40; i++) {
+		at[i] = TU_T0 + 10000 * (int64_t)(i + 1);
+		done[i] = done_at(i % 2 ? "stock" : "price", at[i]);
+	}
+	make_dead("price", "x"); /* not done: never listed */
+
+	/* [at[10], at[30]): tasks 10..29, in pages of 3 */
+	n = list_range(M2W_DONE, at[10], at[30], 3, ids, 200, NULL);
+	ck_assert_uint_eq(n, 20);
+	for (i = 0; i < 20; i++)
+		ck_assert_uint_eq(ids[i], done[10 + i]); /* in time order */
+	/* since alone, until alone, a range with nothing in it */
+	ck_assert_uint_eq(list_range(M2W_DONE, at[35], 0, 3, ids, 200, NULL),
+			  5);
+	ck_assert_uint_eq(ids[0], done[35]);
+	ck_assert_uint_eq(list_range(M2W_DONE, 0, at[2], 3, ids, 200, NULL),
+			  2);
+	ck_assert_uint_eq(list_range(M2W_DONE, at[5] + 1, at[6], 3, ids, 200,
+				     NULL), 0);
+	/* until is exclusive, since inclusive, to the millisecond */
+	ck_assert_uint_eq(list_range(M2W_DONE, at[7], at[7] + 1, 3, ids, 200,
+				     NULL), 1);
+	ck_assert_uint_eq(ids[0], done[7]);
+
+	/* paging stays stable while tasks end between pages: every task
+	 * from since on once, those that ended meanwhile after them, and
+	 * at the end all there are */
+	n = list_range(M2W_DONE, at[30], 0, 4, ids, 200, end_two_more);
+	for (i = 0; i < 10; i++)
+		ck_assert_uint_eq(ids[i], done[30 + i]);
+	ck_assert_uint_gt(n, 10);
+	memcpy(more, ids, n * sizeof(*more));
+	assert_distinct(more, n);
+	ck_assert_uint_eq(list_range(M2W_DONE, at[30], 0, 1000, more, 200,
+				     NULL), n);
+
+	/* a cursor from before since: the walk goes on at since */
+	{
+		struct m2w_list_opts o;
+		struct m2w_task **ts = NULL;
+		char next[M2W_CURSOR_MAX];
+		size_t k;
+
+		memset(&o, 0, sizeof(o));
+		o.state = M2W_DONE;
+		o.limit = 2;
+		CK_OK(m2w_queue_list(Q, &o, &ts, &k, next, EB));
+		ck_assert_uint_eq(ts[1]->id, done[1]);
+		tu_tasks_free(ts, k);
+		o.after = next;
+		o.since_ms = at[20];
+		CK_OK(m2w_queue_list(Q, &o, &ts, &k, next, EB));
+		ck_assert_uint_eq(k, 2);
+		ck_assert_uint_eq(ts[0]->id, done[20]);
+		ck_assert_uint_eq(ts[1]->id, done[21]);
+		tu_tasks_free(ts, k);
+	}
+	ck_assert_store_ok(Q);
+}
+END_TEST
+
+/* States without a time index are filtered task by task: still full
+ * pages, in their own order. */
+START_TEST(test_list_since_until_ready)
+{
+	uint64_t ready[30], ids[60];
+	size_t i, n;
+
+	for (i = 0; i < 30; i++) {
+		ready[i] = enq(i % 3 ? "price" : "stock");
+		advance(1000);
+	}
+	/* [T0 + 5 s, T0 + 25 s): tasks 5..24 */
+	n = list_range(M2W_READY, TU_T0 + 5000, TU_T0 + 25000, 4, ids, 60,
+		       NULL);
+	ck_assert_uint_eq(n, 20);
+	for (i = 5; i < 25; i++)
+		ck_assert(has_id(ids, n, ready[i]));
+	assert_distinct(ids, n);
+	ck_assert_uint_eq(list_range(M2W_READY, TU_T0 + 29000, 0, 4, ids, 60,
+				     NULL), 1);
+	ck_assert_uint_eq(ids[0], ready[29]);
+}
+END_TEST
+
+START_TEST(test_list_grep_key_source)
+{
+	struct m2w_new_task t = tu_task("tracking", "{\"order\":\"1\"}");
+	uint64_t a, b, c, *ids;
+	size_t n;
+
+	t.idem_key = "tracking:000000101:1ZKEY";
+	t.source = "/var/3pl/incoming/20250326_120000.csv:17";
+	a = tu_enqueue_task(Q, &t);
+	t = tu_task("stock", "{\"sku\":\"A\"}");
+	t.group_key = "stock:SKU-GROUPED:default";
+	t.source = "http";
+	b = tu_enqueue_task(Q, &t);
+	c = enq("price");
+
+	ids = list_all(M2W_READY, NULL, "1ZKEY", &n);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_uint_eq(ids[0], a);
+	free(ids);
+	ids = list_all(M2W_READY, NULL, "20250326_120000.csv:17", &n);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_uint_eq(ids[0], a);
+	free(ids);
+	ids = list_all(M2W_READY, NULL, "SKU-GROUPED", &n);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_uint_eq(ids[0], b);
+	free(ids);
+	ck_assert_uint_eq(list_count(M2W_READY, NULL, "http"), 1);
+	ck_assert_uint_eq(list_count(M2W_READY, NULL, "20250326_120000.csv:18"),
+			  0);
+	ck_assert_uint_eq(list_count(M2W_READY, "stock", "1ZKEY"), 0);
+	ck_assert_uint_eq(list_count(M2W_READY, NULL, "1zkey"), 0); /* case */
+	(void)c;
+}
+END_TEST
+
 /* =============================================================== stats */
 
 START_TEST(test_stats_mix)
@@ -2331,6 +2527,516 @@ START_TEST(test_requeue_not_dead)
 	ck_assert_uint_eq(requeue(&o, NULL), 0);
 	ck_assert_state(Q, leased, M2W_LEASED);
 	ck_assert_store_ok(Q);
+}
+END_TEST
+
+/* A dead task of `type` that died of `msg` with HTTP `status`. */
+static uint64_t dead_of(const char *type, const char *msg, int status)
+{
+	uint64_t id = enq(type), tok = lease_expect(id, 0);
+
+	CK_OK(m2w_task_fail(Q, id, tok, M2W_CLASS_PERMANENT, msg, status, 0,
+			    EB));
+	ck_assert_state(Q, id, M2W_DEAD);
+	return id;
+}
+
+START_TEST(test_requeue_by_error)
+{
+	uint64_t su1, su2, longer, shorter, other, none, su3, *out;
+	struct m2w_requeue_opts o;
+
+	su1 = dead_of("tracking", "Service Unavailable", 503);
+	longer = dead_of("tracking", "503 Service Unavailable (upstream)", 503);
+	shorter = dead_of("tracking", "Service Unavailabl", 503);
+	su2 = dead_of("stock", "Service Unavailable", 503);
+	other = dead_of("tracking", "The order \"1\" does not allow a shipment.",
+			400);
+	none = dead_of("tracking", "", 0);
+	advance(10000);
+	su3 = dead_of("tracking", "Service Unavailable", 503);
+
+	/* exact, with a type: su1 and su3, not the longer or shorter text */
+	memset(&o, 0, sizeof(o));
+	o.error = "Service Unavailable";
+	o.type = "tracking";
+	o.dry_run = 1;
+	ck_assert_uint_eq(requeue(&o, &out), 2);
+	ck_assert(has_id(out, 2, su1) && has_id(out, 2, su3));
+	free(out);
+	/* before_ms: only what died before it */
+	o.before_ms = TU_T0 + 5000;
+	ck_assert_uint_eq(requeue(&o, &out), 1);
+	ck_assert_uint_eq(out[0], su1);
+	free(out);
+	/* with grep too: both must hold */
+	o.before_ms = 0;
+	o.grep = "Unavail";
+	ck_assert_uint_eq(requeue(&o, NULL), 2);
+	o.grep = "upstream";
+	ck_assert_uint_eq(requeue(&o, NULL), 0);
+	/* for real, every type */
+	o.grep = NULL;
+	o.type = NULL;
+	o.dry_run = 0;
+	ck_assert_uint_eq(requeue(&o, &out), 3);
+	ck_assert(has_id(out, 3, su1) && has_id(out, 3, su2) &&
+		  has_id(out, 3, su3));
+	free(out);
+	ck_assert_state(Q, su1, M2W_READY);
+	ck_assert_state(Q, su2, M2W_READY);
+	ck_assert_state(Q, longer, M2W_DEAD);
+	ck_assert_state(Q, shorter, M2W_DEAD);
+	ck_assert_state(Q, other, M2W_DEAD);
+	ck_assert_state(Q, none, M2W_DEAD);
+	/* "" is the tasks without an error */
+	o.error = "";
+	ck_assert_uint_eq(requeue(&o, &out), 1);
+	ck_assert_uint_eq(out[0], none);
+	free(out);
+	ck_assert_uint_eq(tu_count(Q, M2W_DEAD), 3);
+	ck_assert_store_ok(Q);
+}
+END_TEST
+
+/* Deletes dead tasks by sel; asserts it worked; returns the count. */
+static size_t delete_dead(const struct m2w_requeue_opts *sel)
+{
+	size_t count = 9999;
+
+	CK_OK(m2w_queue_delete_dead(Q, sel, &count, EB));
+	return count;
+}
+
+static int gone(uint64_t id)
+{
+	struct m2w_task *t = NULL;
+	char eb[M2W_ERRBUF_SIZE];
+	int rc = m2w_queue_get(Q, id, &t, eb);
+
+	m2w_task_free(t);
+	return rc == M2W_ENOTFOUND;
+}
+
+START_TEST(test_delete_dead_selections)
+{
+	struct m2w_new_task t = tu_task("price", "{\"a\":1}");
+	struct m2w_requeue_opts o;
+	uint64_t keyed, a1, a2, b1, b2, c1, c2, old, live, done, *rq;
+	size_t n;
+
+	t.idem_key = "price:keyed";
+	keyed = tu_enqueue_task(Q, &t);
+	CK_OK(m2w_task_fail(Q, keyed, lease_expect(keyed, 0),
+			    M2W_CLASS_PERMANENT, "Requested store is not found",
+			    404, 0, EB));
+	old = dead_of("stock", "Service Unavailable", 503);
+	advance(60000);
+	a1 = dead_of("price", "Requested store is not found", 404);
+	a2 = dead_of("price", "Requested store is not found (again)", 404);
+	b1 = dead_of("stock", "Service Unavailable", 503);
+	b2 = dead_of("tracking", "Service Unavailable", 503);
+	c1 = dead_of("tracking", "The order \"7\" does not allow a shipment.",
+		     400);
+	c2 = dead_of("tracking", "The order \"8\" does not allow a shipment.",
+		     400);
+	done = make_done("price");
+	live = enq("price");
+
+	/* dry run: the count requeue would give, nothing goes */
+	memset(&o, 0, sizeof(o));
+	o.error = "Requested store is not found";
+	o.dry_run = 1;
+	ck_assert_uint_eq(delete_dead(&o), 2);
+	ck_assert_uint_eq(requeue(&o, NULL), 2);
+	ck_assert_uint_eq(tu_count(Q, M2W_DEAD), 8);
+
+	/* exact error, with a type */
+	o.dry_run = 0;
+	o.type = "price";
+	ck_assert_uint_eq(delete_dead(&o), 2);
+	ck_assert(gone(keyed) && gone(a1));
+	ck_assert_state(Q, a2, M2W_DEAD);
+	/* its key went with it: the same key is new work */
+	t = tu_task("price", "{\"a\":2}");
+	t.idem_key = "price:keyed";
+	tu_enqueue_task(Q, &t);
+	ck_assert_int_eq(t.duplicate, 0);
+
+	/* died before: only the old one of the 503s */
+	memset(&o, 0, sizeof(o));
+	o.error = "Service Unavailable";
+	o.before_ms = TU_T0 + 30000;
+	ck_assert_uint_eq(delete_dead(&o), 1);
+	ck_assert(gone(old));
+	ck_assert_state(Q, b1, M2W_DEAD);
+
+	/* grep and type */
+	memset(&o, 0, sizeof(o));
+	o.grep = "does not allow";
+	o.type = "stock";
+	ck_assert_uint_eq(delete_dead(&o), 0);
+	o.type = "tracking";
+	ck_assert_uint_eq(delete_dead(&o), 2);
+	ck_assert(gone(c1) && gone(c2));
+	o.type = "nosuchtype";
+	ck_assert_uint_eq(delete_dead(&o), 0);
+
+	/* by id: one not dead and nothing goes, the dead one included */
+	{
+		uint64_t ids[2] = { b1, live };
+
+		memset(&o, 0, sizeof(o));
+		o.ids = ids;
+		o.nids = 2;
+		CK_RC(M2W_ESTATE, m2w_queue_delete_dead(Q, &o, &n, EB));
+		ck_assert_uint_eq(n, 0);
+		ck_assert_state(Q, b1, M2W_DEAD);
+		ck_assert_state(Q, live, M2W_READY);
+		ids[1] = done;
+		o.force = 1; /* means nothing here */
+		CK_RC(M2W_ESTATE, m2w_queue_delete_dead(Q, &o, &n, EB));
+		ck_assert_state(Q, done, M2W_DONE);
+		ids[1] = done + 1000;
+		CK_RC(M2W_ENOTFOUND, m2w_queue_delete_dead(Q, &o, &n, EB));
+		ck_assert_state(Q, b1, M2W_DEAD);
+		/* named twice, deleted once; dry run first */
+		ids[1] = b1;
+		o.force = 0;
+		o.dry_run = 1;
+		ck_assert_uint_eq(delete_dead(&o), 1);
+		ck_assert_state(Q, b1, M2W_DEAD);
+		o.dry_run = 0;
+		o.type = "price"; /* filters mean nothing with ids */
+		ck_assert_uint_eq(delete_dead(&o), 1);
+		ck_assert(gone(b1));
+	}
+
+	/* no filter: every dead task; requeue would have taken the same */
+	memset(&o, 0, sizeof(o));
+	o.dry_run = 1;
+	ck_assert_uint_eq(requeue(&o, &rq), 2);
+	ck_assert(has_id(rq, 2, a2) && has_id(rq, 2, b2));
+	free(rq);
+	o.dry_run = 0;
+	ck_assert_uint_eq(delete_dead(&o), 2);
+	ck_assert_uint_eq(tu_count(Q, M2W_DEAD), 0);
+	ck_assert_state(Q, live, M2W_READY);
+	ck_assert_state(Q, done, M2W_DONE);
+	ck_assert_store_ok(Q);
+}
+END_TEST
+
+/* n dead tasks of `type`, in three transactions: task k of them (in id
+ * order) dies of why(k0 + k). */
+static void dead_batch(const char *type, size_t n, size_t k0,
+		       const char *(*why)(size_t k))
+{
+	struct m2w_new_task *t = calloc(n, sizeof(*t));
+	struct m2w_settle *s = calloc(n, sizeof(*s));
+	const char *types[1] = { type };
+	struct m2w_task **ts;
+	size_t i, got;
+
+	ck_assert(t && s);
+	for (i = 0; i < n; i++)
+		t[i] = tu_task(type, "{\"a\":1}");
+	CK_OK(m2w_queue_enqueue(Q, t, n, EB));
+	ts = tu_lease_types(Q, n, 0, types, 1, &got);
+	ck_assert_uint_eq(got, n);
+	for (i = 0; i < n; i++) {
+		s[i].id = ts[i]->id;
+		s[i].token = ts[i]->lease_token;
+		s[i].kind = M2W_FAIL;
+		s[i].cls = M2W_CLASS_PERMANENT;
+		s[i].message = why(k0 + (size_t)(ts[i]->id - t[0].id));
+		s[i].http_status = 400;
+	}
+	CK_OK(m2w_queue_settle(Q, s, n, EB));
+	for (i = 0; i < n; i++)
+		ck_assert_int_eq(s[i].err, M2W_OK);
+	tu_tasks_free(ts, got);
+	free(t);
+	free(s);
+}
+
+static const char *one_in_997(size_t k)
+{
+	return k % 997 ? "other" : "rare";
+}
+
+/* 17,000 dead tasks, 18 of them "rare" and spread out: a bulk change
+ * looks at 16,000 keys a transaction at most and takes 1,000 at most;
+ * however the chunks fall, every match and only they. */
+START_TEST(test_delete_dead_chunks)
+{
+	struct m2w_requeue_opts o;
+	size_t k;
+
+	for (k = 0; k < 17000; k += 1000) {
+		dead_batch("price", 1000, k, one_in_997);
+		advance(1);
+	}
+	memset(&o, 0, sizeof(o));
+	o.error = "rare";
+	o.dry_run = 1;
+	ck_assert_uint_eq(delete_dead(&o), 18);
+	ck_assert_uint_eq(requeue(&o, NULL), 18);
+	o.dry_run = 0;
+	ck_assert_uint_eq(delete_dead(&o), 18);
+	ck_assert_uint_eq(tu_count(Q, M2W_DEAD), 16982);
+	o.error = "other";
+	ck_assert_uint_eq(requeue(&o, NULL), 16982);
+	ck_assert_uint_eq(tu_count(Q, M2W_DEAD), 0);
+	ck_assert_uint_eq(tu_count(Q, M2W_READY), 16982);
+	ck_assert_store_ok(Q);
+}
+END_TEST
+
+/* ========================================================= dead groups */
+
+/* Groups the dead tasks; asserts it worked. */
+static struct m2w_dead_group *groups(const char *type, int64_t since,
+				     size_t limit, size_t *n,
+				     uint64_t *scanned)
+{
+	struct m2w_group_opts o;
+	struct m2w_dead_group *g = NULL;
+
+	memset(&o, 0, sizeof(o));
+	o.type = type;
+	o.since_ms = since;
+	o.limit = limit;
+	*n = 9999;
+	CK_OK(m2w_queue_dead_groups(Q, &o, &g, n, scanned, EB));
+	ck_assert_msg(*n == 0 || g != NULL, "groups: n %zu, no array", *n);
+	return g;
+}
+
+static void ck_group(const struct m2w_dead_group *g, const char *type,
+		     const char *error, uint64_t count)
+{
+	ck_assert_str_eq(g->type, type);
+	ck_assert_str_eq(g->error, error);
+	ck_assert_uint_eq(g->count, count);
+}
+
+START_TEST(test_dead_groups)
+{
+	static const char su[] = "Service Unavailable";
+	static const char xss[] = "<img src=x onerror=alert(1)>";
+	struct m2w_dead_group *g;
+	uint64_t scanned = 0, first_su, last_su, last_x, id;
+	int64_t t_su0, t_mid;
+	size_t n, i;
+
+	/* an empty store: no groups */
+	g = groups(NULL, 0, 0, &n, &scanned);
+	ck_assert_uint_eq(n, 0);
+	ck_assert_ptr_null(g);
+	ck_assert_uint_eq(scanned, 0);
+
+	t_su0 = NOW;
+	first_su = dead_of("tracking", su, 503);
+	for (i = 0; i < 3; i++) {
+		advance(1000);
+		dead_of("tracking", su, 503);
+	}
+	advance(1000);
+	dead_of("stock", su, 503);           /* same text, another type */
+	dead_of("tracking", "Service Unavailable.", 503); /* another text */
+	advance(1000);
+	t_mid = NOW;
+	for (i = 0; i < 3; i++) {
+		advance(1000);
+		id = dead_of("price", xss, 400);
+	}
+	last_x = id;
+	advance(1000);
+	dead_of("price", "", 0);
+	last_su = dead_of("tracking", su, 502);
+	make_done("tracking");               /* not dead: never counted */
+	enq("tracking");
+
+	/* all: by count, then the newest death first */
+	g = groups(NULL, 0, 0, &n, &scanned);
+	ck_assert_uint_eq(n, 5);
+	ck_assert_uint_eq(scanned, 11);
+	ck_group(&g[0], "tracking", su, 5);
+	ck_assert_int_eq(g[0].first_ms, t_su0);
+	ck_assert_int_eq(g[0].last_ms, NOW);
+	ck_assert_uint_eq(g[0].example_id, last_su);  /* the newest task */
+	ck_assert_int_eq(g[0].last_status, 502);      /* and its status */
+	ck_group(&g[1], "price", xss, 3);
+	ck_assert_uint_eq(g[1].example_id, last_x);
+	ck_assert_int_eq(g[1].last_status, 400);
+	ck_assert_int_eq(g[1].first_ms, t_mid + 1000);
+	/* three groups of one: the newest death first */
+	ck_group(&g[2], "price", "", 1);
+	ck_assert_int_eq(g[2].last_status, 0);
+	ck_assert(g[3].count == 1 && g[4].count == 1);
+	ck_assert_int_ge(g[3].last_ms, g[4].last_ms);
+	ck_assert(strcmp(g[3].type, "tracking") == 0 ||
+		  strcmp(g[3].type, "stock") == 0);
+	m2w_dead_groups_free(g, n);
+
+	/* a type */
+	g = groups("price", 0, 0, &n, &scanned);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_uint_eq(scanned, 4);
+	ck_group(&g[0], "price", xss, 3);
+	ck_group(&g[1], "price", "", 1);
+	m2w_dead_groups_free(g, n);
+	g = groups("nosuchtype", 0, 0, &n, &scanned);
+	ck_assert_uint_eq(n, 0);
+	ck_assert_uint_eq(scanned, 0);
+
+	/* since: deaths from t_mid on */
+	g = groups(NULL, t_mid, 0, &n, &scanned);
+	ck_assert_uint_eq(scanned, 5);
+	ck_assert_uint_eq(n, 3);
+	ck_group(&g[0], "price", xss, 3);
+	ck_assert_uint_eq(g[1].count + g[2].count, 2);
+	m2w_dead_groups_free(g, n);
+
+	/* limit: the largest groups, scanned still all */
+	g = groups(NULL, 0, 2, &n, &scanned);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_uint_eq(scanned, 11);
+	ck_group(&g[0], "tracking", su, 5);
+	ck_group(&g[1], "price", xss, 3);
+	m2w_dead_groups_free(g, n);
+
+	/* a group's type and error requeue exactly that group */
+	{
+		struct m2w_requeue_opts o;
+
+		memset(&o, 0, sizeof(o));
+		o.type = "tracking";
+		o.error = su;
+		ck_assert_uint_eq(requeue(&o, NULL), 5);
+		ck_assert_state(Q, first_su, M2W_READY);
+		g = groups(NULL, 0, 0, &n, &scanned);
+		ck_assert_uint_eq(n, 4);
+		ck_assert_uint_eq(scanned, 6);
+		for (i = 0; i < n; i++)
+			ck_assert(strcmp(g[i].type, "tracking") != 0 ||
+				  strcmp(g[i].error, su) != 0);
+		m2w_dead_groups_free(g, n);
+	}
+	ck_assert_store_ok(Q);
+}
+END_TEST
+
+/* Equal counts: the group that died last first, though its task is the
+ * older one (it died again after a requeue). */
+START_TEST(test_dead_groups_order)
+{
+	struct m2w_requeue_opts o;
+	struct m2w_dead_group *g;
+	uint64_t a, b, scanned;
+	size_t n;
+
+	a = dead_of("a", "x", 500);
+	advance(1000);
+	b = dead_of("a", "y", 500);
+	advance(1000);
+	memset(&o, 0, sizeof(o));
+	o.ids = &a;
+	o.nids = 1;
+	ck_assert_uint_eq(requeue(&o, NULL), 1);
+	CK_OK(m2w_task_fail(Q, a, lease_expect(a, 0), M2W_CLASS_PERMANENT,
+			    "x", 409, 0, EB));
+	g = groups(NULL, 0, 0, &n, &scanned);
+	ck_assert_uint_eq(n, 2);
+	ck_group(&g[0], "a", "x", 1);
+	ck_assert_uint_eq(g[0].example_id, a);
+	ck_assert_int_eq(g[0].last_status, 409);
+	ck_assert_int_eq(g[0].last_ms, NOW);
+	ck_group(&g[1], "a", "y", 1);
+	ck_assert_uint_eq(g[1].example_id, b);
+	m2w_dead_groups_free(g, n);
+}
+END_TEST
+
+static const char *of_300(size_t k)
+{
+	static char msgs[300][16];
+
+	snprintf(msgs[k % 300], sizeof(msgs[0]), "error %zu", k % 300);
+	return msgs[k % 300];
+}
+
+/* Many distinct errors: the table grows past its first size. */
+START_TEST(test_dead_groups_many)
+{
+	struct m2w_dead_group *g;
+	uint64_t scanned;
+	size_t i, n, sum = 0;
+
+	/* texts 0..299 of type a, again of b, then 0..99 of a again */
+	dead_batch("a", 300, 0, of_300);
+	dead_batch("b", 300, 0, of_300);
+	dead_batch("a", 100, 0, of_300);
+	g = groups(NULL, 0, 100000, &n, &scanned);
+	ck_assert_uint_eq(scanned, 700);
+	ck_assert_uint_eq(n, 600); /* 300 texts, each in both types */
+	for (i = 0; i < n; i++) {
+		sum += g[i].count;
+		if (i)
+			ck_assert_uint_le(g[i].count, g[i - 1].count);
+	}
+	ck_assert_uint_eq(sum, 700);
+	ck_group(&g[0], "a", "error 99", 2); /* the newest of the twos */
+	ck_assert_uint_eq(g[99].count, 2);
+	ck_assert_uint_eq(g[100].count, 1);
+	m2w_dead_groups_free(g, n);
+	g = groups(NULL, 0, 0, &n, &scanned);
+	ck_assert_uint_eq(n, 100); /* the default limit */
+	m2w_dead_groups_free(g, n);
+}
+END_TEST
+
+START_TEST(test_dead_groups_json)
+{
+	struct m2w_dead_group *g;
+	json_object *o, *a, *e, *v;
+	uint64_t scanned;
+	size_t n;
+
+	dead_of("price", "<img src=x onerror=alert(1)>", 400);
+	dead_of("price", "", 0);
+	g = groups(NULL, 0, 1, &n, &scanned);
+	o = m2w_dead_groups_json(g, n, scanned);
+	ck_assert(json_object_object_get_ex(o, "scanned", &v));
+	ck_assert_int_eq(json_object_get_int64(v), 2);
+	ck_assert(json_object_object_get_ex(o, "groups", &a));
+	ck_assert_uint_eq(json_object_array_length(a), 1);
+	e = json_object_array_get_idx(a, 0);
+	ck_assert(json_object_object_get_ex(e, "type", &v));
+	ck_assert_str_eq(json_object_get_string(v), "price");
+	ck_assert(json_object_object_get_ex(e, "error", &v));
+	ck_assert(json_object_object_get_ex(e, "count", &v));
+	ck_assert_int_eq(json_object_get_int64(v), 1);
+	ck_assert(json_object_object_get_ex(e, "first_ms", &v));
+	ck_assert(json_object_object_get_ex(e, "last_ms", &v));
+	ck_assert(json_object_object_get_ex(e, "example_id", &v));
+	ck_assert_int_eq(json_object_get_int64(v), (int64_t)g[0].example_id);
+	ck_assert(json_object_object_get_ex(e, "last_status", &v));
+	json_object_put(o);
+	m2w_dead_groups_free(g, n);
+	/* the group without an error: "" and a null status */
+	g = groups("price", 0, 0, &n, &scanned);
+	ck_assert_uint_eq(n, 2);
+	o = m2w_dead_groups_json(g, n, scanned);
+	ck_assert(json_object_object_get_ex(o, "groups", &a));
+	e = json_object_array_get_idx(a, 0); /* the newest of two groups of one */
+	ck_assert(json_object_object_get_ex(e, "error", &v));
+	ck_assert_str_eq(json_object_get_string(v), "");
+	ck_assert(json_object_object_get_ex(e, "last_status", &v));
+	ck_assert_ptr_null(v);
+	json_object_put(o);
+	m2w_dead_groups_free(g, n);
 }
 END_TEST
 
@@ -3227,6 +3933,9 @@ static Suite *queue_suite(void)
 	tcase_add_test(tc, test_list_each_state);
 	tcase_add_test(tc, test_list_dead);
 	tcase_add_test(tc, test_list_grep);
+	tcase_add_test(tc, test_list_since_until_pages);
+	tcase_add_test(tc, test_list_since_until_ready);
+	tcase_add_test(tc, test_list_grep_key_source);
 
 	tc = tcase(s, "stats", 30);
 	tcase_add_test(tc, test_stats_mix);
@@ -3238,6 +3947,9 @@ static Suite *queue_suite(void)
 	tcase_add_test(tc, test_requeue_all);
 	tcase_add_test(tc, test_requeue_dry_run);
 	tcase_add_test(tc, test_requeue_not_dead);
+	tcase_add_test(tc, test_requeue_by_error);
+	tcase_add_test(tc, test_delete_dead_selections);
+	tcase_add_test(tc, test_delete_dead_chunks);
 	tcase_add_test(tc, test_retry_now);
 	tcase_add_test(tc, test_delete);
 	tcase_add_test(tc, test_delete_leased);
@@ -3245,6 +3957,12 @@ static Suite *queue_suite(void)
 	tcase_add_test(tc, test_purge_done);
 	tcase_add_test(tc, test_purge_all_done);
 	tcase_add_test(tc, test_purge_dead_and_superseded);
+
+	tc = tcase(s, "dead_groups", 30);
+	tcase_add_test(tc, test_dead_groups);
+	tcase_add_test(tc, test_dead_groups_order);
+	tcase_add_test(tc, test_dead_groups_many);
+	tcase_add_test(tc, test_dead_groups_json);
 
 	tc = tcase(s, "outbox", 30);
 	tcase_add_test(tc, test_outbox_events_with_ends);

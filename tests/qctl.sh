@@ -13,7 +13,10 @@ S="$T/store"
 . "$top_srcdir/tests/assert-lib.sh"
 
 ids() { # STATE -> ids as "a,b,c"
-	"$QCTL" -d "$S" list --state "$1" --limit 1000 --json |
+	ids_in "$S" "$1"
+}
+ids_in() { # STORE STATE -> ids as "a,b,c"
+	"$QCTL" -d "$1" list --state "$2" --limit 1000 --json |
 		jq -r '[.tasks[].id] | map(tostring) | join(",")'
 }
 
@@ -85,6 +88,69 @@ run 0 "$QCTL" -d "$S" list --state ready --limit 2; has "more: qctl list"
 run 2 "$QCTL" -d "$S" list --after zz
 run 0 "$QCTL" -d "$S" list --state dead; has "Validation Error"; has "price"
 
+# --- errors: the dead letters grouped (here 2, tracking, and 8, price)
+track_err=$(printf 'Shipment Document Validation Error(s):\nThe order does not allow a shipment to be created.')
+price_err='The SKU "NOPE" of the product that was requested doesn'"'"'t exist. Verify the product and try again.'
+run 0 "$QCTL" -d "$S" errors
+has "COUNT  TYPE"; has "Validation Error(s): The order"; has "2 dead tasks in 2 groups"
+run 0 "$QCTL" -d "$S" errors --json
+is "$(jq -r .scanned "$T/out")" 2 "errors --json scanned"
+is "$(jq -r '[.groups[].type]|join(",")' "$T/out")" "price,tracking" "errors: the newest death first"
+is "$(jq -r '.groups[0]|keys|join(",")' "$T/out")" "count,error,example_id,first_ms,last_ms,last_status,type" "errors --json keys"
+is "$(jq -r '.groups[0]|[.count,.example_id,.last_status]|map(tostring)|join(",")' "$T/out")" "1,8,200" "errors: a group"
+is "$(jq -r '.groups[1].error' "$T/out")" "$track_err" "errors --json: the whole error"
+is "$(jq -r '.groups[1].last_status' "$T/out")" 400 "errors: status"
+run 0 "$QCTL" -d "$S" errors --type price --json
+is "$(jq -r '[.groups[].example_id]|map(tostring)|join(",")' "$T/out")" 8 "errors --type"
+run 0 "$QCTL" -d "$S" errors --limit 1
+has "2 dead tasks; the 1 largest groups shown hold 1"
+run 0 "$QCTL" -d "$S" errors --since 2099-01-01; has "no dead tasks"
+run 0 "$QCTL" -d "$S" errors --since 1h --json
+is "$(jq -r .scanned "$T/out")" 2 "errors --since 1h"
+run 2 "$QCTL" -d "$S" errors --since "last week"; errhas "bad time"
+run 2 "$QCTL" -d "$S" errors --limit 0
+run 0 "$QCTL" -d "$S" requeue --dead --error "$track_err" --dry-run; has "would requeue 1 task: 2"
+run 0 "$QCTL" -d "$S" requeue --dead --error "Shipment Document" --dry-run; has "would requeue 0 tasks"
+run 2 "$QCTL" -d "$S" requeue 2 --error x
+
+# --- list --since on 3,000 tasks over 48 hours (mkstore --many): the store
+# filters, so every page but the last is full (filtered after the page
+# was cut, the first pages came out empty: done is in time order)
+"$MKSTORE" "$T/m" --many 3000 >"$T/mk" || fail "mkstore --many: $(cat "$T/mk")"
+grep -q "3000 tasks" "$T/mk" || fail "mkstore --many: $(cat "$T/mk")"
+since=$(date -d '24 hours ago' '+%Y-%m-%d %H:%M')
+since_ms=$(( $(date -d "$since" +%s) * 1000 ))
+run 0 "$QCTL" -d "$T/m" list --state done --limit 100000 --json
+day=$(jq --argjson s "$since_ms" '[.tasks[]|select(.updated_ms >= $s)]|length' "$T/out")
+[ "$day" -gt 100 ] && [ "$day" -lt "$(jq '.tasks|length' "$T/out")" ] ||
+	fail "mkstore --many: $day done tasks in the last day"
+cursor=; listed=0; pages=0; : >"$T/seen"
+while :; do
+	run 0 "$QCTL" -d "$T/m" list --state done --since "$since" --limit 50 \
+		${cursor:+--after "$cursor"} --json
+	k=$(jq '.tasks|length' "$T/out")
+	jq -r '.tasks[].id' "$T/out" >>"$T/seen"
+	jq -e --argjson s "$since_ms" 'all(.tasks[]; .updated_ms >= $s)' \
+		"$T/out" >/dev/null || fail "list --since: a task from before"
+	cursor=$(jq -r '.next // empty' "$T/out")
+	listed=$((listed + k)); pages=$((pages + 1))
+	[ -n "$cursor" ] || break
+	[ "$k" -eq 50 ] || fail "list --since: page $pages holds $k, not 50"
+	[ "$pages" -lt 200 ] || { fail "list --since never ends"; break; }
+done
+is "$listed" "$day" "list --since: every task of the day"
+is "$(sort "$T/seen" | uniq -d | wc -l)" 0 "list --since: no task twice"
+run 0 "$QCTL" -d "$T/m" list --state done --since "$since" --limit 50
+has "more: qctl list --state done --since '$since' --limit 50 --after"
+run 0 "$QCTL" -d "$T/m" list --state dead --grep /var/3pl/incoming/ --limit 10 --json
+is "$(jq '.tasks|length' "$T/out")" 10 "list --grep a source"
+run 0 "$QCTL" -d "$T/m" stats --json
+dead=$(jq .totals.dead "$T/out")
+run 0 "$QCTL" -d "$T/m" errors --json
+is "$(jq .scanned "$T/out")" "$dead" "errors: every dead task scanned"
+is "$(jq '[.groups[].count]|add' "$T/out")" "$dead" "errors: the groups hold every dead task"
+is "$(jq '[.groups[].count] == ([.groups[].count]|sort|reverse)' "$T/out")" true "errors: the largest group first"
+
 # --- show
 run 0 "$QCTL" -d "$S" show 2
 has "state            dead"; has "last status      400"
@@ -148,6 +214,27 @@ run 0 "$QCTL" -d "$S" purge --done --older-than 1d; has "deleted 0 done tasks"
 # a task that dies now and is deleted by age
 "$QCTL" -d "$S" delete --dead --older-than 0s >/dev/null
 run 0 "$QCTL" -d "$S" delete --dead --older-than 0s; has "deleted 0 dead"
+
+# --- delete --dead by selection (the dead tasks requeue would take), on a
+# store of its own
+"$MKSTORE" "$T/e" || fail "mkstore"
+run 2 "$QCTL" -d "$T/e" delete --dead --dry-run;        errhas "all"
+run 2 "$QCTL" -d "$T/e" delete --dead --force --all
+run 2 "$QCTL" -d "$T/e" delete 2 --error x
+run 2 "$QCTL" -d "$T/e" delete 2 --dead
+run 0 "$QCTL" -d "$T/e" delete --dead --error 'The SKU "NOPE"'; has "deleted 0 dead tasks"
+run 0 "$QCTL" -d "$T/e" delete --dead --error "$price_err" --dry-run --json
+is "$(jq -r '[.would_delete, .dry_run]|map(tostring)|join(",")' "$T/out")" "1,true" "delete --dead --dry-run"
+is "$(ids_in "$T/e" dead)" "2,8" "delete --dry-run deleted nothing"
+run 0 "$QCTL" -d "$T/e" delete --dead --type tracking --error "$price_err"; has "deleted 0 dead tasks"
+run 0 "$QCTL" -d "$T/e" delete --dead --error "$price_err";  has "deleted 1 dead task$"
+is "$(ids_in "$T/e" dead)" "2" "delete --dead --error"
+run 1 "$QCTL" -d "$T/e" show 8;                        errhas "not found"
+run 0 "$QCTL" -d "$T/e" delete --dead --grep "does not allow" --older-than 1d; has "deleted 0 dead tasks"
+run 0 "$QCTL" -d "$T/e" delete --dead --all --json
+is "$(jq -r .deleted "$T/out")" 1 "delete --dead --all"
+is "$(ids_in "$T/e" dead)" "" "no dead left"
+run 0 "$QCTL" -d "$T/e" check
 
 # --- check and backup
 run 0 "$QCTL" -d "$S" check;                   has "every index agrees"

@@ -185,18 +185,19 @@ struct m2w_group_opts {
 };
 
 /*
- * Groups the dead tasks (of `type`, died since `since_ms`) by type and
- * exact last error, in one read transaction over the index of dead tasks
- * by time of death (from since_ms on): the dead-letter table of qctl
- * errors and the console, which pass a group's type and error back as
- * m2w_requeue_opts.type and .error to requeue or delete it. *out (free
- * with m2w_dead_groups_free; NULL when *n is 0) holds the groups by count,
- * largest first, then by last_ms, newest first; at most `limit` of them.
- * *scanned (may be NULL) gets how many dead tasks matched the selection,
- * all of them counted into some group: the counts of the groups returned
- * add up to less than *scanned only when groups were cut off by `limit`.
- * Costs one read of each dead task since since_ms (its error and header,
- * not its payload) and memory for the distinct errors.
+ * Groups the dead tasks (of `type`, died since `since_ms`; `o` NULL:
+ * all of them, 100 groups) by type and exact last error, in one read
+ * transaction over the index of dead tasks by time of death (from
+ * since_ms on): the dead-letter table of qctl errors and the console,
+ * which pass a group's type and error back as m2w_requeue_opts.type and
+ * .error to requeue or delete it. *out (free with m2w_dead_groups_free;
+ * NULL when *n is 0) holds the groups by count, largest first, then by
+ * last_ms, newest first; at most `limit` of them. *scanned (may be NULL)
+ * gets how many dead tasks matched the selection (of the type, since),
+ * every one counted into some group: the counts of the groups returned
+ * add up to less than *scanned only when `limit` cut groups off. Costs
+ * one read of each dead task since since_ms, of every type (its header
+ * and error, not its payload), and memory for the distinct errors.
  */
 int m2w_queue_dead_groups(struct m2w_queue *q, const struct m2w_group_opts *o,
 			  struct m2w_dead_group **out, size_t *n,

@@ -28,21 +28,29 @@
 
 /* --------------------------------------------------------------- reads */
 
-static int read_rec(struct m2w_queue *q, MDB_txn *txn, uint64_t id,
-		    struct rec *r, char *errbuf)
+/*
+ * Reads task `id` in a read transaction, its strings left in place
+ * (m2s_rec_view: valid until the transaction ends). Through `cur`, a
+ * cursor on DB_TASKS, when the caller reads many: LMDB's MDB_SET stays on
+ * the cursor's page when the id is there, and a walk of a time index
+ * meets ids mostly rising, so most reads skip the descent from the root.
+ */
+static int read_rec(struct m2w_queue *q, MDB_txn *txn, MDB_cursor *cur,
+		    uint64_t id, struct rec *r, char *errbuf)
 {
 	unsigned char k[8];
 	MDB_val key = { 8, k }, v;
 	int rc;
 
 	put_be64(k, id);
-	rc = mdb_get(txn, q->db[DB_TASKS], &key, &v);
+	rc = cur ? mdb_cursor_get(cur, &key, &v, MDB_SET)
+		 : mdb_get(txn, q->db[DB_TASKS], &key, &v);
 	if (rc == MDB_NOTFOUND)
 		return m2w_fail(errbuf, M2W_ENOTFOUND, "task %llu not found",
 				(unsigned long long)id);
 	if (rc)
 		return m2s_mdb_err(errbuf, rc, "tasks");
-	return m2s_rec_decode(id, v.mv_data, v.mv_size, r, errbuf);
+	return m2s_rec_view(id, v.mv_data, v.mv_size, r, errbuf);
 }
 
 static struct m2w_task *read_task(struct m2w_queue *q, MDB_txn *txn,
@@ -64,7 +72,7 @@ int m2w_queue_get(struct m2w_queue *q, uint64_t id, struct m2w_task **out,
 	*out = NULL;
 	if ((rc = m2s_read_begin(q, &txn, errbuf)))
 		return rc;
-	rc = read_rec(q, txn, id, &r, errbuf);
+	rc = read_rec(q, txn, NULL, id, &r, errbuf);
 	if (!rc && !(*out = read_task(q, txn, &r, m2w_queue_now(q))))
 		rc = m2w_fail(errbuf, M2W_ENOMEM, "out of memory");
 	m2s_read_end(q, txn);
@@ -182,14 +190,11 @@ static int lookup_type(struct m2w_queue *q, MDB_txn *txn, const char *name,
 					: M2W_OK;
 }
 
+/* Is needle (not empty) in hay[0..n)? memmem: GNU, BSD, musl; config.h
+ * asks for the extensions. */
 static int mem_has(const char *hay, size_t n, const char *needle)
 {
-	size_t m = strlen(needle), i;
-
-	for (i = 0; m <= n && i <= n - m; i++)
-		if (memcmp(hay + i, needle, m) == 0)
-			return 1;
-	return 0;
+	return n && memmem(hay, n, needle, strlen(needle)) != NULL;
 }
 
 /* Is `s` in the task's last error, payload, keys or source? */
@@ -203,14 +208,14 @@ static int rec_grep(const struct rec *r, const char *s)
 }
 
 /* Does the task under index key k match the listing? */
-static int list_match(struct m2w_queue *q, MDB_txn *txn,
+static int list_match(struct m2w_queue *q, MDB_txn *txn, MDB_cursor *tasks,
 		      const struct m2w_list_opts *o, int tid, int64_t now,
 		      const MDB_val *k, struct rec *r, char *errbuf)
 {
 	uint64_t id = get_be64((unsigned char *)k->mv_data + k->mv_size - 8);
 	int rc, state;
 
-	if ((rc = read_rec(q, txn, id, r, errbuf)))
+	if ((rc = read_rec(q, txn, tasks, id, r, errbuf)))
 		return rc;
 	state = r->state == M2W_READY && r->next_run > now ? M2W_SCHEDULED
 							   : r->state;
@@ -237,7 +242,7 @@ int m2w_queue_list(struct m2w_queue *q, const struct m2w_list_opts *o,
 	int64_t now = m2w_queue_now(q);
 	struct m2w_task **ts;
 	MDB_txn *txn;
-	MDB_cursor *cur;
+	MDB_cursor *cur, *tasks;
 	MDB_val k, v;
 	struct rec r;
 	int tid = -1, rc, mrc, timed;
@@ -263,7 +268,12 @@ int m2w_queue_list(struct m2w_queue *q, const struct m2w_list_opts *o,
 		goto done; /* no such type: nothing to list */
 	if (rc)
 		goto fail;
+	if ((mrc = mdb_cursor_open(txn, q->db[DB_TASKS], &tasks))) {
+		rc = m2s_mdb_err(errbuf, mrc, "list");
+		goto fail;
+	}
 	if ((mrc = mdb_cursor_open(txn, q->db[index_of[o->state]], &cur))) {
+		mdb_cursor_close(tasks);
 		rc = m2s_mdb_err(errbuf, mrc, "list");
 		goto fail;
 	}
@@ -303,7 +313,8 @@ int m2w_queue_list(struct m2w_queue *q, const struct m2w_list_opts *o,
 		    get_be16(k.mv_data) != tid)
 			break;
 		/* not matching, or unreadable (check() reports those) */
-		if (list_match(q, txn, o, tid, now, &k, &r, NULL) != M2W_OK)
+		if (list_match(q, txn, tasks, o, tid, now, &k, &r, NULL) !=
+		    M2W_OK)
 			continue;
 		if (*n == limit) { /* one more exists: hand out a cursor */
 			hex_encode(next, last, llen);
@@ -318,6 +329,7 @@ int m2w_queue_list(struct m2w_queue *q, const struct m2w_list_opts *o,
 		llen = k.mv_size;
 	}
 	mdb_cursor_close(cur);
+	mdb_cursor_close(tasks);
 	if (!rc && mrc && mrc != MDB_NOTFOUND)
 		rc = m2s_mdb_err(errbuf, mrc, "list");
 	if (rc)
@@ -1186,7 +1198,7 @@ int m2w_queue_dead_groups(struct m2w_queue *q, const struct m2w_group_opts *o,
 	struct dgroup *g;
 	uint64_t seen = 0;
 	MDB_txn *txn;
-	MDB_cursor *cur;
+	MDB_cursor *cur, *tasks;
 	MDB_val k = { TIME_KEY_LEN, from }, v;
 	struct rec r;
 	size_t limit;
@@ -1207,7 +1219,12 @@ int m2w_queue_dead_groups(struct m2w_queue *q, const struct m2w_group_opts *o,
 		goto out; /* no such type: nothing dead of it */
 	if (rc)
 		goto out;
+	if ((mrc = mdb_cursor_open(txn, q->db[DB_TASKS], &tasks))) {
+		rc = m2s_mdb_err(errbuf, mrc, "tasks");
+		goto out;
+	}
 	if ((mrc = mdb_cursor_open(txn, q->db[DB_DEAD], &cur))) {
+		mdb_cursor_close(tasks);
 		rc = m2s_mdb_err(errbuf, mrc, "dead");
 		goto out;
 	}
@@ -1221,7 +1238,8 @@ int m2w_queue_dead_groups(struct m2w_queue *q, const struct m2w_group_opts *o,
 			continue;
 		id = get_be64((unsigned char *)k.mv_data + 8);
 		/* unreadable, or not dead after all: check() reports those */
-		if (read_rec(q, txn, id, &r, NULL) || r.state != M2W_DEAD ||
+		if (read_rec(q, txn, tasks, id, &r, NULL) ||
+		    r.state != M2W_DEAD ||
 		    (tid >= 0 && r.type_id != tid))
 			continue;
 		if (!(g = dg_find(&t, r.type_id, r.error, r.error_len))) {
@@ -1236,6 +1254,7 @@ int m2w_queue_dead_groups(struct m2w_queue *q, const struct m2w_group_opts *o,
 		seen++;
 	}
 	mdb_cursor_close(cur);
+	mdb_cursor_close(tasks);
 	if (!rc && mrc && mrc != MDB_NOTFOUND)
 		rc = m2s_mdb_err(errbuf, mrc, "dead");
 	if (rc)

@@ -18,7 +18,8 @@
  *             entries (the hot path)
  *   group.c   ordering groups: head, waiting successors, supersede
  *   admin.c   get, history, list, stats, requeue, retry-now, delete,
- *             purge, pause, backup
+ *             delete dead (one selection with requeue), purge, pause,
+ *             backup, dead groups
  *   outbox.c  result events written with the end of a task, read and
  *             deleted by the daemon's publisher
  *   check.c   index consistency check
@@ -166,6 +167,11 @@ struct rec {
 
 int m2s_rec_decode(uint64_t id, const void *data, size_t len, struct rec *r,
 		   char *errbuf);
+/* The same checks and fields, but every string (keys, source and error
+ * too) points into the LMDB value and nothing is copied: for readers
+ * alone, valid while their read transaction lasts (list, dead groups). */
+int m2s_rec_view(uint64_t id, const void *data, size_t len, struct rec *r,
+		 char *errbuf);
 size_t m2s_rec_size(const struct rec *r);
 void m2s_rec_encode(const struct rec *r, unsigned char *buf);
 /* A public task (one allocation) from a record; NULL on ENOMEM. */

@@ -20,6 +20,7 @@
  */
 #include "config.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -39,8 +40,8 @@ void m2s_time_key(unsigned char k[TIME_KEY_LEN], int64_t at, uint64_t id)
 	put_be64(k + 8, id);
 }
 
-int m2s_rec_decode(uint64_t id, const void *data, size_t len, struct rec *r,
-		   char *errbuf)
+int m2s_rec_view(uint64_t id, const void *data, size_t len, struct rec *r,
+		 char *errbuf)
 {
 	const unsigned char *p = data;
 	size_t need;
@@ -50,7 +51,6 @@ int m2s_rec_decode(uint64_t id, const void *data, size_t len, struct rec *r,
 				"task %llu: record of %zu bytes, version %d, "
 				"cannot be decoded", (unsigned long long)id,
 				len, len ? p[0] : -1);
-	memset(r, 0, sizeof(*r));
 	r->id = id;
 	r->state = p[1];
 	r->type_id = get_be16(p + 2);
@@ -77,14 +77,30 @@ int m2s_rec_decode(uint64_t id, const void *data, size_t len, struct rec *r,
 				"task %llu: record fields do not fit its %zu "
 				"bytes (state %d)", (unsigned long long)id,
 				len, r->state);
-	p += REC_HEADER;
-	memcpy(r->strs, p, need - REC_HEADER);
+	r->idem = (const char *)p + REC_HEADER;
+	r->group = r->idem + r->idem_len;
+	r->source = r->group + r->group_len;
+	r->error = r->source + r->source_len;
+	r->payload = r->error + r->error_len;
+	r->payload_len = len - need;
+	return M2W_OK;
+}
+
+int m2s_rec_decode(uint64_t id, const void *data, size_t len, struct rec *r,
+		   char *errbuf)
+{
+	size_t n;
+	int rc;
+
+	memset(r, 0, offsetof(struct rec, strs));
+	if ((rc = m2s_rec_view(id, data, len, r, errbuf)))
+		return rc;
+	n = (size_t)(r->payload - r->idem);
+	memcpy(r->strs, r->idem, n);
 	r->idem = r->strs;
 	r->group = r->idem + r->idem_len;
 	r->source = r->group + r->group_len;
 	r->error = r->source + r->source_len;
-	r->payload = (const char *)p + (need - REC_HEADER);
-	r->payload_len = len - need;
 	return M2W_OK;
 }
 
