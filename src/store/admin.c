@@ -1108,7 +1108,8 @@ static struct dgroup *dg_find(struct dgroups *t, uint16_t type,
 	for (j = h & mask; t->slot[j]; j = (j + 1) & mask) {
 		g = &t->g[t->slot[j] - 1];
 		if (g->hash == h && g->type_id == type && g->len == len &&
-		    (!len || memcmp(t->arena + g->off, err, len) == 0))
+		    (!len || (t->arena && memcmp(t->arena + g->off, err,
+						  len) == 0)))
 			return g;
 	}
 	if (t->n == t->cap) {
@@ -1229,6 +1230,7 @@ int m2w_queue_dead_groups(struct m2w_queue *q, const struct m2w_group_opts *o,
 		goto out;
 	}
 	m2s_time_key(from, o->since_ms, 0);
+	memset(&r, 0, sizeof(r));
 	for (mrc = mdb_cursor_get(cur, &k, &v, o->since_ms ? MDB_SET_RANGE
 							   : MDB_FIRST);
 	     mrc == 0; mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
