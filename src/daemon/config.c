@@ -1282,6 +1282,10 @@ static void check_all(struct parser *p)
 			pol->backoff_cap_ms, pol->backoff_base_ms);
 	}
 
+	if (cfg->http_console && !cfg->http)
+		mistake(p, seen_line(p, "http", "console"), "[http] console = "
+			"yes needs enabled = yes (the console is served by the "
+			"HTTP listener)");
 	if (cfg->http && !cfg->http_tokens && !cfg->http_console &&
 	    !seen_bad(p, "http", "tokens"))
 		mistake(p, seen_line(p, "http", "enabled"), "[http] enabled "

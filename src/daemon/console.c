@@ -70,6 +70,8 @@
 #define IDS_MAX 10000          /* task ids in one POST */
 #define LIST_MAX 500           /* tasks in one page */
 #define NAME_MAX_LEN 64
+#define NAME_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz" \
+	"0123456789._@-"
 
 enum role { VIEWER, OPERATOR };
 
@@ -238,10 +240,12 @@ static int parse_users(const char *list, struct user **out, size_t *n,
 		name = item;
 		role = c1 + 1;
 		hash = c2 + 1;
-		if (!*name || strlen(name) >= NAME_MAX_LEN) {
+		/* names go into log lines as they are: no spaces, quotes */
+		if (!*name || strlen(name) >= NAME_MAX_LEN ||
+		    strspn(name, NAME_CHARS) != strlen(name)) {
 			rc = m2w_fail(errbuf, M2W_EINVAL, "[http] console_users: "
-				      "a user name must be 1 to %d characters",
-				      NAME_MAX_LEN - 1);
+				      "a user name is 1 to %d of A-Z a-z 0-9 . _ "
+				      "@ -", NAME_MAX_LEN - 1);
 			break;
 		}
 		if (strcmp(role, "viewer") != 0 && strcmp(role, "operator") != 0) {
