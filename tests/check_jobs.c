@@ -233,7 +233,7 @@ START_TEST(test_find)
 	ck_assert_ptr_null(m2w_job_at(4));
 	ck_assert_ptr_null(m2w_job_find("nope"));
 	ck_assert_ptr_null(m2w_job_find(NULL));
-	ck_assert_int_eq(m2w_job_find("tracking")->batch, 0);
+	ck_assert_int_eq(m2w_job_find("tracking")->batch, 50);
 	ck_assert_int_eq(m2w_job_find("stock")->batch, 50);
 	ck_assert_int_eq(m2w_job_find("price")->batch, 50);
 	ck_assert_int_eq(m2w_job_find("rest")->batch, 0);
@@ -625,7 +625,10 @@ START_TEST(test_tracking_unknown_order)
 	o = run1(T, trk(0, "1000000999", "1Z9", "ups", ""));
 	ck_outcome(o, M2W_ENOTFOUND, M2W_CLASS_PERMANENT);
 	ck_assert_str_eq(o.message, "no order with increment id 1000000999");
-	ck_assert_int_eq(o.calls, 1);
+	ck_assert_int_eq(o.http_status, 404);
+	/* the batched search, then the order alone (none, or several?) */
+	ck_assert_int_eq(o.calls, 2);
+	ck_assert_int_eq(fake_total_requests(&F), 2);
 }
 END_TEST
 
@@ -633,13 +636,22 @@ START_TEST(test_tracking_canceled)
 {
 	struct m2w_outcome o;
 
+	/* dead from the read: no POST that Magento would refuse */
 	fake_set_order_state(&F, O2, "canceled");
 	o = run1(T, trk(0, O2, "1Z9", "ups", ""));
 	ck_outcome(o, M2W_EPERMANENT, M2W_CLASS_PERMANENT);
-	ck_assert_int_eq(o.http_status, 400);
-	ck_message_has(o, "does not allow a shipment");
-	ck_assert_int_eq(o.calls, 3);
+	ck_assert_str_eq(o.message, "order " O2 " is canceled: Magento takes "
+			 "no shipment or track for it");
+	ck_assert_int_eq(o.calls, 2);
 	ck_assert_int_eq(fake_shipments(&F, O2), 0);
+	ck_assert_int_eq(fake_requests(&F, "POST /V1/order/{id}/ship", NULL),
+			 0);
+	fake_set_order_state(&F, O3, "holded");
+	o = run1(T, trk(0, O3, "1Z9", "ups", ""));
+	ck_outcome(o, M2W_EPERMANENT, M2W_CLASS_PERMANENT);
+	ck_message_has(o, "is on hold");
+	ck_assert_int_eq(fake_requests(&F, "POST /V1/order/{id}/ship", NULL),
+			 0);
 }
 END_TEST
 
@@ -766,6 +778,88 @@ START_TEST(test_tracking_replay)
 	ck_done(o);
 	ck_message_has(o, "already on shipment");
 	ck_assert_int_eq(fake_track_count(&F, "1ZCRASH2"), 1);
+}
+END_TEST
+
+/* A batch: five orders in two searches and one write each where one is
+ * needed; an unknown order and a closed one in the same batch. */
+START_TEST(test_tracking_batch)
+{
+	const char *p[6];
+	struct m2w_outcome o[6];
+	int i, calls = 0;
+
+	o[0] = run1(T, trk(0, "1000000004", "1ZB4A", "ups", ""));
+	ck_done(o[0]);
+	fake_set_order_state(&F, "1000000005", "closed");
+	p[0] = trk(0, O1, "1ZB1", "ups", "");
+	p[1] = trk(1, O2, "1ZB2", "dhl", "");
+	p[2] = trk(2, "1000000999", "1ZB9", "ups", "");
+	p[3] = trk(3, "1000000004", "1ZB4B", "ups", "");
+	run_n(T, p, 4, o);
+	ck_done(o[0]);
+	ck_done(o[1]);
+	ck_outcome(o[2], M2W_ENOTFOUND, M2W_CLASS_PERMANENT);
+	ck_assert_int_eq(o[2].http_status, 404);
+	ck_done(o[3]);
+	ck_message_has(o[3], "added to shipment");
+	for (i = 0; i < 4; i++)
+		calls += o[i].calls;
+	/* 3 for the first run; then 2 searches, the unknown order alone,
+	 * and 3 writes */
+	ck_assert_int_eq(fake_total_requests(&F), 3 + 6);
+	ck_assert_int_eq(calls, 6);
+	ck_assert_int_eq(fake_requests(&F, "GET /V1/shipments", NULL), 1 + 1);
+	p[0] = trk(0, "1000000005", "1ZB5", "ups", "");
+	p[1] = trk(1, "1000000004", "1ZB4B", "ups", "");
+	run_n(T, p, 2, o);
+	ck_outcome(o[0], M2W_EPERMANENT, M2W_CLASS_PERMANENT);
+	ck_message_has(o[0], "is closed");
+	ck_done(o[1]);
+	ck_message_has(o[1], "already on shipment");
+	ck_assert_int_eq(fake_track_count(&F, "1ZB4B"), 1);
+	ck_assert_int_eq(fake_shipments(&F, "1000000005"), 0);
+}
+END_TEST
+
+/*
+ * Every write follows a read made in its own run: a track that reached
+ * Magento after the last run (a crash after the POST) is found, never
+ * posted again. Fails if shipments are kept from one run to the next.
+ */
+START_TEST(test_tracking_fresh_read)
+{
+	const char *p[2];
+	struct m2w_outcome o[2];
+	struct m2_track t;
+	struct m2_result res;
+	struct m2_shipment *s = NULL;
+	size_t ns = 0;
+
+	p[0] = trk(0, O1, "1ZF1", "ups", "");
+	p[1] = trk(1, O2, "1ZF2", "ups", "");
+	run_n(T, p, 2, o);
+	ck_done(o[0]);
+	ck_done(o[1]);
+	/* between the runs, 1ZF4 reaches order 2's shipment */
+	memset(&res, 0, sizeof(res));
+	ck_assert_int_eq(m2_shipments_list(K, 2, &s, &ns, &res), M2W_OK);
+	ck_assert_uint_eq(ns, 1);
+	memset(&t, 0, sizeof(t));
+	snprintf(t.track_number, sizeof(t.track_number), "1ZF4");
+	snprintf(t.carrier_code, sizeof(t.carrier_code), "ups");
+	snprintf(t.title, sizeof(t.title), "UPS");
+	ck_assert_int_eq(m2_track_add(K, 2, s[0].id, &t, &res), M2W_OK);
+	m2_shipments_free(s, ns);
+	p[0] = trk(0, O1, "1ZF3", "ups", "");
+	p[1] = trk(1, O2, "1ZF4", "ups", "");
+	run_n(T, p, 2, o);
+	ck_done(o[0]);
+	ck_message_has(o[0], "added to shipment");
+	ck_done(o[1]);
+	ck_message_has(o[1], "already on shipment");
+	ck_assert_int_eq(fake_track_count(&F, "1ZF4"), 1);
+	ck_assert_int_eq(fake_track_count(&F, "1ZF3"), 1);
 }
 END_TEST
 
@@ -1035,6 +1129,8 @@ static Suite *jobs_suite(void)
 	tcase_add_test(tc, test_tracking_transient);
 	tcase_add_test(tc, test_tracking_outage_replay);
 	tcase_add_test(tc, test_tracking_replay);
+	tcase_add_test(tc, test_tracking_batch);
+	tcase_add_test(tc, test_tracking_fresh_read);
 	tcase_add_test(tc, test_tracking_bad_payload);
 	suite_add_tcase(s, tc);
 

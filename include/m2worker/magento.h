@@ -232,6 +232,7 @@ struct m2_track {
 
 struct m2_shipment {
 	int64_t id;
+	int64_t order_id;
 	struct m2_track *tracks;
 	size_t ntracks;
 };
@@ -240,6 +241,10 @@ struct m2_shipment {
 int m2_shipments_list(struct m2_conn *k, int64_t order_id,
 		      struct m2_shipment **out, size_t *n,
 		      struct m2_result *res);
+/* The shipments of many orders in one search (order_id in ...), paged
+ * through; each carries its order_id. nids 0: none, no call. */
+int m2_shipments_of(struct m2_conn *k, const int64_t *order_ids, size_t nids,
+		    struct m2_shipment **out, size_t *n, struct m2_result *res);
 void m2_shipments_free(struct m2_shipment *s, size_t n);
 
 struct m2_ship_item {

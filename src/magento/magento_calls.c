@@ -31,7 +31,7 @@
 
 #define ORDER_FIELDS "items[entity_id,increment_id,state,status," \
 	"items[item_id,sku,qty_ordered,qty_shipped,qty_canceled]],total_count"
-#define SHIPMENT_FIELDS "items[entity_id,tracks[track_number," \
+#define SHIPMENT_FIELDS "items[entity_id,order_id,tracks[track_number," \
 	"carrier_code,title]],total_count"
 #define ORDERS_PAGE 100
 #define WALK_STOP (-1)               /* a walk callback's "stop" */
@@ -401,6 +401,7 @@ static int shipments_each(struct json_object *item, void *arg)
 	}
 	p = &w->s[w->n++];
 	memset(p, 0, sizeof(*p));
+	m2i_json_int64(m2i_get(item, "order_id"), &p->order_id);
 	if (!m2i_json_int64(m2i_get(item, "entity_id"), &p->id))
 		w->err = -1;
 	else
@@ -412,19 +413,39 @@ int m2_shipments_list(struct m2_conn *k, int64_t order_id,
 		      struct m2_shipment **out, size_t *n,
 		      struct m2_result *res)
 {
+	return m2_shipments_of(k, &order_id, 1, out, n, res);
+}
+
+int m2_shipments_of(struct m2_conn *k, const int64_t *order_ids, size_t nids,
+		    struct m2_shipment **out, size_t *n, struct m2_result *res)
+{
 	struct ship_walk w = { NULL, 0, 0, 0 };
+	struct m2w_buf ids;
 	struct m2_query q;
-	char id[24];
+	size_t i;
 	int rc;
 
 	*out = NULL;
 	*n = 0;
-	if (order_id <= 0)
-		return bad_arg(res, "order id must be positive");
-	snprintf(id, sizeof(id), "%lld", (long long)order_id);
+	m2i_result_clear(res);
+	if (!nids)
+		return M2W_OK;
+	m2w_buf_init(&ids, 0);
+	for (i = 0; i < nids; i++) {
+		if (order_ids[i] <= 0) {
+			m2w_buf_release(&ids);
+			return bad_arg(res, "order id must be positive");
+		}
+		m2w_buf_addf(&ids, "%s%lld", i ? "," : "",
+			     (long long)order_ids[i]);
+	}
 	m2_query_init(&q);
-	m2_query_filter(&q, 0, 0, "order_id", id, "eq");
+	m2_query_filter(&q, 0, 0, "order_id", m2w_buf_str(&ids),
+			nids > 1 ? "in" : "eq");
 	m2_query_fields(&q, SHIPMENT_FIELDS);
+	if (ids.failed)
+		q.b.failed = 1;
+	m2w_buf_release(&ids);
 	rc = m2i_search_walk(k, "/shipments", m2_query_str(&q),
 			     SHIPMENTS_PAGE, shipments_each, &w, res);
 	m2_query_release(&q);
