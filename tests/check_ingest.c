@@ -182,7 +182,7 @@ START_TEST(test_tracking_sample)
 	ck_payload(e.q, s.tid[0], "{\"order\":\"1000000001\",\"track\":"
 		   "\"1ZX23456789\",\"carrier\":\"ups\",\"title\":\"UPS\"}");
 	ck_task(e.q, s.tid[0], "20250326_120000.csv:2",
-		"tracking:1000000001:1ZX23456789", "order:1000000001", 0);
+		"tracking:1000000001:1ZX23456789", "order:1000000001", M2W_GROUP_EXCLUSIVE);
 	ck_assert_store_ok(e.q);
 	tu_env_done(&e);
 }
@@ -315,14 +315,14 @@ START_TEST(test_quoted)
 		   "\"1ZNL5\",\"carrier\":\"ups\",\"title\":\"Two\\nLines\"}");
 	/* after a record over two lines, the line numbers stay right */
 	ck_task(e.q, s.tid[2], "quoted.csv:5", "tracking:1000000032:1Z\"Q\"3",
-		NULL, 0);
+		NULL, M2W_GROUP_EXCLUSIVE);
 	ck_payload(e.q, s.tid[2], "{\"order\":\"1000000032\",\"track\":"
 		   "\"1Z\\\"Q\\\"3\",\"carrier\":\"ups\"}");
 	/* trimmed: checked and sent without the spaces */
 	ck_payload(e.q, s.tid[3], "{\"order\":\"1000000033\",\"track\":"
 		   "\"1ZTRIM4\",\"carrier\":\"ups\"}");
 	ck_task(e.q, s.tid[3], "quoted.csv:6", "tracking:1000000033:1ZTRIM4",
-		"order:1000000033", 0);
+		"order:1000000033", M2W_GROUP_EXCLUSIVE);
 	tu_env_done(&e);
 }
 END_TEST
@@ -340,7 +340,7 @@ START_TEST(test_crlf)
 	ck_assert_int_eq(r.accepted, 2);
 	ck_payload(e.q, s.tid[1], "{\"order\":\"1000000021\",\"track\":"
 		   "\"AWB0002\",\"carrier\":\"usps\",\"title\":\"USPS\"}");
-	ck_task(e.q, s.tid[1], "crlf.csv:3", NULL, NULL, 0);
+	ck_task(e.q, s.tid[1], "crlf.csv:3", NULL, NULL, M2W_GROUP_EXCLUSIVE);
 	/* a lone CR ends a line too; blank lines are no rows */
 	ck_assert_int_eq(run_str(e.q, "sku,qty\rA,1\r\r\nB,2\n\n   \nC,3",
 				 "stock", NULL, &r, &s), M2W_OK);
@@ -638,7 +638,7 @@ START_TEST(test_key_field)
 	ck_assert_int_eq(run_str(e.q, "{\"order\":\"9\",\"track\":\"T\","
 				 "\"carrier\":\"ups\"}\n", "tracking", &o, &r,
 				 &s), M2W_OK);
-	ck_task(e.q, s.tid[0], "mem:1", "tracking:T", "order:9", 0);
+	ck_task(e.q, s.tid[0], "mem:1", "tracking:T", "order:9", M2W_GROUP_EXCLUSIVE);
 	ck_payload(e.q, s.tid[0], "{\"order\":\"9\",\"track\":\"T\","
 		   "\"carrier\":\"ups\"}");
 	tu_env_done(&e);
@@ -664,7 +664,7 @@ START_TEST(test_items)
 		   "\"1ZITEM1\",\"carrier\":\"ups\",\"title\":\"UPS\",\"items\":"
 		   "[{\"sku\":\"SKU-A\",\"qty\":1},{\"sku\":\"SKU-B\",\"qty\":2}]}");
 	ck_task(e.q, s.tid[0], "items.csv:2", "tracking:1000000040:1ZITEM1",
-		NULL, 0);
+		NULL, M2W_GROUP_EXCLUSIVE);
 	ck_payload(e.q, s.tid[1], "{\"order\":\"1000000041\",\"track\":"
 		   "\"1ZITEM2\",\"carrier\":\"ups\",\"title\":\"UPS\"}");
 	/* again: the parcel is one duplicate task of two rows */
@@ -765,7 +765,8 @@ START_TEST(test_skip_rows)
 				  &o), M2W_OK);
 	ck_assert_int_eq(r.skipped, 1);
 	ck_assert_int_eq(r.accepted, 2);
-	ck_task(e.q, s.tid[0], "tracking.ndjson:3", NULL, NULL, 0);
+	ck_task(e.q, s.tid[0], "tracking.ndjson:3", NULL, NULL,
+		M2W_GROUP_EXCLUSIVE);
 	tu_env_done(&e);
 }
 END_TEST
@@ -845,7 +846,7 @@ START_TEST(test_ndjson)
 	ck_payload(e.q, s.tid[1], "{\"order\":\"1000000051\",\"track\":"
 		   "\"1ZND0002\",\"carrier\":\"dhl\",\"title\":\"DHL\"}");
 	ck_task(e.q, s.tid[1], "tracking.ndjson:3",
-		"tracking:1000000051:1ZND0002", NULL, 0);
+		"tracking:1000000051:1ZND0002", NULL, M2W_GROUP_EXCLUSIVE);
 	/* CRLF, no last newline, arrays and unknown keys refused */
 	{
 		struct m2w_ingest_opts o;
@@ -1084,7 +1085,7 @@ START_TEST(test_body_json)
 	ck_assert_str_eq(b.error, "");
 	ck_body_task(&b, 0, "tracking", "{\"order\":\"100\",\"track\":\"T1\","
 		     "\"carrier\":\"ups\"}", "http:1", "tracking:100:T1",
-		     "order:100", 0);
+		     "order:100", M2W_GROUP_EXCLUSIVE);
 	ck_assert_uint_eq(b.at[0].row, 1);
 	ck_assert_uint_eq(b.at[0].line, 0);
 	m2w_body_free(&b);
@@ -1156,7 +1157,7 @@ START_TEST(test_body_ndjson)
 	ck_assert_uint_eq(b.ntasks, 2);
 	ck_body_task(&b, 1, "tracking", "{\"order\":\"102\",\"track\":\"T3\","
 		     "\"carrier\":\"ups\"}", "http:4", "tracking:102:T3",
-		     "order:102", 0);
+		     "order:102", M2W_GROUP_EXCLUSIVE);
 	ck_assert_uint_eq(b.at[1].row, 2);
 	ck_assert_uint_eq(b.at[1].line, 4);
 	m2w_body_free(&b);
@@ -1167,7 +1168,7 @@ START_TEST(test_body_ndjson)
 			 M2W_OK);
 	ck_body_task(&b, 0, "tracking", "{\"order\":\"103\",\"track\":\"T4\","
 		     "\"carrier\":\"dhl\"}", "http:1", "tracking:103:T4",
-		     "order:103", 0);
+		     "order:103", M2W_GROUP_EXCLUSIVE);
 	m2w_body_free(&b);
 
 	/* rest: only NDJSON or JSON, the body as it is */
@@ -1202,18 +1203,18 @@ START_TEST(test_body_csv)
 	ck_body_task(&b, 0, "tracking", "{\"order\":\"200\",\"track\":\"C1\","
 		     "\"carrier\":\"ups\",\"items\":[{\"sku\":\"A\",\"qty\":1},"
 		     "{\"sku\":\"B\",\"qty\":2},{\"sku\":\"C\",\"qty\":3}]}",
-		     "http:2", "tracking:200:C1", "order:200", 0);
+		     "http:2", "tracking:200:C1", "order:200", M2W_GROUP_EXCLUSIVE);
 	ck_assert_uint_eq(b.at[0].row, 1);
 	ck_assert_uint_eq(b.at[0].line, 2);
 	ck_assert_uint_eq(b.at[0].nrows, 3);
 	ck_body_task(&b, 1, "tracking", "{\"order\":\"201\",\"track\":\"C2\","
 		     "\"carrier\":\"dhl\"}", "http:6", "tracking:201:C2",
-		     "order:201", 0);
+		     "order:201", M2W_GROUP_EXCLUSIVE);
 	ck_assert_uint_eq(b.at[1].row, 4);
 	ck_assert_uint_eq(b.at[1].nrows, 1);
 	ck_body_task(&b, 2, "tracking", "{\"order\":\"202\",\"track\":\"C3\","
 		     "\"carrier\":\"ups\",\"items\":[{\"sku\":\"A\",\"qty\":1}]}",
-		     "http:7", "tracking:202:C3", "order:202", 0);
+		     "http:7", "tracking:202:C3", "order:202", M2W_GROUP_EXCLUSIVE);
 	m2w_body_free(&b);
 
 	/* extra aliases, a key column, a given delimiter, a BOM */

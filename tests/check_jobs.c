@@ -491,11 +491,11 @@ START_TEST(test_keys)
 
 	ck_keys(T, "{\"order\":\" 1000000001\",\"track\":\"1Z999 \","
 		   "\"carrier\":\"ups\"}",
-		"tracking:1000000001:1Z999", "order:1000000001", 0);
+		"tracking:1000000001:1Z999", "order:1000000001", M2W_GROUP_EXCLUSIVE);
 	ck_keys(T, "{\"order\":\"1000000001\",\"track\":\"1Z998\","
 		   "\"carrier\":\"fedex\",\"items\":[{\"sku\":\"A\","
 		   "\"qty\":1}]}",
-		"tracking:1000000001:1Z998", "order:1000000001", 0);
+		"tracking:1000000001:1Z998", "order:1000000001", M2W_GROUP_EXCLUSIVE);
 	ck_keys(S, "{\"sku\":\"SKU-1\",\"qty\":5}", "", "stock:SKU-1:default",
 		1);
 	ck_keys(S, "{\"sku\":\" SKU-1\",\"qty\":5,\"source\":\"warehouse-2\"}",

@@ -1767,6 +1767,47 @@ START_TEST(test_group_retry_keeps_order)
 }
 END_TEST
 
+START_TEST(test_group_exclusive_no_head_of_line)
+{
+	/* an exclusive group (tracking's orders): a head in backoff steps
+	 * aside, the others run; never two at once; the task due first is
+	 * promoted, the one in backoff when its time comes */
+	uint64_t a, b, c, tok, tb;
+
+	set_policy("tracking", 10, 60000, 60000, 0);
+	a = enq_group("tracking", "order:1", M2W_GROUP_EXCLUSIVE);
+	b = enq_group("tracking", "order:1", M2W_GROUP_EXCLUSIVE);
+	c = enq_group("tracking", "order:1", M2W_GROUP_EXCLUSIVE);
+	ck_assert_int_eq(TASK(a, supersede), M2W_GROUP_EXCLUSIVE);
+	tok = lease_expect(a, 0);
+	ck_assert_uint_eq(lease_count(10), 0);          /* one at a time */
+	CK_OK(m2w_task_fail(Q, a, tok, M2W_CLASS_TRANSIENT, "busy", 503, 0,
+			    EB));
+	ck_assert_state(Q, a, M2W_WAITING);
+	ck_assert_int_eq(TASK(a, next_run_ms), E.clock.now + 60000);
+	ck_assert_state(Q, b, M2W_READY);
+	ck_assert_state(Q, c, M2W_WAITING);
+	ck_assert_store_ok(Q);
+	tb = lease_expect(b, 0);
+	ck_assert_uint_eq(lease_count(10), 0);          /* still one */
+	CK_OK(m2w_task_ack(Q, b, tb, 0, EB));
+	/* c is due now, a in a minute: c first */
+	ck_assert_state(Q, c, M2W_READY);
+	ck_assert_state(Q, a, M2W_WAITING);
+	tok = lease_expect(c, 0);
+	CK_OK(m2w_task_ack(Q, c, tok, 0, EB));
+	ck_assert_state(Q, a, M2W_SCHEDULED);
+	ck_assert_uint_eq(lease_count(10), 0);
+	advance(60000);
+	tok = lease_expect(a, 0);
+	/* alone in its group: a failure keeps it head, scheduled */
+	CK_OK(m2w_task_fail(Q, a, tok, M2W_CLASS_TRANSIENT, "busy", 503, 0,
+			    EB));
+	ck_assert_state(Q, a, M2W_SCHEDULED);
+	ck_assert_store_ok(Q);
+}
+END_TEST
+
 START_TEST(test_group_supersede_before_lease)
 {
 	uint64_t a = enq_group("stock", "g", 0);
@@ -3918,6 +3959,7 @@ static Suite *queue_suite(void)
 	tcase_add_test(tc, test_group_fifo_on_max10);
 	tcase_add_test(tc, test_group_independent);
 	tcase_add_test(tc, test_group_retry_keeps_order);
+	tcase_add_test(tc, test_group_exclusive_no_head_of_line);
 	tcase_add_test(tc, test_group_supersede_before_lease);
 	tcase_add_test(tc, test_group_supersede_while_leased);
 	tcase_add_test(tc, test_group_supersede_replaces_plain_waiting);

@@ -174,8 +174,10 @@ struct m2w_job {
 	 * when absent. NULL: none. The idempotency key says which payloads
 	 * are the same work (ingest keys value-like types by their input
 	 * line instead); the ordering key which tasks run one at a time, in
-	 * order; `supersede`: a newer task replaces the waiting older ones
-	 * of its group (the newest value wins).
+	 * order; `supersede`, the group's rule (queue.h M2W_GROUP_*): FIFO;
+	 * NEWEST, a newer task replaces the waiting older ones of its group
+	 * (the newest value wins); EXCLUSIVE, never two at once but in any
+	 * order (a task waiting for its retry lets the next one run).
 	 */
 	const char *idem_key;
 	const char *group_key;

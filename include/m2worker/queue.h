@@ -15,9 +15,13 @@
  *
  * A task with an ordering key ("stock:SKU-1") joins a group: at most one task
  * of a group is leased at a time, the others wait (state WAITING) and are
- * promoted in id order when the head ends. A task enqueued with `supersede`
- * replaces every older task of its group that has not started (they end as
- * SUPERSEDED): the newest value wins.
+ * promoted when the head ends. The group's rule (m2w_new_task.supersede)
+ * says which: FIFO promotes in id order, and a head waiting for its retry
+ * holds the group; NEWEST is FIFO where a new task replaces every older
+ * task of its group that has not started (they end as SUPERSEDED): the
+ * newest value wins; EXCLUSIVE only keeps two tasks of a group from
+ * running at once: a head that fails and waits for its retry steps aside
+ * for a waiter that can run sooner, and the waiter due first is promoted.
  *
  * Durability: every call that changes the store returns only after the LMDB
  * transaction holding the change is committed with fsync (unless the store
@@ -139,6 +143,11 @@ int64_t m2w_backoff_delay(const struct m2w_policy *p, unsigned attempt,
 
 /* --------------------------------------------------------------- enqueue */
 
+/* The rule of an ordering group (see the top): a task's `supersede`. */
+#define M2W_GROUP_FIFO 0       /* in id order; a retry holds the group */
+#define M2W_GROUP_NEWEST 1     /* FIFO, and the newest supersedes */
+#define M2W_GROUP_EXCLUSIVE 2  /* one at a time, in any order */
+
 /* One task to enqueue. Inputs are copied; outputs are filled on return. */
 struct m2w_new_task {
 	const char *type;        /* required, [a-z0-9_.-]{1,32} */
@@ -147,7 +156,7 @@ struct m2w_new_task {
 	const char *source;      /* "file.csv:12", "http", "stdin"; may be NULL */
 	const char *idem_key;    /* may be NULL: same key = same task */
 	const char *group_key;   /* ordering key, may be NULL */
-	int supersede;           /* replace older waiting tasks of the group */
+	int supersede;           /* the group's rule: M2W_GROUP_* */
 	int64_t not_before_ms;   /* 0 = now */
 	unsigned max_attempts;   /* 0 = the type's policy */
 	int loaded;              /* the producer parsed and checked the
@@ -216,7 +225,7 @@ struct m2w_task {
 	int state;                 /* enum m2w_state */
 	unsigned attempts;         /* leases so far */
 	unsigned max_attempts;     /* 0 = the type's policy */
-	int supersede;
+	int supersede;             /* its group's rule, M2W_GROUP_* */
 	int64_t created_ms, updated_ms, next_run_ms, lease_expiry_ms;
 	uint64_t lease_token;      /* valid while LEASED */
 	int last_status;           /* HTTP status of the last failure, 0 if none */

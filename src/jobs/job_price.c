@@ -133,7 +133,7 @@ const struct m2w_job m2w_job_price = {
 	.summary = "a product's base price in a store",
 	.fields = fields,
 	.group_key = "price:{sku}:{store_id=0}",
-	.supersede = 1,
+	.supersede = M2W_GROUP_NEWEST,
 	.inputs = M2W_IN_CSV | M2W_IN_NDJSON | M2W_IN_JSON,
 	.batch = 50,
 	.batch_max = 500,

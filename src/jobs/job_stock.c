@@ -265,7 +265,7 @@ const struct m2w_job m2w_job_stock = {
 	.summary = "a source item's quantity (MSI, or legacy stock items)",
 	.fields = fields,
 	.group_key = "stock:{sku}:{source=" DEFAULT_SOURCE "}",
-	.supersede = 1,
+	.supersede = M2W_GROUP_NEWEST,
 	.inputs = M2W_IN_CSV | M2W_IN_NDJSON | M2W_IN_JSON,
 	.batch = 50,
 	.batch_max = 500,

@@ -529,7 +529,7 @@ int m2w_job_keys(const struct m2w_job *job, struct json_object *o,
 		idem[0] = group[0] = '\0';
 		return -1;
 	}
-	*supersede = job->supersede && group[0];
+	*supersede = group[0] ? job->supersede : M2W_GROUP_FIFO;
 	return 0;
 }
 

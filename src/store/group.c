@@ -9,6 +9,13 @@
  * walks past blocked tasks. When the head ends, the first waiting task is
  * promoted; a group with neither head nor waiters has no entry.
  *
+ * Exclusive groups (REC_EXCLUSIVE: tracking's orders) keep the one-at-a-
+ * time rule but not the order: the waiter due first (lowest next_run) is
+ * promoted, and a head that failed and waits for its backoff steps aside
+ * when a waiter is due sooner (m2s_group_step_aside): it joins the waiters
+ * with its next_run, so one task in backoff never holds back the others of
+ * its order.
+ *
  * Supersede: a task enqueued with the supersede flag ends every older task
  * of its group that has not started (waiters, and a head that is not
  * leased) as SUPERSEDED. When the head is leased it cannot be recalled; the
@@ -161,9 +168,81 @@ int m2s_group_join(struct wctx *c, struct rec *r, int requeue)
 	return set_head(c, r, r->id);
 }
 
-int m2s_group_advance(struct wctx *c, const struct rec *r)
+/* The waiter of r's group due first (lowest next_run, then lowest id),
+ * read into *n; *id 0 when none waits. Exclusive groups promote it. */
+static int waiter_due(struct wctx *c, const struct rec *r, uint64_t *id,
+		      struct rec *n)
 {
 	unsigned char k[M2W_KEY_MAX + 10];
+	size_t plen = m2s_group_wait_key(k, r->group, r->group_len, 0) - 8;
+	MDB_cursor *cur;
+	MDB_val key = { plen, k }, v;
+	int64_t due = 0;
+	int rc = M2W_OK, mrc;
+
+	*id = 0;
+	if ((mrc = mdb_cursor_open(c->txn, c->q->db[DB_GROUPS], &cur)))
+		return m2s_ctx_mdb(c, mrc, "groups");
+	for (mrc = mdb_cursor_get(cur, &key, &v, MDB_SET_RANGE);
+	     mrc == 0 && key.mv_size == plen + 8 &&
+	     memcmp(key.mv_data, k, plen) == 0;
+	     mrc = mdb_cursor_get(cur, &key, &v, MDB_NEXT)) {
+		uint64_t w = get_be64((unsigned char *)key.mv_data + plen);
+
+		if ((rc = m2s_ctx_rec(c, w, n)))
+			break;
+		if (!*id || n->next_run < due) {
+			*id = w;
+			due = n->next_run;
+		}
+	}
+	mdb_cursor_close(cur);
+	if (!rc && mrc && mrc != MDB_NOTFOUND)
+		return m2s_ctx_mdb(c, mrc, "groups");
+	/* the record read last is not always the one chosen: read it again
+	 * (a struct rec points into itself, it cannot be copied) */
+	if (!rc && *id)
+		rc = m2s_ctx_rec(c, *id, n);
+	return rc == M2W_ENOTFOUND ? M2W_ECORRUPT : rc;
+}
+
+/* Waiter n (id w) of a group becomes its ready head. */
+static int promote(struct wctx *c, uint64_t w, struct rec *n)
+{
+	unsigned char k[M2W_KEY_MAX + 10];
+	int rc;
+
+	if ((rc = m2s_ctx_del(c, DB_GROUPS, k,
+			      m2s_group_wait_key(k, n->group, n->group_len, w))))
+		return rc;
+	n->state = M2W_READY;
+	if (n->next_run < c->now)
+		n->next_run = c->now;
+	n->updated = c->now;
+	if ((rc = m2s_ctx_index(c, n)) || (rc = m2s_ctx_rec_put(c, n)) ||
+	    (rc = m2s_ctx_count(c, n->type_id, M2W_WAITING, M2W_READY)))
+		return rc;
+	return set_head(c, n, w);
+}
+
+int m2s_group_step_aside(struct wctx *c, struct rec *r, int *aside)
+{
+	uint64_t w;
+	struct rec n;
+	int rc;
+
+	*aside = 0;
+	if ((rc = waiter_due(c, r, &w, &n)) || !w ||
+	    n.next_run >= r->next_run)
+		return rc;
+	if ((rc = wait_behind(c, r)))
+		return rc;
+	*aside = 1;
+	return promote(c, w, &n);
+}
+
+int m2s_group_advance(struct wctx *c, const struct rec *r)
+{
 	uint64_t head, w;
 	struct rec n;
 	int rc;
@@ -176,23 +255,14 @@ int m2s_group_advance(struct wctx *c, const struct rec *r)
 				(int)r->group_len, r->group,
 				(unsigned long long)head,
 				(unsigned long long)r->id);
-	if ((rc = waiter(c, r, 0, &w)))
+	if (r->flags & REC_EXCLUSIVE)
+		rc = waiter_due(c, r, &w, &n);
+	else if (!(rc = waiter(c, r, 0, &w)) && w &&
+		 (rc = m2s_ctx_rec(c, w, &n)) == M2W_ENOTFOUND)
+		rc = M2W_ECORRUPT;
+	if (rc)
 		return rc;
-	if (!w)
-		return set_head(c, r, 0);
-	if ((rc = m2s_ctx_rec(c, w, &n)))
-		return rc == M2W_ENOTFOUND ? M2W_ECORRUPT : rc;
-	if ((rc = m2s_ctx_del(c, DB_GROUPS, k,
-			      m2s_group_wait_key(k, n.group, n.group_len, w))))
-		return rc;
-	n.state = M2W_READY;
-	if (n.next_run < c->now)
-		n.next_run = c->now;
-	n.updated = c->now;
-	if ((rc = m2s_ctx_index(c, &n)) || (rc = m2s_ctx_rec_put(c, &n)) ||
-	    (rc = m2s_ctx_count(c, n.type_id, M2W_WAITING, M2W_READY)))
-		return rc;
-	return set_head(c, &n, w);
+	return w ? promote(c, w, &n) : set_head(c, r, 0);
 }
 
 int m2s_group_newer_waits(struct wctx *c, const struct rec *r, int *yes)

@@ -144,6 +144,7 @@ static inline uint64_t type_rec_unfinished(const MDB_val *v)
 #define REC_VERSION 1
 #define REC_HEADER 64
 #define REC_SUPERSEDE 0x01
+#define REC_EXCLUSIVE 0x02     /* its group runs in any order */
 
 #define REC_SOURCE_MAX 1024
 
@@ -289,6 +290,10 @@ int m2s_group_join(struct wctx *c, struct rec *r, int requeue);
 /* Head r of its group ended (done, dead, superseded, deleted): the next
  * waiting task becomes ready. */
 int m2s_group_advance(struct wctx *c, const struct rec *r);
+/* Head r of an exclusive group, failed and due at r->next_run, steps
+ * aside when a waiter is due sooner: r waits (state WAITING), the waiter
+ * due first is promoted. *aside 1 when it did (r is then not stored). */
+int m2s_group_step_aside(struct wctx *c, struct rec *r, int *aside);
 /* Head r is about to go back to ready (retry, snooze, release, reap):
  * *yes = 1 when a newer task that supersedes it waits (r should end). */
 int m2s_group_newer_waits(struct wctx *c, const struct rec *r, int *yes);

@@ -232,7 +232,8 @@ static int enq_one(struct wctx *c, struct m2w_new_task *t)
 	r.id = c->next_id++;
 	c->next_id_dirty = 1;
 	r.state = M2W_READY;
-	r.flags = t->supersede ? REC_SUPERSEDE : 0;
+	r.flags = t->supersede == M2W_GROUP_NEWEST ? REC_SUPERSEDE
+		  : t->supersede == M2W_GROUP_EXCLUSIVE ? REC_EXCLUSIVE : 0;
 	r.max_attempts = t->max_attempts;
 	r.created = r.updated = c->now;
 	r.next_run = t->not_before_ms > c->now ? t->not_before_ms : c->now;
@@ -414,11 +415,21 @@ int m2w_queue_enqueue_file(struct m2w_queue *q, struct m2w_new_task *tasks,
  */
 static int back_to_ready(struct wctx *c, struct rec *r)
 {
-	int newer = 0, rc;
+	int newer = 0, aside = 0, rc;
 	int from = r->state;
 
 	if ((rc = m2s_ctx_unindex(c, r)))
 		return rc;
+	/* an exclusive group goes on without it while it waits */
+	if ((r->flags & REC_EXCLUSIVE) && r->group_len &&
+	    r->next_run > c->now) {
+		r->updated = c->now;
+		if ((rc = m2s_group_step_aside(c, r, &aside)))
+			return rc;
+		if (aside)
+			return (rc = m2s_ctx_rec_put(c, r)) ? rc
+			       : m2s_ctx_moved(c, r, from);
+	}
 	if (r->group_len && (rc = m2s_group_newer_waits(c, r, &newer)))
 		return rc;
 	r->state = newer ? M2W_SUPERSEDED : M2W_READY;

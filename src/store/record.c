@@ -175,7 +175,9 @@ struct m2w_task *m2s_rec_to_task(const struct rec *r, const char *type_name,
 		t->state = M2W_SCHEDULED;
 	t->attempts = r->attempts;
 	t->max_attempts = r->max_attempts;
-	t->supersede = !!(r->flags & REC_SUPERSEDE);
+	t->supersede = r->flags & REC_SUPERSEDE ? M2W_GROUP_NEWEST
+		       : r->flags & REC_EXCLUSIVE ? M2W_GROUP_EXCLUSIVE
+		       : M2W_GROUP_FIFO;
 	t->created_ms = r->created;
 	t->updated_ms = r->updated;
 	t->next_run_ms = r->next_run;

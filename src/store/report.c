@@ -41,7 +41,8 @@ json_object *m2w_task_json(const struct m2w_task *t, int payload)
 	put_str(o, "source", t->source);
 	put_str(o, "idempotency_key", t->idem_key);
 	put_str(o, "ordering_key", t->group_key);
-	json_object_object_add(o, "supersede", json_object_new_boolean(t->supersede));
+	json_object_object_add(o, "supersede", json_object_new_boolean(
+				       t->supersede == M2W_GROUP_NEWEST));
 	json_object_object_add(o, "last_status",
 			       t->last_status ? json_object_new_int(t->last_status)
 					      : NULL);

@@ -64,7 +64,10 @@ static void print_task(struct qctl *c, const struct m2w_task *t,
 	line("idempotency key", t->idem_key);
 	line("ordering key", t->group_key);
 	if (t->group_key)
-		line("supersedes", t->supersede ? "older waiting tasks" : "no");
+		line("group rule", t->supersede == M2W_GROUP_NEWEST
+		     ? "the newest supersedes older waiting tasks"
+		     : t->supersede == M2W_GROUP_EXCLUSIVE
+		     ? "one at a time, any order" : "one at a time, in order");
 	snprintf(buf, sizeof(buf), "%d", t->last_status);
 	line("last status", t->last_status ? buf : NULL);
 	line("last error", t->last_error);

@@ -105,7 +105,9 @@ static int types_exec(struct qctl *c, const struct qctl_args *a)
 					       ? json_object_new_string(j->group_key)
 					       : NULL);
 			json_object_object_add(o, "supersede",
-					       json_object_new_boolean(j->supersede));
+					       json_object_new_boolean(
+						       j->supersede ==
+						       M2W_GROUP_NEWEST));
 			fields_json(f, j->fields, 0);
 			fields_json(f, j->item_fields, 1);
 			json_object_object_add(o, "fields", f);
@@ -121,7 +123,10 @@ static int types_exec(struct qctl *c, const struct qctl_args *a)
 		printf("  keys: idempotency %s, ordering %s%s\n",
 		       j->idem_key ? j->idem_key : "(a file's content and line)",
 		       j->group_key ? j->group_key : "(none)",
-		       j->supersede ? ", the newest supersedes" : "");
+		       j->supersede == M2W_GROUP_NEWEST
+			       ? ", the newest supersedes"
+			       : j->supersede == M2W_GROUP_EXCLUSIVE
+			       ? ", one at a time in any order" : "");
 		printf("  fields%s:\n", j->inputs & M2W_IN_CSV ?
 		       " (CSV header names)" : "");
 		fields_print(j->fields, "");
