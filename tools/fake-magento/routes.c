@@ -486,20 +486,87 @@ static const char *only_eq(const struct search *s, const char *field)
 	return s->flt[0].value;
 }
 
+/* The one filter of a search, when it is `field` in (a,b,...); else NULL. */
+static const char *only_in(const struct search *s, const char *field)
+{
+	if (s->n != 1 || !s->flt[0].field || !s->flt[0].value ||
+	    strcmp(s->flt[0].field, field) != 0 || !s->flt[0].cond ||
+	    strcmp(s->flt[0].cond, "in") != 0)
+		return NULL;
+	return s->flt[0].value;
+}
+
+static int idx_cmp(const void *a, const void *b)
+{
+	size_t x = *(const size_t *)a, y = *(const size_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* idx[0..*n) sorted, without repeats: the order a scan would give. */
+static void idx_settle(size_t *idx, size_t *n)
+{
+	size_t i, k = 0;
+
+	qsort(idx, *n, sizeof(*idx), idx_cmp);
+	for (i = 0; i < *n; i++)
+		if (!k || idx[k - 1] != idx[i])
+			idx[k++] = idx[i];
+	*n = k;
+}
+
+/* The candidates of `field` in (list): orders by increment id, or the
+ * shipments of orders by entity id. */
+static void narrow_in(struct fk_server *srv, int ships, const char *list,
+		      size_t *idx, size_t *n, size_t max)
+{
+	char *copy = fk_xrealloc(NULL, strlen(list) + 1), *save = NULL, *t;
+	const struct fk_order *o;
+	int64_t id;
+
+	strcpy(copy, list);
+	for (t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		o = ships ? fk_order_by_entity(srv, atoll(t))
+			  : fk_order_by_increment(srv, t);
+		if (!o)
+			continue;
+		if (!ships) {
+			if (*n < max)
+				idx[(*n)++] = (size_t)(o - srv->orders);
+			continue;
+		}
+		for (id = o->last_ship; id && *n < max;
+		     id = srv->ships[id - 1].prev_of_order)
+			idx[(*n)++] = (size_t)(id - 1);
+	}
+	free(copy);
+	idx_settle(idx, n);
+}
+
 /*
- * Candidate indexes for the lookups a worker makes on every task (an order
- * by increment id, an order's shipments), so that they are not scans of
- * every entity: the fake must not be the bottleneck of a benchmark. *n
- * gets the count; 0 when the search is not one of those (scan).
+ * Candidate indexes for the lookups a worker makes (an order by increment
+ * id, an order's shipments, and the same for many orders at once with
+ * `in`), so that they are not scans of every entity: the fake must not be
+ * the bottleneck of a benchmark. *n gets the count; 0 when the search is
+ * not one of those (scan). `max`: room in idx.
  */
 static int narrow(struct fk_server *srv, const void *base,
-		  const struct search *s, size_t *idx, size_t *n)
+		  const struct search *s, size_t *idx, size_t *n, size_t max)
 {
 	const struct fk_order *o;
 	const char *v;
 	int64_t id;
 
 	*n = 0;
+	if (base == (const void *)srv->orders &&
+	    (v = only_in(s, "increment_id"))) {
+		narrow_in(srv, 0, v, idx, n, max);
+		return 1;
+	}
+	if (base == (const void *)srv->ships && (v = only_in(s, "order_id"))) {
+		narrow_in(srv, 1, v, idx, n, max);
+		return 1;
+	}
 	if (base == (const void *)srv->orders) {
 		if ((v = only_eq(s, "increment_id")))
 			o = fk_order_by_increment(srv, v);
@@ -546,7 +613,7 @@ static void search_run(struct fk_server *srv, const struct fk_req *rq,
 	}
 	hits = fk_xrealloc(NULL, (n + 1) * sizeof *hits);
 	cand = fk_xrealloc(NULL, (n + 1) * sizeof *cand);
-	if (!narrow(srv, base, &s, cand, &ncand))
+	if (!narrow(srv, base, &s, cand, &ncand, n + 1))
 		for (ncand = 0; ncand < n; ncand++)
 			cand[ncand] = ncand;
 	for (i = 0; i < ncand; i++) {
