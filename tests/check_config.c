@@ -189,7 +189,7 @@ static void check_defaults(const struct m2w_config *c, int all)
 {
 	static const char *const names[] = { "tracking", "stock", "price",
 					     "rest" };
-	static const unsigned batch[] = { 1, 50, 50, 1 };
+	static const unsigned batch[] = { 50, 50, 50, 1 };
 	struct m2w_policy pol;
 	size_t i;
 
@@ -624,8 +624,7 @@ START_TEST(test_syntax)
 	       "key \"threads\" is outside any section");
 	CK_ONE(OK_HEAD "just some words\n", 3, "expected key = value");
 	CK_ONE(OK_HEAD "= value\n", 3, "expected key = value");
-	CK_ONE(OK_HEAD "[tracking]\nbatch = 5\n", 4,
-	       "batch is not allowed in [tracking]");
+	CK_ONE(OK_HEAD "[tracking]\nbatch = 501\n", 4, "batch");
 	/* an inline comment is no comment: it is part of the value */
 	CK_ONE(OK_HEAD "[workers]\nthreads = 4 # four\n", 4, "threads:");
 }

@@ -3,7 +3,7 @@
 # fake Magento with a fixed latency per API call.
 #
 # Usage: tools/bench/e2e.sh [-n TASKS] [-w "5 32 64"] [-l LATENCY_MS]
-#                           [-o ORDERS] [-s SAMPLE] [-d DIR] [-q]
+#                           [-o ORDERS] [-f FAIL_RATE] [-s SAMPLE] [-d DIR] [-q]
 #
 #   -n TASKS       tracking tasks per run (default 100000; quick 3000)
 #   -w "W ..."     worker counts, one run each (default "5 32 64"; quick "4 16")
@@ -11,6 +11,8 @@
 #   -o ORDERS      orders in the fake (default TASKS: one task per order);
 #                  fewer spreads the tasks round-robin over ORDERS orders
 #                  (a check whether the fake's size matters; see the README)
+#   -f RATE        fraction of API calls the fake answers 503 (Retry-After
+#                  1 s; default 0): the drain with faults
 #   -s SAMPLE      tasks whose attempt duration is read (default 200)
 #   -d DIR         temporary directory under DIR (default ${TMPDIR:-/tmp});
 #                  the store lives there, so pick the disk you care about
@@ -56,16 +58,18 @@
 set -u
 
 usage() {
-	echo "usage: $0 [-n TASKS] [-w \"5 32 64\"] [-l LATENCY_MS] [-o ORDERS] [-s SAMPLE] [-d DIR] [-q]" >&2
+	echo "usage: $0 [-n TASKS] [-w \"5 32 64\"] [-l LATENCY_MS] [-o ORDERS] [-f FAIL_RATE] [-s SAMPLE] [-d DIR] [-q]" >&2
 	exit 2
 }
 
 TASKS='' WORKERS='' ORDERS='' LAT=20 SAMPLE=200 BASE=${TMPDIR:-/tmp} QUICK=''
-while getopts n:w:l:o:s:d:qh opt; do
+FAILRATE=0
+while getopts n:w:l:o:f:s:d:qh opt; do
 	case $opt in
 	n) TASKS=$OPTARG ;;
 	w) WORKERS=$OPTARG ;;
 	l) LAT=$OPTARG ;;
+	f) FAILRATE=$OPTARG ;;
 	o) ORDERS=$OPTARG ;;
 	s) SAMPLE=$OPTARG ;;
 	d) BASE=$OPTARG ;;
@@ -134,7 +138,7 @@ fstype=$(stat -f -c %T "$T" 2>/dev/null || echo "?")
 echo "m2worker end-to-end benchmark ($(date -u +%Y-%m-%dT%H:%M:%SZ))"
 echo "machine: $(uname -srm), $(nproc) CPUs; store on $fstype ($BASE)"
 if [ "$ORDERS" -eq "$TASKS" ]; then per="one per order"; else per="over $ORDERS orders"; fi
-echo "tracking tasks: $TASKS, $per; fake latency: $LAT ms per API call; workers: $WORKERS"
+echo "tracking tasks: $TASKS, $per; fake latency: $LAT ms per API call; 503s: $FAILRATE; workers: $WORKERS"
 echo
 
 # run_one W: one run; prints its numbers and appends a table row to $T/rows
@@ -145,7 +149,8 @@ run_one() {
 
 	# the fake Magento: one order per task
 	"$FAKE" --port 0 --port-file "$R/port" --orders "$ORDERS" --products 100 \
-		--token "$TOKEN" --latency-ms "$LAT" >"$R/fake.log" 2>&1 &
+		--token "$TOKEN" --latency-ms "$LAT" --fail-rate "$FAILRATE" \
+		>"$R/fake.log" 2>&1 &
 	FAKE_PID=$!
 	t=$(now_ms)
 	i=0
