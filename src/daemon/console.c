@@ -3,7 +3,7 @@
  * the pages and the JSON API under /ui/.
  *
  * Users are parsed once at start from [http] console_users; a password is
- * checked with crypt_r against the stored hash and the two compared in
+ * checked with crypt(3) against the stored hash and the two compared in
  * constant time. An unknown user costs a crypt of the same kind, so the
  * answer time does not say which names exist; every refusal also waits a
  * second in its own connection thread (each connection has one) to slow
@@ -190,6 +190,19 @@ static void store_error(struct m2w_reply *r, int rc, const char *eb)
 
 /* ----------------------------------------------------------------- users */
 
+/* crypt_r, or libxcrypt's crypt_rn where there is one: it says failure
+ * with NULL rather than a "*" string, and no sanitizer intercepts it
+ * (ThreadSanitizer's crypt_r interceptor jumps to NULL with libxcrypt). */
+static const char *crypt_with(const char *phrase, const char *setting,
+			      struct crypt_data *cd)
+{
+#ifdef XCRYPT_VERSION_NUM
+	return crypt_rn(phrase, setting, cd, (int)sizeof(*cd));
+#else
+	return crypt_r(phrase, setting, cd);
+#endif
+}
+
 /* Does libcrypt take `hash` (a "$id$salt$..." it knows)? */
 static int hash_ok(struct crypt_data *cd, const char *hash)
 {
@@ -198,7 +211,7 @@ static int hash_ok(struct crypt_data *cd, const char *hash)
 	if (hash[0] != '$')
 		return 0;
 	memset(cd, 0, sizeof(*cd));
-	r = crypt_r("probe", hash, cd);
+	r = crypt_with("probe", hash, cd);
 	return r && r[0] != '*' && strncmp(r, hash, 3) == 0;
 }
 
@@ -330,7 +343,7 @@ int m2w_console_hash(const char *password, char *out, size_t size)
 		salt[3 + i] = b64[r[i] & 63];
 	salt[19] = '$';
 	salt[20] = '\0';
-	h = crypt_r(password, salt, cd);
+	h = crypt_with(password, salt, cd);
 	if (h && h[0] == '$' && strlen(h) < size) {
 		snprintf(out, size, "%s", h);
 		rc = M2W_OK;
@@ -353,7 +366,7 @@ static int password_ok(struct m2w_console *k, const struct user *u,
 
 	if (!cd)
 		return 0;
-	r = crypt_r(password, hash, cd);
+	r = crypt_with(password, hash, cd);
 	if (r && r[0] != '*' && strlen(r) == strlen(hash))
 		ok = CRYPTO_memcmp(r, hash, strlen(hash)) == 0;
 	OPENSSL_cleanse(cd, sizeof(*cd));
