@@ -141,6 +141,12 @@ struct m2w_config {
 	struct m2_client_opts magento;
 	double rate_limit;
 
+	/* [magento] calls in flight at once (src/daemon/limiter.h) */
+	char *concurrency;         /* concurrency = (one per thread): auto,
+				    * or a number of calls */
+	unsigned concurrency_min;  /* concurrency_min = 2 (auto) */
+	unsigned concurrency_max;  /* concurrency_max = (threads) (auto) */
+
 	/* [workers] */
 	unsigned threads;          /* threads = 8 */
 	int64_t grace_ms;          /* shutdown_grace = 20s */

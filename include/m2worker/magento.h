@@ -127,6 +127,24 @@ void m2_conn_set_observer(struct m2_conn *k,
 			  void *arg);
 
 /*
+ * A gate around every request made on this conn (an adaptive limit of
+ * calls in flight: src/daemon/limiter.h): enter(arg) before the request
+ * is sent, after any rate-limit wait; non-zero and the request is not made
+ * (the call returns M2W_ETRANSIENT "aborted"). Then exactly one
+ * leave(arg, http_status, xfer, us): status 0 when no answer came, xfer
+ * how the transfer ended (enum m2_xfer), us its round trip.
+ */
+enum m2_xfer {
+	M2_XFER_OK = 0,          /* an answer came (any status) */
+	M2_XFER_OVERLOAD,        /* timeout, refused, reset, nothing came */
+	M2_XFER_OTHER            /* aborted, DNS, TLS, too large, ... */
+};
+void m2_conn_set_gate(struct m2_conn *k, int (*enter)(void *arg),
+		      void (*leave)(void *arg, int status, int xfer,
+				    int64_t us),
+		      void *arg);
+
+/*
  * A secret given as "env:NAME" (the environment), "file:/path" (first line
  * of a file), or anything else (the value itself). *out is malloc'd.
  */

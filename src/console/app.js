@@ -370,6 +370,11 @@ PAGES.overview = function () {
 
     $('#disk-free').textContent = o.disk_free == null ? '—' : fmtBytes(o.disk_free);
     $('#workers').textContent = fmtNum(o.workers);
+    const lim = o.limiter;
+    $('#workers-sub').textContent = lim
+      ? 'threads; calls in flight ' + lim.inflight + ' of ' + lim.limit +
+        (lim.mode === 'auto' ? ' (auto)' : '')
+      : 'threads calling Magento';
 
     if (changed('links', o.links)) {
       setKids($('#links'), (o.links || []).length ? o.links.map(l => el('li', { class: 'link ' + (l.state === 'up' ? 'up' : 'down') },

@@ -132,6 +132,7 @@ void m2w_config_defaults(struct m2w_config *cfg)
 	cfg->events.broker.verify = 1;
 
 	cfg->threads = 8;
+	cfg->concurrency_min = 2;
 	cfg->grace_ms = 20 * MS_S;
 	cfg->reap_interval_ms = 1 * MS_S;
 
@@ -197,6 +198,7 @@ void m2w_config_release(struct m2w_config *cfg)
 	free(cfg->http_listen);
 	free(cfg->http_tokens);
 	free(cfg->http_console_users);
+	free(cfg->concurrency);
 	for (i = 0; i < cfg->nwatches; i++) {
 		struct m2w_watch_cfg *w = &cfg->watches[i];
 
@@ -773,6 +775,11 @@ static const struct key_def magento_keys[] = {
 	{ "proxy", K_CSTR, CFG(magento.proxy), 0, 0, 0, 0, NULL, NULL },
 	{ "insecure", K_BOOL, CFG(magento.insecure), 0, 0, 0, 0, NULL, NULL },
 	{ "rate_limit", K_RATE, CFG(rate_limit), 0, 0, 0, 0, NULL, NULL },
+	{ "concurrency", K_STR, CFG(concurrency), 0, 0, 0, 1, NULL, NULL },
+	{ "concurrency_min", K_UINT, CFG(concurrency_min), 0, 1, 1024, 0, NULL,
+	  NULL },
+	{ "concurrency_max", K_UINT, CFG(concurrency_max), 0, 1, 1024, 0, NULL,
+	  NULL },
 	{ NULL, K_STR, 0, 0, 0, 0, 0, NULL, NULL }
 };
 
@@ -1282,6 +1289,12 @@ static void check_all(struct parser *p)
 			pol->backoff_cap_ms, pol->backoff_base_ms);
 	}
 
+	/* what the worker pool's limiter takes (worker.c pool_limit) */
+	if (m2w_pool_limit_cfg(cfg, NULL, eb))
+		mistake(p, seen_line(p, "magento", "concurrency") ?
+			seen_line(p, "magento", "concurrency") :
+			seen_line(p, "magento", "concurrency_max"),
+			"[magento] %s", eb);
 	if (cfg->http_console && !cfg->http)
 		mistake(p, seen_line(p, "http", "console"), "[http] console = "
 			"yes needs enabled = yes (the console is served by the "

@@ -698,6 +698,7 @@ static void api_overview(struct m2w_console *k, struct m2w_reply *out)
 			       : NULL);
 	json_object_object_add(o, "workers", json_object_new_int(
 				       (int)k->cfg->threads));
+	json_object_object_add(o, "limiter", m2w_pool_limit_json(k->pool));
 	json_object_object_add(o, "links", links_json(k));
 	json_object_object_add(o, "watch", watch_json(k));
 	json_object_object_add(o, "history_since", json_object_new_int64(

@@ -19,6 +19,17 @@
  *   permanent (400, 404 ...)      -> fail permanent: dead at once, with
  *                                    Magento's message on the task
  *
+ * Calls in flight ([magento] concurrency): without it one per thread;
+ * with it every request of every connection passes a gate (m2_conn_set_
+ * gate) that takes a slot of the pool's limiter (limiter.h) and gives it
+ * back with the call's round trip and how it went: 2xx a sample, 429, 502,
+ * 503, 504 and timeouts overload (the limit is cut), anything else says
+ * nothing of Magento's load (a 500 is usually one payload's fault, and a
+ * bad payload retried must not throttle everything). With `auto` the
+ * threads wait at the gate while the limit is below their number. The
+ * limiter is woken only when the grace period is over (aborting), so a
+ * thread waiting at the gate then gives its tasks back uncounted.
+ *
  * The keeper thread reaps expired leases every reap_interval (a crashed
  * daemon's tasks come back; recovery at start is its first round) and
  * extends leases of tasks still in flight once half their lease is gone,
@@ -30,15 +41,19 @@
  */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include <json-c/json.h>
+
 #include "m2worker/clock.h"
 #include "m2worker/jobs.h"
 #include "m2worker/log.h"
+#include "limiter.h"
 #include "worker.h"
 
 struct m2w_pool;
@@ -77,6 +92,11 @@ struct m2w_pool {
 	unsigned nslots;
 	pthread_t keeper;
 	int keeper_started;
+
+	struct m2w_limiter *lim;       /* NULL: one call per thread */
+	unsigned lim_logged;           /* the limit last logged (keeper) */
+	uint64_t lim_drops;
+	int64_t lim_log_at;
 };
 
 /* ------------------------------------------------------------- flags */
@@ -447,6 +467,30 @@ static void extend_leases(struct m2w_pool *p)
 	free(s);
 }
 
+/* The limit's changes in the log: at most one line every 10 s. */
+#define LIMIT_LOG_MS 10000
+static void log_limit(struct m2w_pool *p)
+{
+	struct m2w_limiter_stats st;
+	int64_t now = m2w_clock_mono_ms();
+
+	if (!p->lim || now - p->lim_log_at < LIMIT_LOG_MS)
+		return;
+	m2w_limiter_stats(p->lim, &st);
+	if (st.limit == p->lim_logged && st.drops == p->lim_drops)
+		return;
+	m2w_log(st.drops != p->lim_drops ? M2W_LOG_WARN : M2W_LOG_INFO,
+		"pool.limit", "limit=%u was=%u phase=%s inflight=%u waiting=%u "
+		"rtt_ms=%.1f base_ms=%.1f cuts=%llu overloads=%llu", st.limit,
+		p->lim_logged, st.phase, st.inflight, st.waiting,
+		st.rtt_us / 1000.0, st.rtt_base_us / 1000.0,
+		(unsigned long long)st.drops,
+		(unsigned long long)st.overloads);
+	p->lim_logged = st.limit;
+	p->lim_drops = st.drops;
+	p->lim_log_at = now;
+}
+
 static void *keep(void *arg)
 {
 	struct m2w_pool *p = arg;
@@ -465,6 +509,7 @@ static void *keep(void *arg)
 				"(their worker died or hung; they run again)",
 				reaped);
 		extend_leases(p);
+		log_limit(p);
 		pthread_mutex_lock(&p->mu);
 		if (!p->keeper_stop)
 			nap_locked(p, p->cfg->reap_interval_ms);
@@ -478,6 +523,118 @@ static void *keep(void *arg)
 static void observe(void *arg, int status, int64_t ms)
 {
 	m2w_metrics_call(arg, status, ms);
+}
+
+static int gate_enter(void *arg)
+{
+	struct m2w_pool *p = arg;
+
+	return m2w_limiter_acquire(p->lim, -1);
+}
+
+static void gate_leave(void *arg, int status, int xfer, int64_t us)
+{
+	struct m2w_pool *p = arg;
+	int outcome = M2W_LIMIT_IGNORE;
+
+	if (xfer == M2_XFER_OVERLOAD || status == 429 || status == 502 ||
+	    status == 503 || status == 504)
+		outcome = M2W_LIMIT_OVERLOAD;
+	else if (xfer == M2_XFER_OK && status >= 200 && status < 300)
+		outcome = M2W_LIMIT_OK;
+	m2w_limiter_release(p->lim, us, outcome);
+}
+
+int m2w_pool_limit_cfg(const struct m2w_config *cfg,
+		       struct m2w_limiter_cfg *out, char *errbuf)
+{
+	struct m2w_limiter_cfg c;
+	unsigned threads = cfg->threads ? cfg->threads : 1;
+	const char *v = cfg->concurrency;
+	char *end;
+	unsigned long n;
+
+	memset(&c, 0, sizeof(c));
+	if (v && strcmp(v, "auto") == 0) {
+		c.adaptive = 1;
+		c.min = cfg->concurrency_min ? cfg->concurrency_min : 1;
+		c.max = cfg->concurrency_max ? cfg->concurrency_max : threads;
+		if (c.max > threads)
+			return m2w_fail(errbuf, M2W_EINVAL, "concurrency_max "
+					"(%u) is above [workers] threads (%u): "
+					"each thread makes one call at a time",
+					c.max, threads);
+		if (c.min > c.max)
+			return m2w_fail(errbuf, M2W_EINVAL, "concurrency_min "
+					"(%u) is above concurrency_max (%u)",
+					c.min, c.max);
+	} else if (v) {
+		errno = 0;
+		n = strtoul(v, &end, 10);
+		if (!isdigit((unsigned char)*v) || *end || errno || !n ||
+		    n > threads)
+			return m2w_fail(errbuf, M2W_EINVAL, "concurrency = %.20s: "
+					"auto, or a number of calls from 1 to "
+					"[workers] threads (%u)", v, threads);
+		c.fixed = (unsigned)n;
+	}
+	if (out)
+		*out = c;
+	return M2W_OK;
+}
+
+void m2w_pool_limit_metrics(struct m2w_pool *p, struct m2w_buf *o)
+{
+	struct m2w_limiter_stats st;
+
+	if (!p || !p->lim)
+		return;
+	m2w_limiter_stats(p->lim, &st);
+	m2w_buf_addf(o, "# HELP m2worker_magento_concurrency_limit Magento "
+		     "calls allowed in flight now ([magento] concurrency).\n"
+		     "# TYPE m2worker_magento_concurrency_limit gauge\n"
+		     "m2worker_magento_concurrency_limit{mode=\"%s\"} %u\n"
+		     "# HELP m2worker_magento_inflight Magento calls in "
+		     "flight.\n# TYPE m2worker_magento_inflight gauge\n"
+		     "m2worker_magento_inflight %u\n"
+		     "# HELP m2worker_magento_waiting Calls waiting for a "
+		     "slot.\n# TYPE m2worker_magento_waiting gauge\n"
+		     "m2worker_magento_waiting %u\n"
+		     "# HELP m2worker_magento_rtt_base_seconds The no-load "
+		     "round trip the limit compares with.\n# TYPE "
+		     "m2worker_magento_rtt_base_seconds gauge\n"
+		     "m2worker_magento_rtt_base_seconds %.6f\n"
+		     "# HELP m2worker_magento_concurrency_cuts_total Limit cuts "
+		     "for overload answers.\n# TYPE "
+		     "m2worker_magento_concurrency_cuts_total counter\n"
+		     "m2worker_magento_concurrency_cuts_total %llu\n",
+		     st.adaptive ? "auto" : "fixed", st.limit, st.inflight,
+		     st.waiting, st.rtt_base_us / 1e6,
+		     (unsigned long long)st.drops);
+}
+
+struct json_object *m2w_pool_limit_json(struct m2w_pool *p)
+{
+	struct m2w_limiter_stats st;
+	json_object *o;
+
+	if (!p || !p->lim)
+		return NULL;
+	m2w_limiter_stats(p->lim, &st);
+	o = json_object_new_object();
+	json_object_object_add(o, "mode", json_object_new_string(
+				       st.adaptive ? "auto" : "fixed"));
+	json_object_object_add(o, "limit", json_object_new_int((int)st.limit));
+	json_object_object_add(o, "inflight",
+			       json_object_new_int((int)st.inflight));
+	json_object_object_add(o, "phase", json_object_new_string(st.phase));
+	json_object_object_add(o, "rtt_ms", json_object_new_double(
+				       st.rtt_us / 1000.0));
+	json_object_object_add(o, "rtt_base_ms", json_object_new_double(
+				       st.rtt_base_us / 1000.0));
+	json_object_object_add(o, "cuts", json_object_new_int64(
+				       (int64_t)st.drops));
+	return o;
 }
 
 int m2w_pool_start(const struct m2w_pool_opts *o, struct m2w_pool **out,
@@ -505,6 +662,15 @@ int m2w_pool_start(const struct m2w_pool_opts *o, struct m2w_pool **out,
 		if (rc != M2W_OK)
 			goto fail;
 	}
+	{
+		struct m2w_limiter_cfg lc;
+
+		if ((rc = m2w_pool_limit_cfg(o->cfg, &lc, errbuf)))
+			goto fail;
+		if ((lc.adaptive || lc.fixed) &&
+		    (rc = m2w_limiter_new(&lc, &p->lim, errbuf)))
+			goto fail;
+	}
 	p->nslots = o->cfg->threads ? o->cfg->threads : 1;
 	p->slots = calloc(p->nslots, sizeof(*p->slots));
 	if (!p->slots) {
@@ -518,6 +684,9 @@ int m2w_pool_start(const struct m2w_pool_opts *o, struct m2w_pool **out,
 			goto fail;
 		m2_conn_set_abort(p->slots[i].conn, &p->aborting);
 		m2_conn_set_observer(p->slots[i].conn, observe, &p->metrics);
+		if (p->lim)
+			m2_conn_set_gate(p->slots[i].conn, gate_enter,
+					 gate_leave, p);
 	}
 	if (pthread_create(&p->keeper, NULL, keep, p) != 0) {
 		rc = m2w_fail(errbuf, M2W_EIO, "cannot start the keeper thread");
@@ -539,8 +708,11 @@ int m2w_pool_start(const struct m2w_pool_opts *o, struct m2w_pool **out,
 		}
 		p->slots[i].started = 1;
 	}
-	m2w_log(M2W_LOG_INFO, "pool.start", "threads=%u types=%zu",
-		p->nslots, o->cfg->ntypes);
+	m2w_log(M2W_LOG_INFO, "pool.start", "threads=%u types=%zu "
+		"concurrency=%s", p->nslots, o->cfg->ntypes,
+		o->cfg->concurrency ? o->cfg->concurrency : "threads");
+	if (p->lim)
+		p->lim_logged = m2w_limiter_limit(p->lim);
 	*out = p;
 	return M2W_OK;
 fail:
@@ -564,6 +736,8 @@ size_t m2w_pool_stop(struct m2w_pool *p, int64_t grace_ms)
 			"(grace over: calls aborted, tasks released)",
 			p->running);
 		set_flag(&p->aborting);
+		if (p->lim)  /* threads at the gate give their tasks back */
+			m2w_limiter_wake(p->lim);
 	}
 	pthread_mutex_unlock(&p->mu);
 	for (i = 0; i < p->nslots; i++)
@@ -592,6 +766,7 @@ void m2w_pool_free(struct m2w_pool *p)
 	for (i = 0; p->slots && i < p->nslots; i++)
 		m2_conn_free(p->slots[i].conn);
 	free(p->slots);
+	m2w_limiter_free(p->lim);
 	m2w_breaker_destroy(&p->breaker);
 	pthread_cond_destroy(&p->cv);
 	pthread_mutex_destroy(&p->mu);

@@ -130,6 +130,23 @@ void m2w_pool_free(struct m2w_pool *p);
 struct m2w_metrics *m2w_pool_metrics(struct m2w_pool *p);
 int m2w_pool_breaker_state(struct m2w_pool *p);
 
+/*
+ * Calls in flight ([magento] concurrency): none set, one per thread as
+ * always; a number, at most that many; auto, a limit between
+ * concurrency_min and concurrency_max (default threads) that follows
+ * Magento's latency and overload answers (limiter.h). The limiter's
+ * config into *out (may be NULL: a check); out->fixed 0 and not adaptive
+ * means no limiter. M2W_OK, or M2W_EINVAL with errbuf (the config's own
+ * check calls it, so --check-config and a start agree).
+ */
+struct m2w_limiter_cfg;
+int m2w_pool_limit_cfg(const struct m2w_config *cfg,
+		       struct m2w_limiter_cfg *out, char *errbuf);
+/* The limit's lines for /metrics (nothing without a limiter), and its
+ * state as JSON for the console (NULL without one). */
+void m2w_pool_limit_metrics(struct m2w_pool *p, struct m2w_buf *out);
+struct json_object *m2w_pool_limit_json(struct m2w_pool *p);
+
 #ifdef __cplusplus
 }
 #endif

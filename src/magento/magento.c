@@ -426,6 +426,16 @@ void m2_conn_set_abort(struct m2_conn *k, const volatile int *flag)
 	k->abort = flag;
 }
 
+void m2_conn_set_gate(struct m2_conn *k, int (*enter)(void *arg),
+		      void (*leave)(void *arg, int status, int xfer,
+				    int64_t us),
+		      void *arg)
+{
+	k->enter = enter;
+	k->leave = leave;
+	k->gate_arg = arg;
+}
+
 void m2_conn_set_observer(struct m2_conn *k,
 			  void (*fn)(void *arg, int status, int64_t ms),
 			  void *arg)
@@ -698,6 +708,23 @@ static void throttle(struct m2_client *c)
 }
 
 /* Sends one request; the exchange gets status and body. */
+/* How a transfer ended, for the gate (enum m2_xfer). */
+static int xfer_of(CURLcode cc)
+{
+	switch (cc) {
+	case CURLE_OK:
+		return M2_XFER_OK;
+	case CURLE_OPERATION_TIMEDOUT:
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_GOT_NOTHING:
+	case CURLE_SEND_ERROR:
+	case CURLE_RECV_ERROR:
+		return M2_XFER_OVERLOAD;
+	default:
+		return M2_XFER_OTHER;
+	}
+}
+
 static CURLcode perform(struct m2_conn *k, const char *method,
 			const char *url, const char *body, const char *auth,
 			struct exchange *x)
@@ -705,6 +732,8 @@ static CURLcode perform(struct m2_conn *k, const char *method,
 	struct curl_slist *hdrs;
 	CURLcode cc;
 	CURL *h = k->h;
+	int64_t t0 = 0;
+	int gated = 0;
 
 	m2w_buf_init(&x->body, M2_BODY_MAX);
 	x->status = 0;
@@ -732,11 +761,19 @@ static CURLcode perform(struct m2_conn *k, const char *method,
 	}
 	if (cc == CURLE_OK) {
 		throttle(k->c);
-		cc = aborted(k) ? CURLE_ABORTED_BY_CALLBACK
-				: curl_easy_perform(h);
+		if (aborted(k) || (k->enter && k->enter(k->gate_arg))) {
+			cc = CURLE_ABORTED_BY_CALLBACK;
+		} else {
+			t0 = m2w_clock_mono_us();
+			cc = curl_easy_perform(h);
+			gated = k->leave != NULL;
+		}
 	}
 	if (cc == CURLE_OK)
 		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &x->status);
+	if (gated)
+		k->leave(k->gate_arg, (int)x->status, xfer_of(cc),
+			 m2w_clock_mono_us() - t0);
 	/* the list holds the Authorization header: drop it from the handle
 	 * before freeing it */
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);

@@ -80,6 +80,9 @@ struct m2_conn {
 	const volatile int *abort;   /* m2_conn_set_abort */
 	void (*observe)(void *, int, int64_t);
 	void *observe_arg;
+	int (*enter)(void *);                       /* the gate */
+	void (*leave)(void *, int, int, int64_t);
+	void *gate_arg;
 };
 
 /* ------------------------------------------------------------ buffers */
