@@ -2,7 +2,8 @@
 # limit.sh - [magento] concurrency = auto end to end: the daemon drains
 # tracking tasks against the fake Magento with its calls passing the
 # adaptive limit: the limit shows in /metrics and the console's overview,
-# climbs from concurrency_min while Magento answers fast, is cut (logged
+# climbs from concurrency_min while Magento answers fast (qctl stats shows
+# it from the daemon's note in the store), is cut (logged
 # as a warning) when Magento answers 503, never leaves [min, max], and
 # every track reaches Magento exactly once. A fixed `concurrency = 2`
 # never has more than 2 calls in flight.
@@ -89,6 +90,12 @@ while [ "$(lib_pending)" != 0 ] && [ $i -lt 300 ]; do
 done
 lib_wait_drained 30
 echo "limit between $min and $max over $samples samples"
+sleep 1
+lib_q stats | grep -q "^magento calls: limit [0-9]* (auto), [0-9]* in flight" ||
+	fail "qctl stats does not show the limit: $(lib_q stats | tail -2)"
+lib_q stats --json | jq -e '.daemon.concurrency.mode == "auto" and
+	(.daemon.concurrency.limit >= 2) and (.daemon.at_ms > 0)' >/dev/null ||
+	fail "qctl stats --json: $(lib_q stats --json | jq -c .daemon)"
 [ "$samples" -gt 0 ] || fail "no m2worker_magento_concurrency_limit in /metrics"
 [ "$min" -ge 2 ] || fail "the limit went below concurrency_min: $min"
 [ "$max" -le 16 ] || fail "the limit went above concurrency_max: $max"

@@ -114,10 +114,22 @@ struct m2w_stats {
 	uint64_t next_id;
 	int events_on;               /* the outbox writes result events */
 	uint64_t events_waiting;     /* events not yet published */
+	char *daemon;                /* the daemon's last status note (JSON,
+				      * m2w_queue_set_status), or NULL */
 };
 
 int m2w_queue_stats(struct m2w_queue *q, struct m2w_stats *out, char *errbuf);
 void m2w_stats_free(struct m2w_stats *st);
+
+/*
+ * The daemon leaves a short note of its own state in the store (a JSON
+ * object: its calls-in-flight limit, its breaker, when), so that qctl,
+ * which reads only the store, can show it (m2w_stats.daemon). One small
+ * write transaction; the daemon writes it when the state changes, and at
+ * most every few seconds.
+ */
+int m2w_queue_set_status(struct m2w_queue *q, const char *json,
+			 char *errbuf);
 
 /* ---------------------------------------------------------------- repair */
 

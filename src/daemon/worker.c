@@ -50,6 +50,7 @@
 
 #include <json-c/json.h>
 
+#include "m2worker/admin.h"
 #include "m2worker/clock.h"
 #include "m2worker/jobs.h"
 #include "m2worker/log.h"
@@ -97,6 +98,8 @@ struct m2w_pool {
 	unsigned lim_logged;           /* the limit last logged (keeper) */
 	uint64_t lim_drops;
 	int64_t lim_log_at;
+	unsigned lim_noted;            /* ... and last noted in the store */
+	int64_t lim_note_at;
 };
 
 /* ------------------------------------------------------------- flags */
@@ -467,6 +470,26 @@ static void extend_leases(struct m2w_pool *p)
 	free(s);
 }
 
+/* The limit for qctl: a status note in the store (m2w_queue_set_status)
+ * when it changed, and at least every STATUS_MS. */
+#define STATUS_MS 30000
+static void note_limit(struct m2w_pool *p, const struct m2w_limiter_stats *st,
+		       int changed)
+{
+	char json[256], eb[M2W_ERRBUF_SIZE] = "";
+	int64_t now = m2w_clock_mono_ms();
+
+	if (!changed && now - p->lim_note_at < STATUS_MS)
+		return;
+	snprintf(json, sizeof(json), "{\"at_ms\":%lld,\"concurrency\":"
+		 "{\"mode\":\"%s\",\"limit\":%u,\"inflight\":%u,"
+		 "\"cuts\":%llu}}", (long long)m2w_clock_ms(),
+		 st->adaptive ? "auto" : "fixed", st->limit, st->inflight,
+		 (unsigned long long)st->drops);
+	if (m2w_queue_set_status(p->q, json, eb) == M2W_OK)
+		p->lim_note_at = now;
+}
+
 /* The limit's changes in the log: at most one line every 10 s. */
 #define LIMIT_LOG_MS 10000
 static void log_limit(struct m2w_pool *p)
@@ -474,9 +497,13 @@ static void log_limit(struct m2w_pool *p)
 	struct m2w_limiter_stats st;
 	int64_t now = m2w_clock_mono_ms();
 
-	if (!p->lim || now - p->lim_log_at < LIMIT_LOG_MS)
+	if (!p->lim)
 		return;
 	m2w_limiter_stats(p->lim, &st);
+	note_limit(p, &st, st.limit != p->lim_noted);
+	p->lim_noted = st.limit;
+	if (now - p->lim_log_at < LIMIT_LOG_MS)
+		return;
 	if (st.limit == p->lim_logged && st.drops == p->lim_drops)
 		return;
 	m2w_log(st.drops != p->lim_drops ? M2W_LOG_WARN : M2W_LOG_INFO,

@@ -446,6 +446,13 @@ int m2w_queue_stats(struct m2w_queue *q, struct m2w_stats *st, char *errbuf)
 	k.mv_data = "outbox";
 	if (mdb_get(txn, q->db[DB_META], &k, &v) == 0 && v.mv_size == 1)
 		st->events_on = *(char *)v.mv_data == 1;
+	k.mv_size = 13;
+	k.mv_data = "daemon_status";
+	if (mdb_get(txn, q->db[DB_META], &k, &v) == 0 &&
+	    (st->daemon = malloc(v.mv_size + 1))) {
+		memcpy(st->daemon, v.mv_data, v.mv_size);
+		st->daemon[v.mv_size] = '\0';
+	}
 	if (mdb_stat(txn, q->db[DB_OUTBOX], &es) == 0)
 		st->events_waiting = es.ms_entries;
 	mdb_env_info(q->env, &info);
@@ -465,6 +472,27 @@ void m2w_stats_free(struct m2w_stats *st)
 	free(st->types);
 	st->types = NULL;
 	st->ntypes = 0;
+	free(st->daemon);
+	st->daemon = NULL;
+}
+
+static int status_apply(struct wctx *c, void *arg)
+{
+	const char *json = arg;
+
+	return m2s_ctx_put(c, DB_META, "daemon_status", 13, json, strlen(json),
+			   0);
+}
+
+int m2w_queue_set_status(struct m2w_queue *q, const char *json, char *errbuf)
+{
+	struct op op = { .apply = status_apply, .arg = (void *)json,
+			 .errbuf = errbuf };
+
+	if (!json || strlen(json) > 4096)
+		return m2w_fail(errbuf, M2W_EINVAL, "a status note of at most "
+				"4096 bytes");
+	return m2s_commit_run(q, &op);
 }
 
 /* ----------------------------------------------------- task removal */

@@ -98,6 +98,8 @@ json_object *m2w_stats_json(const struct m2w_stats *st, int64_t now)
 	json_object_object_add(o, "events", json_object_new_boolean(
 						    st->events_on));
 	put_i64(o, "events_waiting", (int64_t)st->events_waiting);
+	json_object_object_add(o, "daemon", st->daemon
+			       ? json_tokener_parse(st->daemon) : NULL);
 	return o;
 }
 

@@ -23,6 +23,33 @@ static void print_row(const char *name, const uint64_t *count,
 	printf("  %-10s %s\n", oldest, paused);
 }
 
+/* The daemon's note ([magento] concurrency): "magento calls: limit 12
+ * (auto), 8 in flight, 2 cuts; noted 5s ago". */
+static void print_daemon(struct qctl *c, const char *note)
+{
+	json_object *o = note ? json_tokener_parse(note) : NULL, *k, *v;
+	char ago[32];
+	int64_t at = 0;
+
+	if (o && json_object_object_get_ex(o, "concurrency", &k)) {
+		if (json_object_object_get_ex(o, "at_ms", &v))
+			at = json_object_get_int64(v);
+		qctl_ago(ago, sizeof(ago), at, c->now);
+		printf("magento calls: limit %d (%s), %d in flight, %lld cuts; "
+		       "noted by the daemon %s ago\n",
+		       json_object_object_get_ex(k, "limit", &v)
+			       ? json_object_get_int(v) : 0,
+		       json_object_object_get_ex(k, "mode", &v)
+			       ? json_object_get_string(v) : "?",
+		       json_object_object_get_ex(k, "inflight", &v)
+			       ? json_object_get_int(v) : 0,
+		       json_object_object_get_ex(k, "cuts", &v)
+			       ? (long long)json_object_get_int64(v) : 0LL,
+		       ago);
+	}
+	json_object_put(o);
+}
+
 static void print_table(struct qctl *c, const struct m2w_stats *st)
 {
 	char oldest[32];
@@ -48,6 +75,7 @@ static void print_table(struct qctl *c, const struct m2w_stats *st)
 		printf("result events: %llu waiting to be published%s\n",
 		       (unsigned long long)st->events_waiting,
 		       st->events_on ? "" : " (the outbox is off)");
+	print_daemon(c, st->daemon);
 }
 
 static int stats_exec(struct qctl *c, const struct qctl_args *a)
