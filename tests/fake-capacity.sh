@@ -25,7 +25,7 @@ faults() { curl -s -o "$T/out" -w '%{http_code}' -X POST -d "$1" "$F/_fake/fault
 # burst N: N API calls at once (one curl, one connection each), each
 # GET /orders/k; "<status> <seconds>" per call into $T/burst
 burst() {
-	_args= _i=1
+	_args='' _i=1
 	while [ $_i -le "$1" ]; do
 		_args="$_args -o /dev/null $F/rest/V1/orders/$_i"
 		_i=$((_i + 1))
