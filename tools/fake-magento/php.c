@@ -89,6 +89,18 @@ static void admit(struct fk_php *p)
 	}
 }
 
+static void link_waiter(struct fk_php *p, struct fk_php_waiter *w)
+{
+	if (p->tail)
+		p->tail->next = w;
+	else
+		p->head = w;
+	p->tail = w;
+	p->queued++;
+	if (p->queued > p->queued_max)
+		p->queued_max = p->queued;
+}
+
 static void unlink_waiter(struct fk_php *p, struct fk_php_waiter *w)
 {
 	struct fk_php_waiter **pp, *prev = NULL;
@@ -134,14 +146,9 @@ static int php_enter(struct fk_php *p)
 	pthread_cond_init(&w.cv, NULL);
 	w.next = NULL;
 	w.admitted = 0;
-	if (p->tail)
-		p->tail->next = &w;
-	else
-		p->head = &w;
-	p->tail = &w;
-	p->queued++;
-	if (p->queued > p->queued_max)
-		p->queued_max = p->queued;
+	/* w lives on this stack while it is in the list: it leaves it (popped
+	 * by admit(), or unlink_waiter() below) before this function returns */
+	link_waiter(p, &w);
 	while (!w.admitted && !p->stopping)
 		pthread_cond_wait(&w.cv, &p->mu);
 	if (w.admitted) {
