@@ -1,4 +1,4 @@
-# bench-lib.sh - what e2e.sh and ingest.sh share; sourced, not run.
+# bench-lib.sh - what e2e.sh, ingest.sh and shoppers.sh share; sourced, not run.
 #
 #   . "$(dirname "$0")/bench-lib.sh"
 #   need_built FILE...   exit 1 naming the first program not built
@@ -7,7 +7,7 @@
 #                        helpers (see below)
 #
 # Sets $here (this folder), $top (the build tree: $top_builddir, else two
-# folders up) and the programs $M2W $QCTL $FAKE $PUSH under it.
+# folders up) and the programs $M2W $QCTL $FAKE $PUSH $PROBE under it.
 
 here=$(cd "$(dirname "$0")" && pwd)
 top=${top_builddir:-$here/../..}
@@ -15,6 +15,7 @@ M2W="$top/src/m2worker"
 QCTL="$top/tools/qctl/qctl"
 FAKE="$top/tools/fake-magento/fake-magento"
 PUSH="$top/tools/bench/push"
+PROBE="$top/tools/bench/probe"
 
 need_built() {
 	for b in "$@"; do
@@ -36,5 +37,5 @@ cpu() { awk -v hz="$HZ" '{ sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / hz }'
 calc() { awk "BEGIN { printf \"${2:-%.1f}\", $1 }"; }
 say() { echo "$*" >&2; }
 die() { say "$*"; exit 1; }
-# field NAME LINE: the value of NAME=... in a `push` output line
+# field NAME LINE: the value of NAME=... in a `push` or `probe` output line
 field() { echo "$2" | tr ' ' '\n' | sed -n "s/^$1=//p"; }

@@ -6,6 +6,7 @@
  *
  *   GET  /_fake/state              what the store holds now (see README.md)
  *   POST /_fake/faults             change any subset of the fault settings
+ *                                  and php_workers (the PHP pool's size)
  *   POST /_fake/orders/<inc_id>    {"state": "canceled"|"closed"|"processing"|..}
  *   POST /_fake/expire-tokens      every admin token issued so far expires
  *   POST /_fake/reset              generated data again, counters zeroed,
@@ -74,6 +75,28 @@ static int faults_update(struct fk_faults *f, json_object *body,
 	return 0;
 }
 
+/* Takes "php_workers" out of the faults body (it sizes the PHP pool, which
+ * is not a fault setting). *n: the new size, or -1 when not given. */
+static int php_workers_take(json_object *body, long *n, struct fk_resp *resp)
+{
+	json_object *v;
+	double d;
+
+	*n = -1;
+	if (!json_object_object_get_ex(body, "php_workers", &v))
+		return 0;
+	if (!fk_json_number(v, &d) || d < 0 || d > FK_PHP_MAX ||
+	    d != (double)(long)d) {
+		fk_resp_error(resp, 400,
+			      "unknown fault setting or bad value: php_workers",
+			      NULL);
+		return -1;
+	}
+	*n = (long)d;
+	json_object_object_del(body, "php_workers");
+	return 0;
+}
+
 void fk_control_handle(struct fk_server *srv, struct fk_req *rq,
 		       struct fk_resp *resp)
 {
@@ -88,8 +111,17 @@ void fk_control_handle(struct fk_server *srv, struct fk_req *rq,
 	if (get && strcmp(p, "/state") == 0) {
 		fk_resp_json(resp, 200, fk_state_json(srv));
 	} else if (post && strcmp(p, "/faults") == 0) {
-		if (faults_update(&srv->faults, body, resp) == 0)
-			fk_resp_json(resp, 200, fk_faults_json(&srv->faults));
+		long php;
+
+		if (php_workers_take(body, &php, resp) == 0 &&
+		    faults_update(&srv->faults, body, resp) == 0) {
+			if (php >= 0)
+				fk_php_set_workers(srv, php);
+			o = fk_faults_json(&srv->faults);
+			json_object_object_add(o, "php_workers",
+				json_object_new_int64(fk_php_workers(srv)));
+			fk_resp_json(resp, 200, o);
+		}
 	} else if (post && strncmp(p, "/orders/", 8) == 0) {
 		struct fk_order *ord = fk_order_by_increment(srv, p + 8);
 		json_object *v;

@@ -11,12 +11,18 @@
  *   auth.c     Bearer tokens, admin login (JWT-shaped tokens, lockout),
  *              OAuth 1.0a HMAC-SHA256
  *   control.c  the /_fake/ control endpoints (state, faults, reset ...)
+ *   php.c      the PHP worker pool (--php-workers: a FIFO counting
+ *              semaphore every /rest request and page view holds), the
+ *              service-time sleep, GET /storefront
  *   util.c     JSON responses, percent-coding, searchCriteria and `fields`
  *
  * Threading: libmicrohttpd runs one thread per connection. Everything in
  * struct fk_server below the mutex is guarded by that one mutex; handlers
  * take it for the whole of their work on the state (they never block on I/O
- * while holding it). The options are read-only after start.
+ * while holding it). The PHP worker pool (struct fk_php) has its own
+ * mutex, taken after srv->mu when both are held, never before: a request
+ * waits for a PHP worker holding no lock. The options are read-only after
+ * start.
  *
  * Memory: a struct fk_resp owns its body (malloc'd); the request context
  * (struct fk_req) is owned by main.c and freed when MHD completes the
@@ -37,6 +43,7 @@
 #define FK_LOCK_AFTER 6         /* wrong admin passwords in a row */
 #define FK_LOCK_SECONDS 1800
 #define FK_OAUTH_SKEW 600       /* seconds a timestamp may be off */
+#define FK_PHP_MAX 100000       /* --php-workers at most */
 
 extern const char *const fk_sources[FK_NSOURCES];
 
@@ -62,6 +69,8 @@ struct fk_opts {
 	char *oauth[4];             /* ck, cs, at, as (malloc'd) */
 	int no_auth;                /* effective: accept everything */
 	struct fk_faults faults;    /* as given on the command line */
+	long php_workers;           /* 0: unlimited */
+	int storefront_ms;          /* service time of GET /storefront */
 	uint64_t seed;
 	int verbose;
 };
@@ -129,9 +138,27 @@ struct fk_admin_token {
 	time_t exp;
 };
 
+/* Which requests a PHP worker served (counted when it is given back). */
+enum fk_php_kind { FK_PHP_API, FK_PHP_STOREFRONT, FK_PHP_NKINDS };
+
+struct fk_php_waiter;
+
+/* The PHP worker pool (php.c); everything guarded by its own mu. */
+struct fk_php {
+	pthread_mutex_t mu;
+	int stopping;
+	long workers;               /* N; 0: unlimited */
+	long busy, busy_max;        /* slots held now / the most at once */
+	long queued, queued_max;    /* waiters now / the most at once */
+	uint64_t wait_us_total;     /* summed over the admitted waiters */
+	uint64_t served[FK_PHP_NKINDS];
+	struct fk_php_waiter *head, *tail;   /* FIFO of waiters */
+};
+
 struct fk_server {
 	const struct fk_opts *opts;
 	int stopping;               /* set by main() (atomic builtins) */
+	struct fk_php php;          /* its own lock: not under mu */
 
 	pthread_mutex_t mu;         /* guards everything below */
 	struct fk_order *orders;
@@ -193,6 +220,7 @@ struct fk_resp {
 	char *body;                 /* malloc'd JSON text; NULL: "" */
 	int retry_after;            /* >0: send Retry-After */
 	int drop;                   /* close the connection, no response */
+	const char *content_type;   /* static; NULL: application/json */
 };
 
 /* ---- state.c (callers hold srv->mu unless noted) */
@@ -234,6 +262,23 @@ void fk_api_handle(struct fk_server *srv, struct fk_req *rq,
 /* ---- control.c: a /_fake/ request; takes srv->mu itself. */
 void fk_control_handle(struct fk_server *srv, struct fk_req *rq,
 		       struct fk_resp *resp);
+
+/* ---- php.c */
+void fk_php_init(struct fk_php *p, long workers);
+void fk_php_destroy(struct fk_php *p);
+/* Serves rq holding one PHP worker (waiting for it in FIFO order): kind
+ * FK_PHP_API is fk_api_handle, FK_PHP_STOREFRONT the storefront page. A
+ * request still waiting when the server stops answers 503. Takes no lock
+ * across the wait. */
+void fk_php_serve(struct fk_server *srv, struct fk_req *rq,
+		  struct fk_resp *resp, enum fk_php_kind kind);
+void fk_php_set_workers(struct fk_server *srv, long n);
+long fk_php_workers(struct fk_server *srv);
+void fk_php_stop(struct fk_server *srv);        /* wakes every waiter */
+void fk_php_reset(struct fk_server *srv);       /* size from the options */
+void fk_php_json(struct fk_server *srv, json_object *st);  /* php_* keys */
+/* Sleeps ms in slices; returns early once the server is stopping. */
+void fk_service_sleep(struct fk_server *srv, int ms);
 
 /* ---- util.c */
 char *fk_json_text(json_object *o);   /* malloc'd compact JSON */

@@ -8,10 +8,14 @@
  * URI log callback keeps the raw request URI (the OAuth base string and
  * query parsing need it undecoded); the body is gathered in a per-request
  * struct fk_req that the completion callback frees. Requests under /rest
- * go to routes.c, /_fake/ to control.c; everything else is a 404.
+ * go to routes.c and GET /storefront to php.c, both through the PHP worker
+ * pool (php.c: with --php-workers N at most N at once, the rest waiting in
+ * FIFO order); /_fake/ goes to control.c without a worker; everything else
+ * is a 404.
  *
  * SIGINT and SIGTERM are blocked in every thread and taken with sigwait()
- * by main(), which then stops the daemon and frees the state.
+ * by main(), which then wakes every request waiting for a PHP worker
+ * (they answer 503), stops the daemon and frees the state.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -64,6 +68,9 @@ static void usage(FILE *f)
 "  --fail-rate F         fraction 0..1 of API requests failed on purpose\n"
 "  --fail-status N       500 or 503 (default 503)\n"
 "  --latency-ms N        added latency per API request\n"
+"  --php-workers N       at most N API/storefront requests at once, the rest\n"
+"                        wait in FIFO order (0 = unlimited, the default)\n"
+"  --storefront-ms M     service time of GET /storefront (default 30)\n"
 "  --drop-rate F         fraction of API requests closed without a response\n"
 "  --rate-limit N        above N API requests per second answer 429\n"
 "  --retry-after S       Retry-After seconds for 429 and 503 (default 1)\n"
@@ -71,7 +78,8 @@ static void usage(FILE *f)
 "  --seed N              PRNG seed (default 1)\n"
 "  -v                    log each request to stderr\n"
 "Control API (no auth, no faults): GET /_fake/state, POST /_fake/faults,\n"
-"POST /_fake/orders/<increment_id>, POST /_fake/expire-tokens, POST /_fake/reset\n",
+"POST /_fake/orders/<increment_id>, POST /_fake/expire-tokens, POST /_fake/reset\n"
+"Storefront (no auth, no faults, one PHP worker): GET /storefront\n",
 	      f);
 }
 
@@ -110,7 +118,8 @@ static int bad_arg(const char *opt, const char *val)
 enum {
 	O_PORT_FILE = 256, O_ORDERS, O_PRODUCTS, O_TOKEN, O_ADMIN, O_TTL,
 	O_OAUTH, O_NO_AUTH, O_FAIL_RATE, O_FAIL_STATUS, O_LATENCY, O_DROP,
-	O_RATE_LIMIT, O_RETRY_AFTER, O_OUTAGE, O_SEED
+	O_RATE_LIMIT, O_RETRY_AFTER, O_OUTAGE, O_SEED, O_PHP_WORKERS,
+	O_STOREFRONT_MS
 };
 
 static int parse_args(int argc, char **argv, struct fk_opts *o)
@@ -133,6 +142,8 @@ static int parse_args(int argc, char **argv, struct fk_opts *o)
 		{ "retry-after", required_argument, NULL, O_RETRY_AFTER },
 		{ "outage", no_argument, NULL, O_OUTAGE },
 		{ "seed", required_argument, NULL, O_SEED },
+		{ "php-workers", required_argument, NULL, O_PHP_WORKERS },
+		{ "storefront-ms", required_argument, NULL, O_STOREFRONT_MS },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -145,6 +156,7 @@ static int parse_args(int argc, char **argv, struct fk_opts *o)
 	o->admin_ttl = 3600;
 	o->faults.fail_status = 503;
 	o->faults.retry_after = 1;
+	o->storefront_ms = 30;
 	o->seed = 1;
 
 	while ((c = getopt_long(argc, argv, "p:vh", lopts, NULL)) != -1) {
@@ -239,6 +251,15 @@ static int parse_args(int argc, char **argv, struct fk_opts *o)
 			if (parse_long(optarg, 0, LONG_MAX, &v) < 0)
 				return bad_arg("--seed", optarg);
 			o->seed = (uint64_t)v;
+			break;
+		case O_PHP_WORKERS:
+			if (parse_long(optarg, 0, FK_PHP_MAX, &o->php_workers) < 0)
+				return bad_arg("--php-workers", optarg);
+			break;
+		case O_STOREFRONT_MS:
+			if (parse_long(optarg, 0, 3600000, &v) < 0)
+				return bad_arg("--storefront-ms", optarg);
+			o->storefront_ms = (int)v;
 			break;
 		case 'v':
 			o->verbose = 1;
@@ -343,7 +364,7 @@ static fk_mhd_ret on_request(void *cls, struct MHD_Connection *c,
 {
 	struct fk_server *srv = cls;
 	struct fk_req *rq = *con_cls;
-	struct fk_resp resp = { 500, NULL, 0, 0 };
+	struct fk_resp resp = { .status = 500 };
 	struct MHD_Response *r;
 	const char *q;
 	fk_mhd_ret ret;
@@ -387,7 +408,9 @@ static fk_mhd_ret on_request(void *cls, struct MHD_Connection *c,
 	else if (strncmp(url, "/_fake/", 7) == 0)
 		fk_control_handle(srv, rq, &resp);
 	else if (strncmp(url, "/rest/", 6) == 0)
-		fk_api_handle(srv, rq, &resp);
+		fk_php_serve(srv, rq, &resp, FK_PHP_API);
+	else if (strcmp(url, "/storefront") == 0 && strcmp(method, "GET") == 0)
+		fk_php_serve(srv, rq, &resp, FK_PHP_STOREFRONT);
 	else
 		fk_resp_route_404(&resp);
 
@@ -409,6 +432,7 @@ static fk_mhd_ret on_request(void *cls, struct MHD_Connection *c,
 	if (!r)
 		return MHD_NO;
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+				resp.content_type ? resp.content_type :
 				"application/json");
 	if (resp.retry_after > 0) {
 		char ra[24];
@@ -515,6 +539,7 @@ int main(int argc, char **argv)
 	if (o.verbose)
 		fprintf(stderr, "fake-magento: signal %d, stopping\n", sig);
 	__atomic_store_n(&srv.stopping, 1, __ATOMIC_SEQ_CST);
+	fk_php_stop(&srv);
 	MHD_stop_daemon(d);
 	fk_state_free(&srv);
 	opts_free(&o);

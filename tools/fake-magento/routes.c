@@ -11,7 +11,9 @@
  * validates everything before it changes anything -> `fields` trimming of
  * GET answers -> the request counter.
  *
- * Endpoint handlers run with srv->mu held.
+ * Endpoint handlers run with srv->mu held. With --php-workers the whole of
+ * fk_api_handle runs holding one PHP worker (php.c), the latency sleep
+ * included.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -1301,18 +1303,7 @@ static int faults_apply(struct fk_server *srv, struct fk_resp *resp)
 		report = fk_rand64(srv);
 	pthread_mutex_unlock(&srv->mu);
 
-	/* in slices, so that shutting down never waits for a long latency */
-	while (f.latency_ms > 0 && !__atomic_load_n(&srv->stopping,
-						    __ATOMIC_SEQ_CST)) {
-		int ms = f.latency_ms < 50 ? f.latency_ms : 50;
-		struct timespec ts;
-
-		ts.tv_sec = 0;
-		ts.tv_nsec = (long)ms * 1000000L;
-		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-			;
-		f.latency_ms -= ms;
-	}
+	fk_service_sleep(srv, f.latency_ms);
 	switch (kind) {
 	case 1:
 		fk_resp_error(resp, 503, "Service Temporarily Unavailable", NULL);
@@ -1439,7 +1430,7 @@ void fk_api_handle(struct fk_server *srv, struct fk_req *rq,
 	json_object *body = NULL;
 	int post = strcmp(rq->method, "POST") == 0 ||
 		   strcmp(rq->method, "PUT") == 0;
-	struct fk_resp berr = { 0, NULL, 0, 0 };
+	struct fk_resp berr = { .status = 0 };
 
 	route_match(rq, &r);
 	snprintf(key, sizeof key, "%s %s", rq->method, r.pattern);

@@ -10,7 +10,9 @@
  * encode their index. Shipment ids and track ids count up from 1.
  *
  * Every function here expects the caller to hold srv->mu, except
- * fk_state_init / fk_state_free (single-threaded start and end).
+ * fk_state_init / fk_state_free (single-threaded start and end). The PHP
+ * pool's part of a reset and of the state (php.c) takes the pool's own
+ * lock inside.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -98,6 +100,7 @@ int fk_state_init(struct fk_server *srv, const struct fk_opts *o)
 	memset(srv, 0, sizeof *srv);
 	srv->opts = o;
 	pthread_mutex_init(&srv->mu, NULL);
+	fk_php_init(&srv->php, o->php_workers);
 	srv->norders = (size_t)o->norders;
 	srv->nproducts = (size_t)o->nproducts;
 	srv->orders = fk_xrealloc(NULL, srv->norders * sizeof *srv->orders);
@@ -110,7 +113,8 @@ int fk_state_init(struct fk_server *srv, const struct fk_opts *o)
 	return 0;
 }
 
-/* Faults off: only the status and Retry-After choices survive. */
+/* Faults off: only the status and Retry-After choices survive. The PHP
+ * pool gets the command line's size back and its counters restart. */
 void fk_state_reset(struct fk_server *srv)
 {
 	ships_free(srv);
@@ -121,6 +125,7 @@ void fk_state_reset(struct fk_server *srv)
 	srv->faults.fail_status = srv->opts->faults.fail_status;
 	srv->faults.retry_after = srv->opts->faults.retry_after;
 	srv->rng = srv->opts->seed;
+	fk_php_reset(srv);
 }
 
 void fk_state_free(struct fk_server *srv)
@@ -130,6 +135,7 @@ void fk_state_free(struct fk_server *srv)
 	free(srv->products);
 	json_object_put(srv->requests);
 	fk_auth_free(srv);
+	fk_php_destroy(&srv->php);
 	pthread_mutex_destroy(&srv->mu);
 }
 
@@ -534,5 +540,6 @@ json_object *fk_state_json(struct fk_server *srv)
 	json_object_object_add(st, "admin_tokens_issued",
 			       json_object_new_int64((int64_t)srv->ntokens));
 	json_object_object_add(st, "faults", fk_faults_json(&srv->faults));
+	fk_php_json(srv, st);
 	return st;
 }
