@@ -491,7 +491,7 @@ static void read_orders(struct ctx **cs, size_t k)
 			else
 				m2w_outcome_set(cs[i]->o, rc, &res);
 			cs[i]->failed = 1;
-		} else if (found[i]) {
+		} else if (found && found[i]) {
 			cs[i]->order = found[i];
 			found[i] = NULL;
 			cs[i]->batched = 1;
