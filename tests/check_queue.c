@@ -3249,6 +3249,186 @@ START_TEST(test_purge_dead_and_superseded)
 }
 END_TEST
 
+/* Purged counts as m2w_queue_stats reports them. */
+static uint64_t purged(int state)
+{
+	struct m2w_stats st;
+	uint64_t n;
+
+	CK_OK(m2w_queue_stats(Q, &st, EB));
+	n = st.purged[state];
+	m2w_stats_free(&st);
+	return n;
+}
+
+/* The retention's walks: steps of at most `max`, a walk that goes on from
+ * where it stopped (past the done tasks kept while superseded ones go),
+ * keys freed, counts kept in the store across a reopen. */
+START_TEST(test_purge_step_walks_on)
+{
+	struct m2w_purge_walk wd, ws;
+	struct m2w_new_task t = tu_task("price", "{\"a\":1}");
+	uint64_t ids[5], sup, tok;
+	size_t n, i;
+	int more;
+
+	for (i = 0; i < 5; i++) {
+		ids[i] = make_done("price");
+		advance(10);
+	}
+	enq_group("stock", "sku:1", 1);
+	sup = enq_group("stock", "sku:1", 1);
+	ck_assert_state(Q, sup - 1, M2W_SUPERSEDED);
+	CK_OK(m2w_queue_pause(Q, "stock", 1, EB)); /* leases take price only */
+	advance(10);
+	memset(&wd, 0, sizeof(wd));
+	wd.state = M2W_DONE;
+	memset(&ws, 0, sizeof(ws));
+	ws.state = M2W_SUPERSEDED;
+
+	/* two a step: 2, 2, 1 and then the walk met the boundary */
+	CK_OK(m2w_queue_purge_step(Q, &wd, NOW, 2, &n, &more, EB));
+	ck_assert_uint_eq(n, 2);
+	ck_assert_int_eq(more, 1);
+	CK_OK(m2w_queue_purge_step(Q, &wd, NOW, 2, &n, &more, EB));
+	ck_assert_uint_eq(n, 2);
+	CK_OK(m2w_queue_purge_step(Q, &wd, NOW, 2, &n, &more, EB));
+	ck_assert_uint_eq(n, 1);
+	CK_OK(m2w_queue_purge_step(Q, &wd, NOW, 2, &n, &more, EB));
+	ck_assert_uint_eq(n, 0);
+	ck_assert_int_eq(more, 0);
+	ck_assert_uint_eq(tu_count(Q, M2W_DONE), 0);
+	ck_assert_uint_eq(tu_count(Q, M2W_SUPERSEDED), 1);
+
+	/* a done task that ends later is found from where the walk stopped */
+	t.idem_key = "walk-1";
+	tu_enqueue_task(Q, &t);
+	tok = lease_expect(t.id, 0);
+	CK_OK(m2w_task_ack(Q, t.id, tok, 0, EB));
+	advance(10);
+	CK_OK(m2w_queue_purge_step(Q, &ws, NOW, 0, &n, &more, EB));
+	ck_assert_uint_eq(n, 1);
+	ck_assert_uint_eq(tu_count(Q, M2W_DONE), 1);   /* not superseded */
+	CK_OK(m2w_queue_purge_step(Q, &wd, NOW, 0, &n, &more, EB));
+	ck_assert_uint_eq(n, 1);
+	ck_assert_int_eq(more, 0);
+
+	/* its key is free again */
+	t.id = 0;
+	tu_enqueue_task(Q, &t);
+	ck_assert_int_eq(t.duplicate, 0);
+
+	ck_assert_uint_eq(purged(M2W_DONE), 6);
+	ck_assert_uint_eq(purged(M2W_SUPERSEDED), 1);
+	ck_assert_uint_eq(purged(M2W_DEAD), 0);
+	reopen();
+	ck_assert_uint_eq(purged(M2W_DONE), 6);
+	memset(&wd, 0, sizeof(wd));
+	wd.state = M2W_READY;
+	CK_RC(M2W_EINVAL, m2w_queue_purge_step(Q, &wd, NOW, 0, &n, &more, EB));
+	(void)ids;
+	ck_assert_store_ok(Q);
+}
+END_TEST
+
+/* The pages a purge frees are on LMDB's free list (map_free), and new
+ * tasks use them before the file grows. */
+START_TEST(test_purge_frees_pages_for_reuse)
+{
+	struct m2w_stats st;
+	uint64_t used, freed;
+	size_t i, n;
+
+	for (i = 0; i < 2000; i++)
+		make_done("price");
+	advance(1);
+	CK_OK(m2w_queue_purge(Q, M2W_DONE, NOW, &n, EB));
+	ck_assert_uint_eq(n, 2000);
+	make_done("price");     /* a commit or two for the free list to settle */
+	make_done("price");
+	CK_OK(m2w_queue_stats(Q, &st, EB));
+	used = st.map_used;
+	freed = st.map_free;
+	m2w_stats_free(&st);
+	ck_assert_msg(freed > used / 2, "map_free %llu of %llu used",
+		      (unsigned long long)freed, (unsigned long long)used);
+	for (i = 0; i < 1500; i++)
+		make_done("price");
+	CK_OK(m2w_queue_stats(Q, &st, EB));
+	ck_assert_msg(st.map_used == used, "the file grew from %llu to %llu "
+		      "with %llu free", (unsigned long long)used,
+		      (unsigned long long)st.map_used,
+		      (unsigned long long)freed);
+	m2w_stats_free(&st);
+	ck_assert_store_ok(Q);
+}
+END_TEST
+
+/* ================================================================ lock */
+
+static int open_exclusive(struct m2w_queue **q, char *eb)
+{
+	struct m2w_queue_opts o;
+
+	memset(&o, 0, sizeof(o));
+	o.path = E.path;
+	o.exclusive = 1;
+	return m2w_queue_open(&o, q, eb);
+}
+
+/* One exclusive open at a time, named in the refusal; other opens are
+ * not held up; closing lets the next one in. */
+START_TEST(test_exclusive_lock)
+{
+	struct m2w_queue *a = NULL, *b = NULL;
+	char eb[M2W_ERRBUF_SIZE] = "", pid[32];
+
+	CK_OK(open_exclusive(&a, EB));
+	ck_assert_int_eq(open_exclusive(&b, eb), M2W_EBUSY);
+	ck_assert_ptr_null(b);
+	snprintf(pid, sizeof(pid), "pid %ld", (long)getpid());
+	ck_assert_msg(strstr(eb, pid) && strstr(eb, "in use"),
+		      "refusal \"%s\" does not name %s", eb, pid);
+	enq("price");          /* Q, not exclusive, works beside it */
+	m2w_queue_close(a);
+	CK_OK(open_exclusive(&b, EB));
+	m2w_queue_close(b);
+}
+END_TEST
+
+/* At start every lease goes back at once, expired or not, its attempt
+ * counted; one on its last attempt dies. Only with the store exclusive. */
+START_TEST(test_release_stale)
+{
+	struct m2w_queue *x = NULL;
+	uint64_t a = enq("price"), b = enq_max("price", 1), c = enq("price");
+	struct m2w_attempt *h = NULL;
+	size_t n = 99;
+
+	lease_expect(a, 60000);
+	lease_expect(b, 60000);
+	CK_RC(M2W_ESTATE, m2w_queue_release_stale(Q, &n, EB));
+	ck_assert_uint_eq(n, 0);
+	CK_OK(open_exclusive(&x, EB));
+	m2w_queue_set_clock(x, tu_clock_now, &E.clock);
+	CK_OK(m2w_queue_release_stale(x, &n, EB));
+	ck_assert_uint_eq(n, 2);
+	m2w_queue_close(x);
+	ck_assert_state(Q, a, M2W_READY);
+	ck_assert_uint_eq(TASK(a, attempts), 1);
+	ck_assert_int_eq(TASK(a, next_run_ms), NOW);
+	ck_assert_state(Q, b, M2W_DEAD);
+	ck_assert_state(Q, c, M2W_READY);
+	CK_OK(m2w_queue_history(Q, a, &h, &n, EB));
+	ck_assert_uint_eq(n, 1);
+	ck_assert_int_eq(h[0].outcome, M2W_OUTCOME_EXPIRED);
+	ck_assert_ptr_nonnull(strstr(h[0].message, "released at start"));
+	free(h);
+	ck_assert_uint_eq(tu_count(Q, M2W_LEASED), 0);
+	ck_assert_store_ok(Q);
+}
+END_TEST
+
 /* ======================================================= map growth, full */
 
 START_TEST(test_map_growth_then_full)
@@ -3999,6 +4179,10 @@ static Suite *queue_suite(void)
 	tcase_add_test(tc, test_purge_done);
 	tcase_add_test(tc, test_purge_all_done);
 	tcase_add_test(tc, test_purge_dead_and_superseded);
+	tcase_add_test(tc, test_purge_step_walks_on);
+	tcase_add_test(tc, test_purge_frees_pages_for_reuse);
+	tcase_add_test(tc, test_exclusive_lock);
+	tcase_add_test(tc, test_release_stale);
 
 	tc = tcase(s, "dead_groups", 30);
 	tcase_add_test(tc, test_dead_groups);

@@ -111,9 +111,14 @@ struct m2w_stats {
 	uint64_t map_size;           /* current map size, bytes */
 	uint64_t map_used;           /* bytes of the file in use (high-water) */
 	uint64_t map_max;
+	uint64_t map_free;           /* bytes of map_used on LMDB's free list,
+				      * to be reused before the file grows */
 	uint64_t next_id;
 	int events_on;               /* the outbox writes result events */
 	uint64_t events_waiting;     /* events not yet published */
+	uint64_t purged[M2W_NSTATES];/* tasks purged so far, by the state they
+				      * were purged from (done, superseded,
+				      * dead): qctl purge and retention */
 	char *daemon;                /* the daemon's last status note (JSON,
 				      * m2w_queue_set_status), or NULL */
 };
@@ -237,6 +242,28 @@ int m2w_queue_delete_many(struct m2w_queue *q, const uint64_t *ids, size_t n,
  */
 int m2w_queue_purge(struct m2w_queue *q, int state, int64_t before_ms,
 		    size_t *count, char *errbuf);
+
+/*
+ * A purge in steps, for the daemon's retention ([store] keep_*): where
+ * the walk stopped is kept here between calls, so each round goes on from
+ * there (zeroed with `state` set: from the oldest). Owned by the caller.
+ */
+struct m2w_purge_walk {
+	int state;                 /* M2W_DONE, M2W_SUPERSEDED or M2W_DEAD */
+	unsigned char at[16];      /* the last index key looked at */
+	int started;               /* `at` is set */
+};
+
+/*
+ * One write transaction: deletes up to `max` tasks (0: 1,000) of
+ * w->state that ended before `before_ms`, as m2w_queue_purge does, from
+ * where `w` stopped. *count gets how many; *more is 1 when the step
+ * stopped early (call again), 0 when the walk met before_ms or the end.
+ * Every purge is counted in the store (m2w_stats.purged).
+ */
+int m2w_queue_purge_step(struct m2w_queue *q, struct m2w_purge_walk *w,
+			 int64_t before_ms, size_t max, size_t *count,
+			 int *more, char *errbuf);
 
 /* Pauses or resumes a type (NULL: every type, present and future).
  * Persisted; seen by every process at its next lease. */

@@ -131,6 +131,12 @@ struct m2w_config {
 	size_t map_initial;        /* map_initial = 64MiB */
 	size_t map_max;            /* map_max = 4GiB */
 	int nosync;                /* nosync = no (loud in the log) */
+	/* retention: ended tasks older than this are purged in the
+	 * background (0 = kept forever) */
+	int64_t keep_done_ms;      /* keep_done = 7d */
+	int64_t keep_superseded_ms;/* keep_superseded = 1d */
+	int64_t keep_dead_ms;      /* keep_dead = 30d */
+	int64_t purge_interval_ms; /* purge_interval = 1m: between rounds */
 
 	/* [magento]: base_url, store_code, auth = token|admin|oauth|none,
 	 * token, username, password, admin_token_ttl, consumer_key,

@@ -87,6 +87,7 @@ struct m2w_queue_opts {
 	int create;            /* create the directory and store if absent */
 	int nosync;            /* MDB_NOSYNC: loses the last commits on power loss */
 	int outbox;            /* result events (enum m2w_outbox_mode) */
+	int exclusive;         /* the daemon's: lock the store (see below) */
 };
 
 /* Whether tasks that end write a result event (stored in the store, so
@@ -101,6 +102,13 @@ enum m2w_outbox_mode {
  * Opens (or creates) the store. Clears reader slots left by dead processes,
  * checks the schema version (M2W_ESCHEMA on a mismatch), opens every index.
  * M2W_ENOTFOUND when the store is absent and !create.
+ *
+ * `exclusive` takes an flock(2) on PATH/daemon.lock (holding the pid) for
+ * as long as the store is open: a second exclusive open, while the first
+ * process lives, is M2W_EBUSY naming that pid. Only the process that leases
+ * opens exclusive (the daemon); qctl and other readers and writers do not,
+ * and are not held up by it. The kernel drops the lock when the process
+ * dies, however it dies.
  */
 int m2w_queue_open(const struct m2w_queue_opts *opts, struct m2w_queue **out,
 		   char *errbuf);
@@ -321,6 +329,17 @@ int m2w_task_release(struct m2w_queue *q, uint64_t id, uint64_t token,
  * attempts are used up). *reaped (may be NULL) gets the count.
  */
 int m2w_queue_reap(struct m2w_queue *q, size_t *reaped, char *errbuf);
+
+/*
+ * Returns every lease in the store, expired or not, as the reap does (the
+ * attempt stays counted; dead when attempts are used up), for a daemon
+ * that just opened the store exclusive: as the one process that leases,
+ * every lease it finds was taken by a process that is gone, so its tasks
+ * need not wait out the lease. M2W_ESTATE unless the store was opened
+ * exclusive.
+ */
+int m2w_queue_release_stale(struct m2w_queue *q, size_t *released,
+			    char *errbuf);
 
 /* ---------------------------------------------------------------- events */
 

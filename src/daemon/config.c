@@ -56,6 +56,7 @@
 #define MAP_VALUE_MAX 63      /* a map value (struct m2_track's carrier_code[64]) */
 
 #define MS_S INT64_C(1000)
+#define MS_D (86400 * MS_S)
 
 /* ---------------------------------------------------------------- defaults */
 
@@ -118,6 +119,10 @@ void m2w_config_defaults(struct m2w_config *cfg)
 	cfg->map_initial = (size_t)64 << 20;
 	cfg->map_max = (size_t)4 << 30;
 	cfg->nosync = 0;
+	cfg->keep_done_ms = 7 * MS_D;
+	cfg->keep_superseded_ms = 1 * MS_D;
+	cfg->keep_dead_ms = 30 * MS_D;
+	cfg->purge_interval_ms = 60 * MS_S;
 
 	cfg->magento.base_url = NULL;
 	cfg->magento.store_code = strdup("default");
@@ -748,6 +753,12 @@ static const struct key_def store_keys[] = {
 	{ "map_initial", K_SIZE, CFG(map_initial), 0, 0, 0, 0, NULL, NULL },
 	{ "map_max", K_SIZE, CFG(map_max), 0, 0, 0, 0, NULL, NULL },
 	{ "nosync", K_BOOL, CFG(nosync), 0, 0, 0, 0, NULL, NULL },
+	{ "keep_done", K_MS, CFG(keep_done_ms), 0, 0, 0, 0, NULL, NULL },
+	{ "keep_superseded", K_MS, CFG(keep_superseded_ms), 0, 0, 0, 0, NULL,
+	  NULL },
+	{ "keep_dead", K_MS, CFG(keep_dead_ms), 0, 0, 0, 0, NULL, NULL },
+	{ "purge_interval", K_MS, CFG(purge_interval_ms), 0, 100, 0, 0, NULL,
+	  NULL },
 	{ NULL, K_STR, 0, 0, 0, 0, 0, NULL, NULL }
 };
 

@@ -46,6 +46,7 @@
 #include "m2worker/magento.h"
 #include "notify.h"
 #include "m2worker/queue.h"
+#include "retention.h"
 #include "watch.h"
 #include "worker.h"
 
@@ -206,6 +207,21 @@ static void reap_expired(struct m2w_queue *q, const char *event,
 		m2w_log(M2W_LOG_WARN, event, "tasks=%zu (%s)", reaped, why);
 }
 
+/* Every lease back to ready (or dead when its attempts are used up), at
+ * once rather than when the lease would run out. */
+static void recover(struct m2w_queue *q)
+{
+	char errbuf[M2W_ERRBUF_SIZE] = "";
+	size_t n = 0;
+
+	if (m2w_queue_release_stale(q, &n, errbuf) != M2W_OK)
+		m2w_log(M2W_LOG_ERROR, "recovery", "error=%s",
+			m2w_log_quote(errbuf, sizeof(errbuf), errbuf));
+	else if (n)
+		m2w_log(M2W_LOG_WARN, "recovery", "tasks=%zu (leased by a "
+			"stopped or crashed daemon; they run again now)", n);
+}
+
 /* WATCHDOG=1, after a round trip through the store's commit thread (a
  * reap, as the keeper does): the call returning is the proof of life,
  * whatever it returned (a full store is no reason to be restarted). */
@@ -246,6 +262,7 @@ static int run(const struct m2w_config *cfg)
 	struct m2w_watcher *watcher = NULL;
 	struct m2w_amqp *amqp = NULL;
 	struct m2w_events *events = NULL;
+	struct m2w_retention *retention = NULL;
 	char errbuf[M2W_ERRBUF_SIZE] = "";
 	sigset_t sigs;
 	int sig, rc, ready = 0;
@@ -272,6 +289,7 @@ static int run(const struct m2w_config *cfg)
 	qo.create = 1;
 	qo.nosync = cfg->nosync;
 	qo.outbox = cfg->events.enabled ? M2W_OUTBOX_ON : M2W_OUTBOX_OFF;
+	qo.exclusive = 1;
 	if ((rc = m2_global_init(errbuf)) ||
 	    (rc = m2w_queue_open(&qo, &q, errbuf)) ||
 	    (rc = m2_client_new(&cfg->magento, &client, errbuf))) {
@@ -279,14 +297,15 @@ static int run(const struct m2w_config *cfg)
 			m2w_log_quote(errbuf, sizeof(errbuf), errbuf));
 		goto out;
 	}
-	/* a crashed daemon's tasks, before READY=1 */
-	reap_expired(q, "recovery", "expired leases of a stopped or crashed "
-		     "daemon; they run again");
+	/* a crashed daemon's tasks, before READY=1: the store is ours alone,
+	 * so every lease in it is a dead process's, expired or not */
+	recover(q);
 	/* partitions shared with other daemons: what this one took before
 	 * goes back to the broker, before a worker can run it */
 	m2w_amqp_handback(q, cfg);
 	/* the result publisher: the outbox from earlier runs goes out too */
-	if ((rc = m2w_events_start(q, cfg, &events, errbuf))) {
+	if ((rc = m2w_retention_start(q, cfg, &retention, errbuf)) ||
+	    (rc = m2w_events_start(q, cfg, &events, errbuf))) {
 		m2w_log(M2W_LOG_ERROR, "start", "error=%s",
 			m2w_log_quote(errbuf, sizeof(errbuf), errbuf));
 		goto out;
@@ -398,6 +417,7 @@ out:
 	m2w_watch_stop(watcher); /* after HTTP: the console reads it */
 	m2w_amqp_free(amqp); /* after HTTP, which reads their state */
 	m2w_events_free(events);
+	m2w_retention_stop(retention);
 	m2w_pool_free(pool);
 	m2_client_free(client);
 	m2w_queue_close(q);

@@ -86,9 +86,18 @@ int m2w_metrics_render(const struct m2w_metrics *m,
 		m2w_buf_addf(o, "# HELP m2worker_store_bytes Store map use.\n"
 			     "# TYPE m2worker_store_bytes gauge\n"
 			     "m2worker_store_bytes{kind=\"used\"} %llu\n"
-			     "m2worker_store_bytes{kind=\"max\"} %llu\n",
+			     "m2worker_store_bytes{kind=\"max\"} %llu\n"
+			     "m2worker_store_bytes{kind=\"free\"} %llu\n",
 			     (unsigned long long)st->map_used,
-			     (unsigned long long)st->map_max);
+			     (unsigned long long)st->map_max,
+			     (unsigned long long)st->map_free);
+		m2w_buf_adds(o, "# HELP m2worker_purged_total Tasks purged "
+			     "(retention, qctl purge) by the state they had.\n"
+			     "# TYPE m2worker_purged_total counter\n");
+		for (s = M2W_DONE; s < M2W_NSTATES; s++) /* the ended ones */
+			m2w_buf_addf(o, "m2worker_purged_total{state=\"%s\"} "
+				     "%llu\n", m2w_state_name(s),
+				     (unsigned long long)st->purged[s]);
 		m2w_buf_addf(o, "# HELP m2worker_events_waiting Result events "
 			     "in the outbox, not yet confirmed by the broker.\n"
 			     "# TYPE m2worker_events_waiting gauge\n"

@@ -377,6 +377,29 @@ static int split_ready(struct m2w_queue *q, MDB_txn *txn, uint16_t type,
 					: M2W_OK;
 }
 
+/* Pages on LMDB's free list (its database 0: each record an array of
+ * page numbers, the first element their count). What a purge freed shows
+ * here until new writes reuse it. */
+static uint64_t free_pages(MDB_txn *txn)
+{
+	MDB_cursor *cur;
+	MDB_val k, v;
+	uint64_t n = 0;
+	size_t c;
+	int rc;
+
+	if (mdb_cursor_open(txn, 0, &cur))
+		return 0;
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+		if (v.mv_size >= sizeof(c)) {
+			memcpy(&c, v.mv_data, sizeof(c));
+			n += c;
+		}
+	mdb_cursor_close(cur);
+	return n;
+}
+
 int m2w_queue_stats(struct m2w_queue *q, struct m2w_stats *st, char *errbuf)
 {
 	int64_t now = m2w_queue_now(q);
@@ -446,6 +469,13 @@ int m2w_queue_stats(struct m2w_queue *q, struct m2w_stats *st, char *errbuf)
 	k.mv_data = "outbox";
 	if (mdb_get(txn, q->db[DB_META], &k, &v) == 0 && v.mv_size == 1)
 		st->events_on = *(char *)v.mv_data == 1;
+	k.mv_size = 6;
+	k.mv_data = "purged";
+	if (mdb_get(txn, q->db[DB_META], &k, &v) == 0 &&
+	    v.mv_size == 8 * M2W_NSTATES)
+		for (s = 0; s < M2W_NSTATES; s++)
+			st->purged[s] = get_be64((unsigned char *)v.mv_data +
+						 8 * s);
 	k.mv_size = 13;
 	k.mv_data = "daemon_status";
 	if (mdb_get(txn, q->db[DB_META], &k, &v) == 0 &&
@@ -460,6 +490,7 @@ int m2w_queue_stats(struct m2w_queue *q, struct m2w_stats *st, char *errbuf)
 	st->map_size = info.me_mapsize;
 	st->map_used = (uint64_t)(info.me_last_pgno + 1) * es.ms_psize;
 	st->map_max = q->map_max;
+	st->map_free = free_pages(txn) * es.ms_psize;
 out:
 	m2s_read_end(q, txn);
 	if (rc)
@@ -661,7 +692,7 @@ int m2w_queue_retry_now(struct m2w_queue *q, uint64_t id, char *errbuf)
  * the caller moves `from` on (scan_next) once the chunk is committed.
  */
 #define SCAN_ERR 100
-#define SCAN_LOOK (16 * CHUNK)
+#define SCAN_LOOK 16             /* keys looked at per id a chunk may take */
 struct scan {
 	int db;
 	unsigned char from[TIME_KEY_LEN]; /* the last key of the committed walk */
@@ -671,6 +702,7 @@ struct scan {
 	int finished;                     /* this chunk reached the end */
 	uint64_t ids[CHUNK];
 	size_t n;
+	size_t limit;                     /* ids a chunk at most; 0 = CHUNK */
 };
 
 static int scan_chunk(struct wctx *c, struct scan *s,
@@ -679,7 +711,8 @@ static int scan_chunk(struct wctx *c, struct scan *s,
 {
 	MDB_cursor *cur;
 	MDB_val k = { TIME_KEY_LEN, s->at }, v;
-	size_t looked = 0;
+	size_t looked = 0, limit = s->limit && s->limit < CHUNK ? s->limit
+								   : CHUNK;
 	int rc, m = 0;
 
 	memcpy(s->at, s->from, TIME_KEY_LEN);
@@ -692,7 +725,7 @@ static int scan_chunk(struct wctx *c, struct scan *s,
 	if (rc == 0 && s->at_set && memcmp(k.mv_data, s->at,
 					   TIME_KEY_LEN) == 0)
 		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-	for (; rc == 0 && s->n < CHUNK && looked++ < SCAN_LOOK;
+	for (; rc == 0 && s->n < limit && looked++ < SCAN_LOOK * limit;
 	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
 		if (k.mv_size != TIME_KEY_LEN)
 			continue;
@@ -993,8 +1026,17 @@ int m2w_queue_delete_dead(struct m2w_queue *q,
 
 /* --------------------------------------------------------------- purge */
 
+/*
+ * A purge walks DB_DONE (done and superseded tasks) or DB_DEAD oldest end
+ * first and stops at the first task that ended at or after `before`. Its
+ * position lives in the caller's struct m2w_purge_walk, so the daemon's
+ * retention goes on where its last round stopped instead of walking again
+ * past every done task it keeps (superseded tasks are kept for less time
+ * than done ones, in the same index). What was purged is counted in meta
+ * "purged" (a big-endian u64 per state) in the same transaction.
+ */
 struct purge_arg {
-	int state;
+	struct m2w_purge_walk *w;
 	int64_t before;
 	struct scan s;
 };
@@ -1010,7 +1052,22 @@ static int purge_match(struct wctx *c, const MDB_val *k, void *arg)
 	rc = m2s_ctx_rec(c, get_be64((unsigned char *)k->mv_data + 8), &r);
 	if (rc)
 		return -(SCAN_ERR + (rc == M2W_ENOTFOUND ? M2W_ECORRUPT : rc));
-	return r.state == a->state;
+	return r.state == a->w->state;
+}
+
+static int count_purged(struct wctx *c, int state, size_t n)
+{
+	unsigned char buf[8 * M2W_NSTATES];
+	MDB_val v;
+	int rc = m2s_ctx_get(c, DB_META, "purged", 6, &v);
+
+	if (rc && rc != M2W_ENOTFOUND)
+		return rc;
+	memset(buf, 0, sizeof(buf));
+	if (rc == M2W_OK && v.mv_size == sizeof(buf))
+		memcpy(buf, v.mv_data, sizeof(buf));
+	put_be64(buf + 8 * state, get_be64(buf + 8 * state) + n);
+	return m2s_ctx_put(c, DB_META, "purged", 6, buf, sizeof(buf), 0);
 }
 
 static int purge_apply(struct wctx *c, void *arg)
@@ -1026,39 +1083,53 @@ static int purge_apply(struct wctx *c, void *arg)
 		if ((rc = m2s_ctx_rec(c, a->s.ids[i], &r)) ||
 		    (rc = remove_task(c, &r)))
 			return rc;
+	return a->s.n ? count_purged(c, a->w->state, a->s.n) : M2W_OK;
+}
+
+int m2w_queue_purge_step(struct m2w_queue *q, struct m2w_purge_walk *w,
+			 int64_t before_ms, size_t max, size_t *count,
+			 int *more, char *errbuf)
+{
+	struct purge_arg a;
+	struct op op = { .apply = purge_apply, .arg = &a, .errbuf = errbuf };
+	int rc;
+
+	*count = 0;
+	*more = 0;
+	if (w->state != M2W_DONE && w->state != M2W_SUPERSEDED &&
+	    w->state != M2W_DEAD)
+		return m2w_fail(errbuf, M2W_EINVAL,
+				"purge takes done, superseded or dead tasks");
+	memset(&a, 0, sizeof(a));
+	a.w = w;
+	a.before = before_ms;
+	a.s.db = w->state == M2W_DEAD ? DB_DEAD : DB_DONE;
+	a.s.limit = max;
+	memcpy(a.s.from, w->at, TIME_KEY_LEN);
+	a.s.started = w->started;
+	if ((rc = m2s_commit_run(q, &op)) != M2W_OK)
+		return rc;
+	scan_next(&a.s);
+	memcpy(w->at, a.s.from, TIME_KEY_LEN);
+	w->started = a.s.started;
+	*count = a.s.n;
+	*more = !a.s.finished;
 	return M2W_OK;
 }
 
 int m2w_queue_purge(struct m2w_queue *q, int state, int64_t before_ms,
 		    size_t *count, char *errbuf)
 {
-	struct purge_arg a;
-	struct op op = { .apply = purge_apply, .arg = &a, .errbuf = errbuf };
-	struct m2w_requeue_opts sel;
-	int rc = M2W_OK;
+	struct m2w_purge_walk w;
+	size_t n;
+	int more = 1, rc = M2W_OK;
 
 	*count = 0;
-	if (state != M2W_DONE && state != M2W_SUPERSEDED && state != M2W_DEAD)
-		return m2w_fail(errbuf, M2W_EINVAL,
-				"purge takes done, superseded or dead tasks");
-	if (state == M2W_DEAD) {
-		/* nothing died before the epoch; before_ms 0 there is "any" */
-		if (before_ms <= 0)
-			return M2W_OK;
-		memset(&sel, 0, sizeof(sel));
-		sel.before_ms = before_ms;
-		return m2w_queue_delete_dead(q, &sel, count, errbuf);
-	}
-	memset(&a, 0, sizeof(a));
-	a.state = state;
-	a.before = before_ms;
-	a.s.db = DB_DONE;
-	while (!a.s.finished) {
-		if ((rc = m2s_commit_run(q, &op)) != M2W_OK)
-			break;
-		scan_next(&a.s);
-		*count += a.s.n;
-	}
+	memset(&w, 0, sizeof(w));
+	w.state = state;
+	while (more && !(rc = m2w_queue_purge_step(q, &w, before_ms, 0, &n,
+						    &more, errbuf)))
+		*count += n;
 	return rc;
 }
 

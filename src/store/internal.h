@@ -193,6 +193,7 @@ struct policy_entry {
 struct op;
 
 struct m2w_queue {
+	int lock_fd;         /* daemon.lock held (opened exclusive), or -1 */
 	MDB_env *env;
 	MDB_dbi db[DB_COUNT];
 	/* Transactions hold it shared; map growth holds it exclusive

@@ -457,7 +457,13 @@ static int finish(struct wctx *c, struct rec *r, int state)
 
 /* ------------------------------------------------------------------ reap */
 
-static int reap_apply_n(struct wctx *c, size_t max, size_t *count)
+/*
+ * Leases that expire at or before `until` go back to ready, or to dead
+ * when their attempts are used up: the attempt they were leased for stays
+ * counted. `why` goes into the history (and the error of a task that dies).
+ */
+static int reap_apply_n(struct wctx *c, size_t max, int64_t until,
+			const char *why, size_t *count)
 {
 	unsigned char keys[REAP_PER_LEASE][TIME_KEY_LEN], after[TIME_KEY_LEN];
 	MDB_cursor *cur;
@@ -481,7 +487,7 @@ static int reap_apply_n(struct wctx *c, size_t max, size_t *count)
 			rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
 		while (rc == 0 && n < REAP_PER_LEASE && seen + n < max &&
 		       k.mv_size == TIME_KEY_LEN &&
-		       (int64_t)get_be64(k.mv_data) <= c->now) {
+		       (int64_t)get_be64(k.mv_data) <= until) {
 			memcpy(keys[n++], k.mv_data, TIME_KEY_LEN);
 			rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
 		}
@@ -502,8 +508,7 @@ static int reap_apply_n(struct wctx *c, size_t max, size_t *count)
 				return rc;
 			if (r.attempts >= m2s_ctx_max_attempts(c, &r)) {
 				snprintf(msg, sizeof(msg),
-					 "lease expired on attempt %u of %u "
-					 "(worker crashed or hung?)",
+					 "%s on attempt %u of %u", why,
 					 r.attempts,
 					 m2s_ctx_max_attempts(c, &r));
 				if ((rc = ctx_history(c, &r, M2W_OUTCOME_EXPIRED,
@@ -515,7 +520,7 @@ static int reap_apply_n(struct wctx *c, size_t max, size_t *count)
 				rc = finish(c, &r, M2W_DEAD);
 			} else {
 				if ((rc = ctx_history(c, &r, M2W_OUTCOME_EXPIRED,
-						      0, 0, "lease expired")))
+						      0, 0, why)))
 					return rc;
 				r.next_run = c->now;
 				rc = back_to_ready(c, &r);
@@ -530,7 +535,10 @@ static int reap_apply_n(struct wctx *c, size_t max, size_t *count)
 	}
 }
 
+#define EXPIRED_WHY "lease expired (worker crashed or hung?)"
+
 struct reap_arg {
+	int all;                 /* every lease, not only the expired ones */
 	size_t count;
 };
 
@@ -538,18 +546,39 @@ static int reap_apply(struct wctx *c, void *arg)
 {
 	struct reap_arg *a = arg;
 
-	return reap_apply_n(c, (size_t)-1, &a->count);
+	return a->all ? reap_apply_n(c, (size_t)-1, INT64_MAX, "released at "
+				     "start: the process that leased it is "
+				     "gone", &a->count)
+		      : reap_apply_n(c, (size_t)-1, c->now, EXPIRED_WHY,
+				     &a->count);
 }
 
-int m2w_queue_reap(struct m2w_queue *q, size_t *reaped, char *errbuf)
+static int reap_run(struct m2w_queue *q, int all, size_t *reaped,
+		    char *errbuf)
 {
-	struct reap_arg a = { 0 };
+	struct reap_arg a = { all, 0 };
 	struct op op = { .apply = reap_apply, .arg = &a, .errbuf = errbuf };
 	int rc = m2s_commit_run(q, &op);
 
 	if (reaped)
 		*reaped = rc ? 0 : a.count;
 	return rc;
+}
+
+int m2w_queue_reap(struct m2w_queue *q, size_t *reaped, char *errbuf)
+{
+	return reap_run(q, 0, reaped, errbuf);
+}
+
+int m2w_queue_release_stale(struct m2w_queue *q, size_t *released,
+			    char *errbuf)
+{
+	if (released)
+		*released = 0;
+	if (q->lock_fd < 0)
+		return m2w_fail(errbuf, M2W_ESTATE, "releasing every lease "
+				"needs the store opened exclusive");
+	return reap_run(q, 1, released, errbuf);
 }
 
 /* ----------------------------------------------------------------- lease */
@@ -698,7 +727,8 @@ static int lease_apply(struct wctx *c, void *arg)
 	m2w_task_list_free(a->out, a->n); /* a replayed round */
 	a->out = NULL;
 	a->n = 0;
-	if ((rc = reap_apply_n(c, REAP_PER_LEASE, &reaped)) ||
+	if ((rc = reap_apply_n(c, REAP_PER_LEASE, c->now, EXPIRED_WHY,
+			       &reaped)) ||
 	    (rc = paused_all(c, &paused)))
 		return rc;
 	if (paused)

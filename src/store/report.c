@@ -75,6 +75,7 @@ static json_object *age(int64_t since, int64_t now)
 json_object *m2w_stats_json(const struct m2w_stats *st, int64_t now)
 {
 	json_object *o = json_object_new_object(), *types = json_object_new_array();
+	json_object *purged;
 	size_t i;
 
 	for (i = 0; i < st->ntypes; i++) {
@@ -95,6 +96,12 @@ json_object *m2w_stats_json(const struct m2w_stats *st, int64_t now)
 	put_i64(o, "map_size", (int64_t)st->map_size);
 	put_i64(o, "map_used", (int64_t)st->map_used);
 	put_i64(o, "map_max", (int64_t)st->map_max);
+	put_i64(o, "map_free", (int64_t)st->map_free);
+	purged = json_object_new_object();
+	put_i64(purged, "done", (int64_t)st->purged[M2W_DONE]);
+	put_i64(purged, "superseded", (int64_t)st->purged[M2W_SUPERSEDED]);
+	put_i64(purged, "dead", (int64_t)st->purged[M2W_DEAD]);
+	json_object_object_add(o, "purged", purged);
 	json_object_object_add(o, "events", json_object_new_boolean(
 						    st->events_on));
 	put_i64(o, "events_waiting", (int64_t)st->events_waiting);

@@ -21,8 +21,10 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
@@ -648,6 +650,46 @@ static int open_dbs(struct m2w_queue *q, int outbox, char *errbuf)
 	return rc ? m2s_mdb_err(errbuf, rc, "opening the store") : M2W_OK;
 }
 
+/*
+ * The daemon's lock: an flock on PATH/daemon.lock (not on LMDB's own
+ * lock.mdb, whose fcntl locks LMDB manages), the holder's pid written in
+ * it for the message a second daemon gets. Closed on exec, so a child
+ * (curl never forks, but a hook might) does not keep it.
+ */
+static int lock_store(struct m2w_queue *q, const char *dir, char *errbuf)
+{
+	char path[4096], pid[32] = "";
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/daemon.lock", dir);
+	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640)) < 0)
+		return m2w_fail(errbuf, M2W_EIO, "%s: %s", path,
+				strerror(errno));
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		int busy = errno == EWOULDBLOCK;
+
+		if (busy && (n = pread(fd, pid, sizeof(pid) - 1, 0)) > 0)
+			pid[strcspn(pid, "\n")] = '\0';
+		close(fd);
+		if (!busy)
+			return m2w_fail(errbuf, M2W_EIO, "%s: %s", path,
+					strerror(errno));
+		return m2w_fail(errbuf, M2W_EBUSY, "store %s is in use by "
+				"another m2worker (pid %s): one daemon a "
+				"store; stop that one, or give this one its "
+				"own [store] path", dir, *pid ? pid : "?");
+	}
+	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
+		close(fd);
+		return m2w_fail(errbuf, M2W_EIO, "%s: %s", path,
+				strerror(errno));
+	}
+	q->lock_fd = fd;
+	return M2W_OK;
+}
+
 static uint64_t seed(void)
 {
 	uint64_t s = 0;
@@ -689,6 +731,7 @@ int m2w_queue_open(const struct m2w_queue_opts *opts, struct m2w_queue **out,
 	q = calloc(1, sizeof(*q));
 	if (!q)
 		return m2w_fail(errbuf, M2W_ENOMEM, "out of memory");
+	q->lock_fd = -1;
 	q->map_max = max;
 	/* the reserve for draining: a sixteenth, at least 256 KiB (a small
 	 * store's acks, history, result events and a purge need room too) */
@@ -710,6 +753,8 @@ int m2w_queue_open(const struct m2w_queue_opts *opts, struct m2w_queue **out,
 		return m2w_fail(errbuf, rc, "cannot start group commit");
 	}
 
+	if (opts->exclusive && (rc = lock_store(q, opts->path, errbuf)))
+		goto fail;
 	if ((rc = mdb_env_create(&q->env)) != 0 ||
 	    (rc = mdb_env_set_maxdbs(q->env, 16)) != 0 ||
 	    (rc = mdb_env_set_mapsize(q->env, init)) != 0 ||
@@ -738,5 +783,7 @@ void m2w_queue_close(struct m2w_queue *q)
 	m2s_commit_destroy(q);
 	pthread_rwlock_destroy(&q->resize);
 	free(q->policies);
+	if (q->lock_fd >= 0)
+		close(q->lock_fd);
 	free(q);
 }

@@ -68,9 +68,14 @@ static void print_table(struct qctl *c, const struct m2w_stats *st)
 	qctl_ago(oldest, sizeof(oldest), st->oldest_ready_ms, c->now);
 	print_row("total", st->count, oldest,
 		  st->paused_all ? "ALL PAUSED" : "");
-	printf("\nstore %s: %.1f MiB used of a %.1f MiB map (max %.1f MiB)\n",
-	       c->dir, st->map_used / 1048576.0, st->map_size / 1048576.0,
-	       st->map_max / 1048576.0);
+	printf("\nstore %s: %.1f MiB used of a %.1f MiB map (max %.1f MiB), "
+	       "%.1f MiB of it free for reuse\n", c->dir,
+	       st->map_used / 1048576.0, st->map_size / 1048576.0,
+	       st->map_max / 1048576.0, st->map_free / 1048576.0);
+	printf("purged so far: %llu done, %llu superseded, %llu dead\n",
+	       (unsigned long long)st->purged[M2W_DONE],
+	       (unsigned long long)st->purged[M2W_SUPERSEDED],
+	       (unsigned long long)st->purged[M2W_DEAD]);
 	if (st->events_on || st->events_waiting)
 		printf("result events: %llu waiting to be published%s\n",
 		       (unsigned long long)st->events_waiting,
@@ -100,7 +105,8 @@ const struct qctl_cmd cmd_stats = {
 	.help =
 	"Counts tasks per type and state (ready, scheduled, leased, waiting,\n"
 	"done, dead, superseded), the age of the oldest ready task, paused\n"
-	"types, and how much of the store's map is used.",
+	"types, how much of the store's map is used (and free for reuse), and\n"
+	"how many tasks retention and qctl purge have purged.",
 	.needs_store = 1,
 	.exec = stats_exec,
 };
