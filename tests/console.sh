@@ -108,6 +108,10 @@ config "$CONSOLE"
 run 0 "$M2W" --check-config -c "$T/m2w.conf"
 
 start "$CONSOLE"
+# task 4 was leased by mkstore, a process that is gone: the daemon handed
+# it back at start (a leased task refused: qctl.sh, check_queue)
+is "$(lib_q show 4 --json | jq -r .state)" ready "mkstore's lease after the start"
+lib_q show 4 | grep -q "released at start" || fail "task 4's history lacks the release"
 
 say "no session: pages redirect to the login, the API says 401"
 for p in /ui/ /ui/tasks /ui/dead "/ui/task?id=2"; do
@@ -323,9 +327,6 @@ run 1 "$QCTL" -d "$S" show 8
 post /ui/api/retry-now '{"ids":[3]}'
 is "$code" 200 "retry-now task 3"
 is "$(lib_q show 3 --json | jq -r .state)" ready "task 3 after retry-now"
-post /ui/api/delete '{"ids":[4]}'
-is "$code" 409 "delete a leased task"
-lib_q show 4 >/dev/null || fail "the leased task went"
 post /ui/api/delete '{"ids":[10]}'
 is "$code" 200 "delete task 10"
 for a in "user=alice action=requeue count=1 what=\"ids 2\"" \

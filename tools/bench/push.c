@@ -2,13 +2,15 @@
  * push.c - load generator for tools/bench/ingest.sh: C threads, one
  * keep-alive TCP connection each, on 127.0.0.1.
  *
- *   push http [-r] -p PORT -t TOKEN -c CLIENTS -n TASKS -b BATCH [-o ORDERS]
- *        [-s N]
+ *   push http [-r|-k] -p PORT -t TOKEN -c CLIENTS -n TASKS -b BATCH
+ *        [-o ORDERS] [-s N]
  *        POST /v1/tasks with a JSON array of BATCH tracking items
  *        ({"type":"tracking","payload":{"order":..,"track":"PUSH<k>",
  *        "carrier":"ups"}}, k = 1..TASKS (plus N), order k mod ORDERS), or
  *        with -r of ~200-byte rest items (a PUT of /V1/bench/<k>: no
- *        idempotency key, no ordering group), each client
+ *        idempotency key, no ordering group), or with -k of stock items
+ *        ({"sku":"SKU-<k mod ORDERS>","qty":<k mod 1000>}: the fake's
+ *        products; newest wins per SKU), each client
  *        sending its share of the requests one after another, waiting for
  *        each answer (HTTP/1.1 keep-alive). Every answer must be 202 with
  *        as many accepted ids as items sent (no duplicates).
@@ -49,6 +51,7 @@ static enum mode g_mode;
 static int g_port;
 static const char *g_token = "";
 static int g_plain;             /* -r: rest tasks, no key, no group */
+static int g_stock;             /* -k: stock tasks, -o SKUs */
 static char g_pad[121];         /* -r: the padding of a rest item */
 static long g_clients = 1, g_total, g_batch = 1, g_orders, g_size = 200;
 static long g_first;                 /* -s: added to every track number */
@@ -202,6 +205,12 @@ static void http_client(long t)
 					     "\"/V1/bench/%ld\",\"body\":{\"pad\":"
 					     "\"%.*s\"}}}", k > first ? "," : "",
 					     g_first + k, (int)sizeof g_pad - 1, g_pad);
+			else if (g_stock)
+				p += sprintf(p, "%s{\"type\":\"stock\",\"payload\":"
+					     "{\"sku\":\"SKU-%ld\",\"qty\":%ld}}",
+					     k > first ? "," : "",
+					     (g_first + k) % g_orders,
+					     (g_first + k) % 1000);
 			else
 				p += sprintf(p, "%s{\"type\":\"tracking\",\"payload\":"
 				     "{\"order\":\"%ld\",\"track\":\"PUSH%ld\","
@@ -322,7 +331,7 @@ static void usage(void) __attribute__((noreturn));
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: push http [-r] -p PORT -t TOKEN -c CLIENTS -n TASKS -b BATCH [-o ORDERS] [-s FIRST]\n"
+		"usage: push http [-r|-k] -p PORT -t TOKEN -c CLIENTS -n TASKS -b BATCH [-o ORDERS] [-s FIRST]\n"
 		"       push beanstalkd -p PORT -c CLIENTS -n JOBS [-z SIZE]\n"
 		"       push freeport\n");
 	exit(2);
@@ -349,7 +358,7 @@ int main(int argc, char **argv)
 	else
 		usage();
 	optind = 2;
-	while ((opt = getopt(argc, argv, "p:t:c:n:b:o:s:z:r")) != -1) {
+	while ((opt = getopt(argc, argv, "p:t:c:n:b:o:s:z:rk")) != -1) {
 		switch (opt) {
 		case 'p': g_port = (int)num("-p", optarg); break;
 		case 't': g_token = optarg; break;
@@ -360,6 +369,7 @@ int main(int argc, char **argv)
 		case 's': g_first = num("-s", optarg); break;
 		case 'z': g_size = num("-z", optarg); break;
 		case 'r': g_plain = 1; break;
+		case 'k': g_stock = 1; break;
 		default: usage();
 		}
 	}
