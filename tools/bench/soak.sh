@@ -8,7 +8,7 @@
 #
 #   -n TASKS   tasks in all (default 5000000)
 #   -e STEP    tasks a round, and a sample after each (default 100000)
-#   -k KEEP    [store] keep_done and keep_dead (default 60s; keep_superseded
+#   -k KEEP    [store] keep_done and keep_dead (default 20s; keep_superseded
 #              is a third of it, purge_interval 1s)
 #   -p PNG     also plot the samples with gnuplot into PNG
 #   -d DIR     temporary directory under DIR (default ${TMPDIR:-/tmp}): the
@@ -30,7 +30,7 @@
 set -u
 . "$(dirname "$0")/bench-lib.sh"
 
-N=5000000 STEP=100000 KEEP=60 PNG= DIR=${TMPDIR:-/tmp}
+N=5000000 STEP=100000 KEEP=20 PNG= DIR=${TMPDIR:-/tmp}
 while getopts n:e:k:p:d: o; do
 	case $o in
 	n) N=$OPTARG ;; e) STEP=$OPTARG ;; k) KEEP=${OPTARG%s} ;;
