@@ -9,7 +9,7 @@
  *        "carrier":"ups"}}, k = 1..TASKS (plus N), order k mod ORDERS), or
  *        with -r of ~200-byte rest items (a PUT of /V1/bench/<k>: no
  *        idempotency key, no ordering group), or with -k of stock items
- *        ({"sku":"SKU-<k mod ORDERS>","qty":<k mod 1000>}: the fake's
+ *        ({"sku":"SKU-<1 + k mod ORDERS>","qty":<k mod 1000>}: the fake's
  *        products; newest wins per SKU), each client
  *        sending its share of the requests one after another, waiting for
  *        each answer (HTTP/1.1 keep-alive). Every answer must be 202 with
@@ -209,7 +209,7 @@ static void http_client(long t)
 				p += sprintf(p, "%s{\"type\":\"stock\",\"payload\":"
 					     "{\"sku\":\"SKU-%ld\",\"qty\":%ld}}",
 					     k > first ? "," : "",
-					     (g_first + k) % g_orders,
+					     (g_first + k) % g_orders + 1,
 					     (g_first + k) % 1000);
 			else
 				p += sprintf(p, "%s{\"type\":\"tracking\",\"payload\":"

@@ -129,7 +129,7 @@ END {
 	for (i = 3; i <= 9; i++)
 		if (i != 4)
 			printf "%-14s %12s %12s %12s %8.2f\n", name[i], base[i], l[i], top[i],
-				base[i] > 0 ? top[i] / base[i] : 0
+				(base[i] > 0 ? top[i] / base[i] : 0)
 }' "$T/table.tsv" >&2
 echo "the daemon's log (warnings and errors): $(grep -c . "$T/m2w.log") lines" >&2
 sort -k3,3 "$T/m2w.log" | awk '{ print $2, $3 }' | uniq -c | head -5 >&2
@@ -146,7 +146,7 @@ set y2tics
 set yrange [0:*]
 set y2range [0:*]
 set ytics nomirror
-set key top left
+set key bottom right
 set datafile separator "\t"
 plot "$T/table.tsv" using (\$1/1e6):5 skip 1 with lines lw 2 title "map used (file high-water)", \
      "" using (\$1/1e6):7 skip 1 with lines lw 2 dt 2 title "data.mdb size", \
