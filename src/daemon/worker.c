@@ -73,6 +73,7 @@ struct slot {
 
 struct m2w_pool {
 	struct m2w_queue *q;
+	struct m2_client *client;
 	const struct m2w_config *cfg;
 	const struct m2w_job *jobs[M2W_MAX_TYPES];
 	struct m2w_breaker breaker;
@@ -610,6 +611,24 @@ int m2w_pool_limit_cfg(const struct m2w_config *cfg,
 	return M2W_OK;
 }
 
+void m2w_pool_client_metrics(struct m2w_pool *p, struct m2w_buf *o)
+{
+	struct m2_client_stats cs;
+
+	if (!p)
+		return;
+	m2_client_get_stats(p->client, &cs);
+	m2w_buf_addf(o, "# HELP m2worker_magento_token_renewals_total Admin "
+		     "tokens renewed (auth = admin): due to expire, or "
+		     "refused by Magento (401).\n# TYPE "
+		     "m2worker_magento_token_renewals_total counter\n"
+		     "m2worker_magento_token_renewals_total{reason=\"expiry\"} "
+		     "%llu\nm2worker_magento_token_renewals_total"
+		     "{reason=\"401\"} %llu\n",
+		     (unsigned long long)cs.token_renewals_expiry,
+		     (unsigned long long)cs.token_renewals_401);
+}
+
 void m2w_pool_limit_metrics(struct m2w_pool *p, struct m2w_buf *o)
 {
 	struct m2w_limiter_stats st;
@@ -676,6 +695,7 @@ int m2w_pool_start(const struct m2w_pool_opts *o, struct m2w_pool **out,
 	if (!p)
 		return m2w_fail(errbuf, M2W_ENOMEM, "out of memory");
 	p->q = o->q;
+	p->client = o->client;
 	p->cfg = o->cfg;
 	p->idle_ms = o->idle_poll_ms > 0 ? o->idle_poll_ms : 100;
 	pthread_mutex_init(&p->mu, NULL);

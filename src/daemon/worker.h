@@ -142,6 +142,9 @@ int m2w_pool_breaker_state(struct m2w_pool *p);
 struct m2w_limiter_cfg;
 int m2w_pool_limit_cfg(const struct m2w_config *cfg,
 		       struct m2w_limiter_cfg *out, char *errbuf);
+/* The Magento client's own counters for /metrics (admin token renewals
+ * by reason; nothing without a pool). */
+void m2w_pool_client_metrics(struct m2w_pool *p, struct m2w_buf *out);
 /* The limit's lines for /metrics (nothing without a limiter), and its
  * state as JSON for the console (NULL without one). */
 void m2w_pool_limit_metrics(struct m2w_pool *p, struct m2w_buf *out);
