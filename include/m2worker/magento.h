@@ -104,8 +104,9 @@ int m2_client_check(const struct m2_client_opts *o, char *errbuf);
 int m2_client_new(const struct m2_client_opts *o, struct m2_client **out,
 		  char *errbuf);
 void m2_client_free(struct m2_client *c);
-/* Forget a rejected admin password and the cached token (after the
- * operator fixed the config: SIGHUP). */
+/* Forget a rejected admin password and the cached token, so that the next
+ * call logs in again with the same password (the daemon's SIGHUP, after
+ * the operator unlocked the admin or set its password back in Magento). */
 void m2_client_reset_auth(struct m2_client *c);
 /* What the client did on its own (auth admin): logins that replaced a
  * token, each also logged as magento.token.renewed (a first login, or one

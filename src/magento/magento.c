@@ -879,8 +879,9 @@ static int login_failed(struct m2_conn *k, const struct exchange *x,
 				      "admin password for \"%.64s\" was "
 				      "rejected (HTTP 401: %.300s); not retried "
 				      "because Magento locks the admin after 6 "
-				      "failures: fix the configuration, then "
-				      "reload (m2_client_reset_auth)",
+				      "failures: fix the admin in Magento, then "
+				      "reload (SIGHUP), or the password in the "
+				      "configuration, then restart",
 				      c->username, msg);
 	if (x->status == 429 || x->status >= 500) {
 		res->retry_after_ms = m2_retry_after_ms(k->retry_after,
