@@ -923,6 +923,7 @@ static void *admin_worker_main(void *arg)
 START_TEST(test_auth_admin_shared)
 {
 	struct admin_worker w[ADMIN_THREADS];
+	struct m2_client_stats cs;
 	pthread_t th[ADMIN_THREADS];
 	pthread_barrier_t bar;
 	int i;
@@ -952,21 +953,30 @@ START_TEST(test_auth_admin_shared)
 	ck_assert_int_eq(fake_requests(&F, ROUTE_ADMIN_TOKEN, "200"), 1);
 	ck_assert_int_eq(fake_admin_logins(&F, "ok"), 1);
 	ck_assert_int_eq(fake_admin_logins(&F, "failed"), 0);
+	m2_client_get_stats(C, &cs);   /* the first login renews nothing */
+	ck_assert_uint_eq(cs.token_renewals_401, 0);
+	ck_assert_uint_eq(cs.token_renewals_expiry, 0);
 
 	/* the fake forgets the token: the next call gets a 401, logs in
-	 * once more and succeeds */
+	 * once more and succeeds; that renewal is counted */
 	fake_expire_tokens(&F);
 	CK_M2OK(m2_request(K, "GET", "/orders/1", NULL, NULL, &R));
 	ck_assert_int_eq(fake_requests(&F, ROUTE_ADMIN_TOKEN, NULL), 2);
 	ck_assert_int_eq(fake_admin_logins(&F, "ok"), 2);
+	m2_client_get_stats(C, &cs);
+	ck_assert_uint_eq(cs.token_renewals_401, 1);
+	ck_assert_uint_eq(cs.token_renewals_expiry, 0);
 	CK_M2OK(m2_request(K, "GET", "/orders/2", NULL, NULL, &R));
 	ck_assert_int_eq(fake_requests(&F, ROUTE_ADMIN_TOKEN, NULL), 2);
+	m2_client_get_stats(C, &cs);
+	ck_assert_uint_eq(cs.token_renewals_401, 1);
 }
 END_TEST
 
 /* A rejected password is never sent again until m2_client_reset_auth. */
 START_TEST(test_auth_admin_wrong_password)
 {
+	struct m2_client_stats cs;
 	struct m2_client_opts o;
 	int i;
 
@@ -1000,13 +1010,16 @@ START_TEST(test_auth_admin_wrong_password)
 	ck_assert_int_eq(fake_admin_logins(&F, "failed"), 2);
 	CK_M2(M2W_EAUTH, m2_request(K, "GET", "/orders/1", NULL, NULL, &R));
 	ck_assert_int_eq(fake_admin_logins(&F, "failed"), 2);
+	m2_client_get_stats(C, &cs);   /* refused logins renew nothing */
+	ck_assert_uint_eq(cs.token_renewals_401 + cs.token_renewals_expiry, 0);
 }
 END_TEST
 
 /* Tokens that expire: calls keep working (renewed before expiry or on
- * the 401). */
+ * the 401), each renewal counted by its reason. */
 START_TEST(test_auth_admin_token_ttl)
 {
+	struct m2_client_stats cs;
 	struct m2_client_opts o;
 
 	fake_start(&F, FAKE_ARGS, "--admin-token-ttl", "2");
@@ -1021,6 +1034,12 @@ START_TEST(test_auth_admin_token_ttl)
 	CK_M2OK(m2_request(K, "GET", "/orders/4", NULL, NULL, &R));
 	ck_assert_int_ge(fake_admin_logins(&F, "ok"), 2);
 	ck_assert_int_eq(fake_admin_logins(&F, "failed"), 0);
+	/* a 2 s token is always within the 60 s before its expiry: every
+	 * login after the first renews it, none after a 401 */
+	m2_client_get_stats(C, &cs);
+	ck_assert_uint_eq(cs.token_renewals_expiry,
+			  (unsigned)fake_admin_logins(&F, "ok") - 1);
+	ck_assert_uint_eq(cs.token_renewals_401, 0);
 }
 END_TEST
 

@@ -15,7 +15,9 @@
 
 START_TEST(breaker_opens_after_threshold)
 {
+	struct m2w_breaker_change ch;
 	struct m2w_breaker b;
+	char text[160];
 	int64_t wait;
 	int probe, i;
 
@@ -23,15 +25,72 @@ START_TEST(breaker_opens_after_threshold)
 	for (i = 0; i < 2; i++) {
 		ck_assert_int_eq(m2w_breaker_allow(&b, 0, &probe, &wait), 1);
 		ck_assert_int_eq(probe, 0);
-		ck_assert_int_eq(m2w_breaker_result(&b, 0, 0, 1), -1);
+		ck_assert_int_eq(m2w_breaker_result(&b, 0, 0, 1, NULL), -1);
 	}
 	/* a success in between starts the count again */
-	ck_assert_int_eq(m2w_breaker_result(&b, 0, 0, 0), -1);
-	ck_assert_int_eq(m2w_breaker_result(&b, 0, 0, 1), -1);
-	ck_assert_int_eq(m2w_breaker_result(&b, 0, 0, 1), -1);
-	ck_assert_int_eq(m2w_breaker_result(&b, 10, 0, 1), M2W_BREAKER_OPEN);
+	ck_assert_int_eq(m2w_breaker_result(&b, 0, 0, 0, NULL), -1);
+	ck_assert_int_eq(m2w_breaker_result(&b, 0, 0, 1, NULL), -1);
+	ck_assert_int_eq(m2w_breaker_result(&b, 0, 0, 1, NULL), -1);
+	ck_assert_int_eq(m2w_breaker_result(&b, 10, 0, 1, &ch),
+			 M2W_BREAKER_OPEN);
+	ck_assert_str_eq(m2w_breaker_describe(&ch, text, sizeof(text)),
+			 "state=open failures_in_a_row=3 cooldown_ms=1000");
 	ck_assert_int_eq(m2w_breaker_allow(&b, 500, &probe, &wait), 0);
 	ck_assert_int_eq(wait, 510);
+	m2w_breaker_destroy(&b);
+}
+END_TEST
+
+/* What each change reports is true of that moment: the failures that
+ * opened it, then only the probe and how long it was open, never the old
+ * count as if it were current. */
+START_TEST(breaker_change_report)
+{
+	struct m2w_breaker_change ch;
+	struct m2w_breaker b;
+	char text[160];
+	int64_t wait;
+	int probe, i;
+
+	m2w_breaker_init(&b, 5, 1000);
+	ck_assert_int_eq(m2w_breaker_result(&b, 0, 0, 1, NULL), -1);
+	ck_assert_int_eq(m2w_breaker_result(&b, 0, 0, 0, NULL), -1);
+	for (i = 0; i < 4; i++)
+		ck_assert_int_eq(m2w_breaker_result(&b, 100, 0, 1, &ch), -1);
+	memset(&ch, 0x55, sizeof(ch));
+	ck_assert_int_eq(m2w_breaker_result(&b, 500, 0, 1, &ch),
+			 M2W_BREAKER_OPEN);
+	ck_assert_int_eq(ch.probe, 0);
+	ck_assert_uint_eq(ch.failures, 5);
+	ck_assert_str_eq(m2w_breaker_describe(&ch, text, sizeof(text)),
+			 "state=open failures_in_a_row=5 cooldown_ms=1000");
+	/* a failed probe reopens it: no failure count, open 1 s so far */
+	ck_assert_int_eq(m2w_breaker_allow(&b, 1500, &probe, &wait), 1);
+	ck_assert_int_eq(m2w_breaker_result(&b, 1500, 1, 1, &ch),
+			 M2W_BREAKER_OPEN);
+	ck_assert_uint_eq(ch.failures, 0);
+	ck_assert_str_eq(m2w_breaker_describe(&ch, text, sizeof(text)),
+			 "state=open probe=failed open_ms=1000 "
+			 "cooldown_ms=1000");
+	/* the next probe closes it: how long it was open in all */
+	ck_assert_int_eq(m2w_breaker_allow(&b, 2600, &probe, &wait), 1);
+	ck_assert_int_eq(probe, 1);
+	ck_assert_int_eq(m2w_breaker_result(&b, 2750, 1, 0, &ch),
+			 M2W_BREAKER_CLOSED);
+	ck_assert_str_eq(m2w_breaker_describe(&ch, text, sizeof(text)),
+			 "state=closed probe=ok open_ms=2250");
+	ck_assert_ptr_null(strstr(text, "failures"));
+	/* a second outage counts its own failures and its own time */
+	for (i = 0; i < 4; i++)
+		ck_assert_int_eq(m2w_breaker_result(&b, 3000, 0, 1, &ch), -1);
+	ck_assert_int_eq(m2w_breaker_result(&b, 3000, 0, 1, &ch),
+			 M2W_BREAKER_OPEN);
+	ck_assert_uint_eq(ch.failures, 5);
+	ck_assert_int_eq(m2w_breaker_allow(&b, 4000, &probe, &wait), 1);
+	ck_assert_int_eq(m2w_breaker_result(&b, 4010, 1, 0, &ch),
+			 M2W_BREAKER_CLOSED);
+	ck_assert_str_eq(m2w_breaker_describe(&ch, text, sizeof(text)),
+			 "state=closed probe=ok open_ms=1010");
 	m2w_breaker_destroy(&b);
 }
 END_TEST
@@ -43,14 +102,14 @@ START_TEST(breaker_one_probe)
 	int probe;
 
 	m2w_breaker_init(&b, 1, 1000);
-	ck_assert_int_eq(m2w_breaker_result(&b, 0, 0, 1), M2W_BREAKER_OPEN);
+	ck_assert_int_eq(m2w_breaker_result(&b, 0, 0, 1, NULL), M2W_BREAKER_OPEN);
 	/* cool-down over: exactly one caller probes, the others wait */
 	ck_assert_int_eq(m2w_breaker_allow(&b, 1000, &probe, &wait), 1);
 	ck_assert_int_eq(probe, 1);
 	ck_assert_int_eq(m2w_breaker_state(&b), M2W_BREAKER_HALF_OPEN);
 	ck_assert_int_eq(m2w_breaker_allow(&b, 1001, &probe, &wait), 0);
 	/* the probe fails: open again for a full cool-down */
-	ck_assert_int_eq(m2w_breaker_result(&b, 1100, 1, 1), M2W_BREAKER_OPEN);
+	ck_assert_int_eq(m2w_breaker_result(&b, 1100, 1, 1, NULL), M2W_BREAKER_OPEN);
 	ck_assert_int_eq(m2w_breaker_allow(&b, 2099, &probe, &wait), 0);
 	ck_assert_int_eq(m2w_breaker_allow(&b, 2100, &probe, &wait), 1);
 	ck_assert_int_eq(probe, 1);
@@ -59,7 +118,7 @@ START_TEST(breaker_one_probe)
 	ck_assert_int_eq(m2w_breaker_allow(&b, 2101, &probe, &wait), 1);
 	ck_assert_int_eq(probe, 1);
 	/* the probe succeeds: closed, everyone goes */
-	ck_assert_int_eq(m2w_breaker_result(&b, 2200, 1, 0), M2W_BREAKER_CLOSED);
+	ck_assert_int_eq(m2w_breaker_result(&b, 2200, 1, 0, NULL), M2W_BREAKER_CLOSED);
 	ck_assert_int_eq(m2w_breaker_allow(&b, 2201, &probe, &wait), 1);
 	ck_assert_int_eq(probe, 0);
 	ck_assert_str_eq(m2w_breaker_name(M2W_BREAKER_HALF_OPEN), "half-open");
@@ -128,6 +187,7 @@ int main(void)
 
 	tcase_add_test(tc, breaker_opens_after_threshold);
 	tcase_add_test(tc, breaker_one_probe);
+	tcase_add_test(tc, breaker_change_report);
 	tcase_add_test(tc, metrics_text);
 	suite_add_tcase(s, tc);
 	return tu_run("m2w-check-worker", s);

@@ -3,7 +3,8 @@
 # content types, body limit, malformed JSON and bad rows (400, nothing
 # enqueued), every body format, duplicates, processing, pause (503), slow
 # clients, 8 clients at once, /metrics /v1/stats /v1/tasks/{id}, shutdown
-# (503 while draining) and a full store (507, the daemon keeps running).
+# (503 while draining), an admin token Magento refuses (renewed, logged and
+# counted in /metrics) and a full store (507, the daemon keeps running).
 set -u
 
 . "${top_srcdir:-.}/tests/daemon-lib.sh"
@@ -14,7 +15,9 @@ TOKEN=push-secret-one
 TOKEN2=push-secret-two
 
 # --- the fake Magento
-lib_fake --orders 1000 --products 50
+lib_fake --orders 1000 --products 50 --admin admin:admin-pass
+AUTH="auth = token
+token = test-token"
 
 # config STORE MAP_LINES: the daemon's configuration, HTTP on $HP
 config() {
@@ -24,8 +27,7 @@ path = $1
 $2
 [magento]
 base_url = $F
-auth = token
-token = test-token
+$AUTH
 timeout = 5s
 [workers]
 threads = 4
@@ -338,6 +340,33 @@ is "$code" 503 "push while draining"
 wait "$DPID"; DPID=
 curl -s -X POST -H 'Content-Type: application/json' -d '{"latency_ms":0}' "$F/_fake/faults" >/dev/null
 grep -q 'push.accepted tasks=1 duplicates=0 type=tracking' "$T/m2w.log" || fail "no push.accepted line"
+
+# --- auth = admin: a token Magento refuses is renewed, logged, counted
+say "admin token renewed after a 401"
+S="$T/admin"
+AUTH="auth = admin
+username = admin
+password = admin-pass"
+start "$S"
+track 40 >"$T/a.json"
+post application/json "$T/a.json"
+is "$code" 202 "push in admin mode"
+wait_drained 20
+curl -s -X POST "$F/_fake/expire-tokens" >/dev/null
+track 41 >"$T/a.json"
+post application/json "$T/a.json"
+wait_drained 20
+is "$(total .done)" 2 "tasks done across the renewal"
+curl -s "$H/metrics" >"$T/metrics"
+grep -q '^m2worker_magento_token_renewals_total{reason="401"} 1$' "$T/metrics" ||
+	fail "metrics lack one 401 renewal: $(grep token_renewals "$T/metrics")"
+grep -q '^m2worker_magento_token_renewals_total{reason="expiry"} 0$' "$T/metrics" ||
+	fail "metrics lack the expiry renewals"
+grep -q 'info magento.token.renewed why="401 on GET /orders' "$T/m2w.log" ||
+	fail "no magento.token.renewed line: $(grep token "$T/m2w.log")"
+stop
+AUTH="auth = token
+token = test-token"
 
 # --- a full store: 507, and the daemon goes on
 say "full store"

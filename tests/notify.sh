@@ -146,6 +146,9 @@ wait_for 'READY=1' 2 5 || fail "no READY=1 after SIGHUP"
 [ "$(count 'RELOADING=1')" -eq 1 ] || fail "RELOADING=1 not sent once"
 last=$(grep -E '^(READY|RELOADING)=1$' "$T/states" | tail -n 2 | tr '\n' ' ')
 [ "$last" = "RELOADING=1 READY=1 " ] || fail "reload order: $last"
+# one truth: SIGHUP reopens the log and forgets a refused admin password
+grep -q 'info reload log reopened, admin login state cleared' "$T/m2w.log" ||
+	fail "no reload line saying both: $(grep reload "$T/m2w.log")"
 
 # --- SIGTERM: STOPPING=1, a clean exit, no ping after it
 say "stop"

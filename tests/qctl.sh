@@ -84,6 +84,12 @@ cursor=$(jq -r .next "$T/out")
 run 0 "$QCTL" -d "$S" list --state ready --limit 2 --after "$cursor" --json
 is "$(jq -r '[.tasks[].id]|map(tostring)|join(",")' "$T/out")" "9" "page 2"
 is "$(jq -r .next "$T/out")" null "last page cursor"
+run 0 "$QCTL" -d "$S" list --state ready --limit 2 --json
+is "$(jq -r '.tasks[0] | [.type, .payload.order, .payload.track] | join(" ")' "$T/out")" \
+	"tracking 1000000005 1ZTRACK5" "list --json: a tracking task's payload, an object"
+jq -c '.tasks[] | select(.id == 5) | .payload' "$T/out" >"$T/list5"
+run 0 "$QCTL" -d "$S" show 5 --json
+is "$(jq -c .payload "$T/out")" "$(cat "$T/list5")" "list --json: the payload as show prints it"
 run 0 "$QCTL" -d "$S" list --state ready --limit 2; has "more: qctl list"
 run 2 "$QCTL" -d "$S" list --after zz
 run 0 "$QCTL" -d "$S" list --state dead; has "Validation Error"; has "price"

@@ -4,7 +4,8 @@
  * Two objects:
  *   struct m2_client  configuration plus what all threads share: the admin
  *                     token cache (one login for every thread, renewed
- *                     before it expires and once on a 401). Thread-safe.
+ *                     before it expires and once on a 401; both counted
+ *                     and logged). Thread-safe.
  *   struct m2_conn    one libcurl easy handle with keep-alive, owned by ONE
  *                     worker thread (not thread-safe; one per thread).
  * Call curl_global_init() once before threads start (m2_global_init does).
@@ -103,9 +104,19 @@ int m2_client_check(const struct m2_client_opts *o, char *errbuf);
 int m2_client_new(const struct m2_client_opts *o, struct m2_client **out,
 		  char *errbuf);
 void m2_client_free(struct m2_client *c);
-/* Forget a rejected admin password and the cached token (after the
- * operator fixed the config: SIGHUP). */
+/* Forget a rejected admin password and the cached token, so that the next
+ * call logs in again with the same password (the daemon's SIGHUP, after
+ * the operator unlocked the admin or set its password back in Magento). */
 void m2_client_reset_auth(struct m2_client *c);
+/* What the client did on its own (auth admin): logins that replaced a
+ * token, each also logged as magento.token.renewed (a first login, or one
+ * after m2_client_reset_auth, is not a renewal). */
+struct m2_client_stats {
+	uint64_t token_renewals_expiry;  /* due: 60 s before it expires */
+	uint64_t token_renewals_401;     /* Magento refused the token */
+};
+/* A consistent copy of the counters. Thread-safe. */
+void m2_client_get_stats(struct m2_client *c, struct m2_client_stats *out);
 /* The V1 prefix every path is appended to ("https://shop/rest/default/V1"). */
 const char *m2_client_base(const struct m2_client *c);
 

@@ -7,8 +7,16 @@
  *
  * While open or half-open every other worker is told to wait; the pool
  * snoozes what it had leased, so no attempt is burnt during an outage.
+ *
+ * A change reports what made it (struct m2w_breaker_change): the failures
+ * in a row that opened it, or the probe and how long the breaker had been
+ * open since it left closed, so its log line says what happened, never a
+ * count that is no longer current.
  */
 #include "config.h"
+
+#include <stdio.h>
+#include <string.h>
 
 #include "worker.h"
 
@@ -58,27 +66,55 @@ int m2w_breaker_allow(struct m2w_breaker *b, int64_t now, int *probe,
 }
 
 int m2w_breaker_result(struct m2w_breaker *b, int64_t now, int probe,
-		       int failed)
+		       int failed, struct m2w_breaker_change *ch)
 {
-	int before, after;
+	struct m2w_breaker_change c;
+	int before;
 
+	memset(&c, 0, sizeof(c));
 	pthread_mutex_lock(&b->mu);
 	before = b->state;
 	if (probe) {
 		b->state = failed ? M2W_BREAKER_OPEN : M2W_BREAKER_CLOSED;
 		b->failures = 0;
+		c.probe = 1;
+		c.open_ms = now - b->opened_at;
 	} else if (b->state == M2W_BREAKER_CLOSED) {
 		b->failures = failed ? b->failures + 1 : 0;
 		if (b->failures >= b->threshold) {
 			b->state = M2W_BREAKER_OPEN;
+			c.failures = b->failures;
 			b->failures = 0;
+			b->opened_at = now;
 		}
 	}
 	if (b->state == M2W_BREAKER_OPEN && before != M2W_BREAKER_OPEN)
 		b->open_until = now + b->cooldown_ms;
-	after = b->state;
+	c.state = b->state;
+	c.cooldown_ms = b->cooldown_ms;
 	pthread_mutex_unlock(&b->mu);
-	return after != before ? after : -1;
+	if (c.state == before)
+		return -1;
+	if (ch)
+		*ch = c;
+	return c.state;
+}
+
+char *m2w_breaker_describe(const struct m2w_breaker_change *ch, char *out,
+			   size_t len)
+{
+	if (ch->state == M2W_BREAKER_OPEN && !ch->probe)
+		snprintf(out, len, "state=open failures_in_a_row=%u "
+			 "cooldown_ms=%lld", ch->failures,
+			 (long long)ch->cooldown_ms);
+	else if (ch->state == M2W_BREAKER_OPEN)
+		snprintf(out, len, "state=open probe=failed open_ms=%lld "
+			 "cooldown_ms=%lld", (long long)ch->open_ms,
+			 (long long)ch->cooldown_ms);
+	else   /* closed: only a probe closes it */
+		snprintf(out, len, "state=closed probe=ok open_ms=%lld",
+			 (long long)ch->open_ms);
+	return out;
 }
 
 void m2w_breaker_unprobe(struct m2w_breaker *b)

@@ -629,6 +629,7 @@ static void get_metrics(struct m2w_http *h, struct m2w_reply *out)
 		m2w_reply_error(out, 500, "%s", m2w_strerror(rc));
 		return;
 	}
+	m2w_pool_client_metrics(h->pool, &text);
 	m2w_pool_limit_metrics(h->pool, &text);
 	m2w_amqp_metrics(h->amqp, &text);
 	m2w_events_metrics(h->events, &text);

@@ -9,7 +9,9 @@
  * SIGTERM/SIGINT stop leasing, let calls in flight finish within
  * [workers] shutdown_grace, release the rest without counting an attempt,
  * and close the store; SIGHUP reopens the log file (logrotate) and forgets
- * a rejected admin password (after the operator fixed it).
+ * a rejected admin password (after the operator unlocked the admin or set
+ * its password back in Magento), and re-reads nothing: a changed
+ * configuration or secret needs a restart.
  *
  * systemd (notify.h; no-ops when built without libsystemd): READY=1 once
  * the store is open, a recovery round has returned expired leases, and the

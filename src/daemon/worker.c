@@ -73,6 +73,7 @@ struct slot {
 
 struct m2w_pool {
 	struct m2w_queue *q;
+	struct m2_client *client;
 	const struct m2w_config *cfg;
 	const struct m2w_job *jobs[M2W_MAX_TYPES];
 	struct m2w_breaker breaker;
@@ -187,14 +188,12 @@ static void log_outcome(const struct m2w_task *t, const struct m2w_settle *s,
 			t->attempts, (long long)s->duration_ms, o->calls, msg);
 }
 
-static void log_breaker(int state, const struct m2w_config *cfg)
+static void log_breaker(const struct m2w_breaker_change *ch)
 {
-	if (state < 0)
-		return;
-	m2w_log(state == M2W_BREAKER_CLOSED ? M2W_LOG_INFO : M2W_LOG_WARN,
-		"breaker", "state=%s failures=%u cooldown_ms=%lld",
-		m2w_breaker_name(state), cfg->breaker_failures,
-		(long long)cfg->breaker_cooldown_ms);
+	char text[160];
+
+	m2w_log(ch->state == M2W_BREAKER_CLOSED ? M2W_LOG_INFO : M2W_LOG_WARN,
+		"breaker", "%s", m2w_breaker_describe(ch, text, sizeof(text)));
 }
 
 /* --------------------------------------------------------- settling */
@@ -262,6 +261,7 @@ static void settle(struct m2w_pool *p, size_t ti, struct m2w_task **ts,
 		   int64_t ms)
 {
 	struct m2w_settle *s = calloc(n, sizeof(*s));
+	struct m2w_breaker_change change;
 	char errbuf[M2W_ERRBUF_SIZE] = "";
 	size_t i, ok = 0, bad = 0, dead = 0;
 	int rc;
@@ -278,9 +278,10 @@ static void settle(struct m2w_pool *p, size_t ti, struct m2w_task **ts,
 		else if (out[i].err == M2W_OK || out[i].cls == M2W_CLASS_PERMANENT)
 			ok++;
 	}
-	if (ok || bad)
-		log_breaker(m2w_breaker_result(&p->breaker, m2w_clock_ms(),
-					       probe, !ok && bad), p->cfg);
+	if ((ok || bad) &&
+	    m2w_breaker_result(&p->breaker, m2w_clock_ms(), probe, !ok && bad,
+			       &change) >= 0)
+		log_breaker(&change);
 	rc = m2w_queue_settle(p->q, s, n, errbuf);
 	if (rc != M2W_OK) {
 		m2w_log(M2W_LOG_ERROR, "settle", "tasks=%zu error=%s "
@@ -610,6 +611,24 @@ int m2w_pool_limit_cfg(const struct m2w_config *cfg,
 	return M2W_OK;
 }
 
+void m2w_pool_client_metrics(struct m2w_pool *p, struct m2w_buf *o)
+{
+	struct m2_client_stats cs;
+
+	if (!p)
+		return;
+	m2_client_get_stats(p->client, &cs);
+	m2w_buf_addf(o, "# HELP m2worker_magento_token_renewals_total Admin "
+		     "tokens renewed (auth = admin): due to expire, or "
+		     "refused by Magento (401).\n# TYPE "
+		     "m2worker_magento_token_renewals_total counter\n"
+		     "m2worker_magento_token_renewals_total{reason=\"expiry\"} "
+		     "%llu\nm2worker_magento_token_renewals_total"
+		     "{reason=\"401\"} %llu\n",
+		     (unsigned long long)cs.token_renewals_expiry,
+		     (unsigned long long)cs.token_renewals_401);
+}
+
 void m2w_pool_limit_metrics(struct m2w_pool *p, struct m2w_buf *o)
 {
 	struct m2w_limiter_stats st;
@@ -676,6 +695,7 @@ int m2w_pool_start(const struct m2w_pool_opts *o, struct m2w_pool **out,
 	if (!p)
 		return m2w_fail(errbuf, M2W_ENOMEM, "out of memory");
 	p->q = o->q;
+	p->client = o->client;
 	p->cfg = o->cfg;
 	p->idle_ms = o->idle_poll_ms > 0 ? o->idle_poll_ms : 100;
 	pthread_mutex_init(&p->mu, NULL);

@@ -52,6 +52,18 @@ struct m2w_breaker {
 	unsigned threshold;
 	int64_t cooldown_ms;
 	int64_t open_until;        /* ms */
+	int64_t opened_at;         /* ms, when it last opened from closed */
+};
+
+/* What a change of state was, for its log line. */
+struct m2w_breaker_change {
+	int state;                 /* the new state */
+	int probe;                 /* 1 a probe's result made it */
+	unsigned failures;         /* opened from closed: the failures in a
+				    * row that opened it; else 0 */
+	int64_t open_ms;           /* probe: how long it had been open since
+				    * it opened from closed */
+	int64_t cooldown_ms;       /* opened: until the next probe */
 };
 
 void m2w_breaker_init(struct m2w_breaker *b, unsigned threshold,
@@ -65,9 +77,16 @@ void m2w_breaker_destroy(struct m2w_breaker *b);
 int m2w_breaker_allow(struct m2w_breaker *b, int64_t now, int *probe,
 		      int64_t *wait_ms);
 /* The result of a call (or a batch): `failed` = transient/auth failure.
- * Returns the new state when it changed, else -1. */
+ * Returns the new state when it changed, and fills *ch (may be NULL),
+ * else -1. */
 int m2w_breaker_result(struct m2w_breaker *b, int64_t now, int probe,
-		       int failed);
+		       int failed, struct m2w_breaker_change *ch);
+/* The change as the key=value fields of its log line, each true of that
+ * moment: "state=open failures_in_a_row=5 cooldown_ms=30000",
+ * "state=open probe=failed open_ms=30012 cooldown_ms=30000",
+ * "state=closed probe=ok open_ms=60030". Returns out. */
+char *m2w_breaker_describe(const struct m2w_breaker_change *ch, char *out,
+			   size_t len);
 /* The probe found nothing to do: the next caller probes instead. */
 void m2w_breaker_unprobe(struct m2w_breaker *b);
 int m2w_breaker_state(struct m2w_breaker *b);
@@ -142,6 +161,9 @@ int m2w_pool_breaker_state(struct m2w_pool *p);
 struct m2w_limiter_cfg;
 int m2w_pool_limit_cfg(const struct m2w_config *cfg,
 		       struct m2w_limiter_cfg *out, char *errbuf);
+/* The Magento client's own counters for /metrics (admin token renewals
+ * by reason; nothing without a pool). */
+void m2w_pool_client_metrics(struct m2w_pool *p, struct m2w_buf *out);
 /* The limit's lines for /metrics (nothing without a limiter), and its
  * state as JSON for the console (NULL without one). */
 void m2w_pool_limit_metrics(struct m2w_pool *p, struct m2w_buf *out);

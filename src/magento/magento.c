@@ -23,6 +23,10 @@
  *          is M2W_EAUTH. A 401 from the token endpoint means the password
  *          is wrong: remembered, and every call fails at once until
  *          m2_client_reset_auth, because six failures lock the admin.
+ *          A login that replaces a token (expiring, or dropped on a 401)
+ *          is a renewal: counted in `stats` and logged by the thread that
+ *          made it (magento.token.renewed: info after a 401, debug when
+ *          routine).
  *
  * Classification: curl failure -> ETRANSIENT; 2xx with a JSON body -> OK
  * (anything else -> EPROTO, counted transient); 401 -> EAUTH; 429 and 5xx
@@ -41,6 +45,8 @@
 #include <time.h>
 
 #include <openssl/crypto.h>
+
+#include "m2worker/log.h"
 
 #include "magento_internal.h"
 
@@ -395,6 +401,14 @@ void m2_client_reset_auth(struct m2_client *c)
 	wipe_free(c->admin_token);
 	c->admin_token = NULL;
 	c->admin_gen++;
+	c->dropped_401 = 0;
+	pthread_mutex_unlock(&c->lock);
+}
+
+void m2_client_get_stats(struct m2_client *c, struct m2_client_stats *out)
+{
+	pthread_mutex_lock(&c->lock);
+	*out = c->stats;
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -865,8 +879,9 @@ static int login_failed(struct m2_conn *k, const struct exchange *x,
 				      "admin password for \"%.64s\" was "
 				      "rejected (HTTP 401: %.300s); not retried "
 				      "because Magento locks the admin after 6 "
-				      "failures: fix the configuration, then "
-				      "reload (m2_client_reset_auth)",
+				      "failures: fix the admin in Magento, then "
+				      "reload (SIGHUP), or the password in the "
+				      "configuration, then restart",
 				      c->username, msg);
 	if (x->status == 429 || x->status >= 500) {
 		res->retry_after_ms = m2_retry_after_ms(k->retry_after,
@@ -959,9 +974,24 @@ static int cached_token(struct m2_client *c, char **tok, uint64_t *gen)
 	return 1;
 }
 
-/* Under lock, after our login: publish its outcome. */
+enum renewal { RENEW_NONE, RENEW_EXPIRY, RENEW_401 };
+
+/* Why a login about to start renews a token: not at all (the first, or
+ * one after m2_client_reset_auth), it expires, or it was dropped on a 401
+ * (the call in *why). Under lock. */
+static int renewal_reason(const struct m2_client *c, char *why, size_t len)
+{
+	if (c->admin_token)
+		return RENEW_EXPIRY;
+	if (!c->dropped_401)
+		return RENEW_NONE;
+	snprintf(why, len, "%s", c->dropped_why);
+	return RENEW_401;
+}
+
+/* Under lock, after our login: publish its outcome; count a renewal. */
 static void login_done(struct m2_client *c, int rc, char *newtok,
-		       int64_t exp, const struct m2_result *res)
+		       int64_t exp, int renewal, const struct m2_result *res)
 {
 	c->logging_in = 0;
 	c->login_seq++;
@@ -972,6 +1002,11 @@ static void login_done(struct m2_client *c, int rc, char *newtok,
 		c->admin_token = newtok;
 		c->admin_exp_s = exp;
 		c->admin_gen++;
+		c->dropped_401 = 0;
+		if (renewal == RENEW_EXPIRY)
+			c->stats.token_renewals_expiry++;
+		else if (renewal == RENEW_401)
+			c->stats.token_renewals_401++;
 	} else if (rc == M2W_EAUTH && res->http_status == 401) {
 		c->password_rejected = 1;
 		snprintf(c->rejected_msg, sizeof(c->rejected_msg), "%s",
@@ -1001,9 +1036,9 @@ static int admin_token(struct m2_conn *k, char **tok, uint64_t *gen,
 		       struct m2_result *res)
 {
 	struct m2_client *c = k->c;
-	char *newtok = NULL;
+	char *newtok = NULL, why[sizeof(c->dropped_why)], q[sizeof(why) + 8];
 	int64_t exp = 0;
-	int rc = M2W_OK;
+	int rc = M2W_OK, renewal;
 
 	*tok = NULL;
 	pthread_mutex_lock(&c->lock);
@@ -1027,6 +1062,7 @@ static int admin_token(struct m2_conn *k, char **tok, uint64_t *gen,
 			goto out;
 	}
 	c->logging_in = 1;
+	renewal = renewal_reason(c, why, sizeof(why));
 	pthread_mutex_unlock(&c->lock);
 
 	rc = admin_login(k, &newtok, &exp, res);
@@ -1035,24 +1071,36 @@ static int admin_token(struct m2_conn *k, char **tok, uint64_t *gen,
 	if (rc == M2W_OK && !(*tok = strdup(newtok)))
 		rc = m2i_result_set(res, M2W_ENOMEM, M2W_CLASS_TRANSIENT,
 				    "out of memory");
-	login_done(c, rc, rc == M2W_OK ? newtok : NULL, exp, res);
+	login_done(c, rc, rc == M2W_OK ? newtok : NULL, exp, renewal, res);
 	*gen = c->admin_gen;
 	pthread_mutex_unlock(&c->lock);
 	if (rc != M2W_OK)
 		wipe_free(newtok);
+	else if (renewal == RENEW_401)
+		m2w_log(M2W_LOG_INFO, "magento.token.renewed",
+			"why=%s", m2w_log_quote(q, sizeof(q), why));
+	else if (renewal == RENEW_EXPIRY)
+		m2w_log(M2W_LOG_DEBUG, "magento.token.renewed",
+			"why=expiry");
 	return rc;
 out:
 	pthread_mutex_unlock(&c->lock);
 	return rc;
 }
 
-/* Drops the cached token if it is still the one of generation gen. */
-static void admin_invalidate(struct m2_client *c, uint64_t gen)
+/* Drops the cached token if it is still the one of generation gen,
+ * which Magento refused (401) on method path (its query left out). */
+static void admin_invalidate(struct m2_client *c, uint64_t gen,
+			     const char *method, const char *path)
 {
 	pthread_mutex_lock(&c->lock);
 	if (c->admin_token && c->admin_gen == gen) {
 		wipe_free(c->admin_token);
 		c->admin_token = NULL;
+		c->dropped_401 = 1;
+		snprintf(c->dropped_why, sizeof(c->dropped_why),
+			 "401 on %s %.*s", method, (int)strcspn(path, "?"),
+			 path);
 	}
 	pthread_mutex_unlock(&c->lock);
 }
@@ -1231,7 +1279,7 @@ int m2i_call(struct m2_conn *k, const char *method, const char *path,
 		rc = call_once(k, method, url, body, &x, &gen, res);
 		if (rc == M2W_OK && x.status == 401 &&
 		    k->c->auth == M2_AUTH_ADMIN && attempt == 0) {
-			admin_invalidate(k->c, gen);
+			admin_invalidate(k->c, gen, method, path);
 			m2w_buf_release(&x.body);
 			x.status = 0;   /* a failed login must not leave the 401 */
 			continue;

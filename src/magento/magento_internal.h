@@ -66,6 +66,10 @@ struct m2_client {
 	uint64_t admin_gen;          /* bumped for every new token */
 	int password_rejected;       /* 401 from the token endpoint */
 	char rejected_msg[M2_MESSAGE_MAX + 1];
+	int dropped_401;             /* the token went on a 401: the next
+				      * login renews it */
+	char dropped_why[128];       /* "401 on GET /orders/5" */
+	struct m2_client_stats stats;
 
 	/* rate limit: the next free request slot, under lock */
 	double rate_limit;

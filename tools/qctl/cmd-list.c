@@ -2,7 +2,8 @@
  * cmd-list.c - "qctl list": tasks of one state, a page at a time, in the
  * store's index order, with a cursor for the next page (stable: tasks that
  * move meanwhile are neither repeated nor skipped). Every filter is the
- * store's (m2w_list_opts), so pages come out full.
+ * store's (m2w_list_opts), so pages come out full. The JSON carries each
+ * task's payload as `show` prints it, so scripts need not parse the keys.
  */
 #include "config.h"
 
@@ -122,7 +123,7 @@ static int list_exec(struct qctl *c, const struct qctl_args *a)
 		json_object *arr = json_object_new_array();
 
 		for (i = 0; i < n; i++)
-			json_object_array_add(arr, m2w_task_json(ts[i], 0));
+			json_object_array_add(arr, m2w_task_json(ts[i], 1));
 		json_object_object_add(o, "tasks", arr);
 		json_object_object_add(o, "next", *next ? json_object_new_string(next)
 							: NULL);
@@ -164,7 +165,8 @@ const struct qctl_cmd cmd_list = {
 	"--until today is yesterday. The store filters before it cuts a page:\n"
 	"at most N (default 50) a page, and only the last one shorter; the\n"
 	"cursor printed at the end (or \"next\" in JSON) gives the next page\n"
-	"with --after (and the same filters).",
+	"with --after (and the same filters). With --json each task carries\n"
+	"its payload (as show prints it).",
 	.needs_store = 1,
 	.exec = list_exec,
 };
