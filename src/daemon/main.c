@@ -13,8 +13,13 @@
  * its password back in Magento), and re-reads nothing: a changed
  * configuration or secret needs a restart.
  *
+ * The store is opened exclusive (one daemon a store), so every lease in
+ * it at start is a dead process's: recover() hands them all back before
+ * the workers start, rather than a lease later; retention.h purges ended
+ * tasks in the background.
+ *
  * systemd (notify.h; no-ops when built without libsystemd): READY=1 once
- * the store is open, a recovery round has returned expired leases, and the
+ * the store is open and its leases handed back, and the
  * workers, HTTP push and watched directories run; RELOADING=1 ... READY=1
  * around SIGHUP; STOPPING=1 when the drain starts. With WatchdogSec= the
  * same main loop that takes the signals pings WATCHDOG=1 at half the

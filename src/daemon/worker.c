@@ -30,8 +30,8 @@
  * limiter is woken only when the grace period is over (aborting), so a
  * thread waiting at the gate then gives its tasks back uncounted.
  *
- * The keeper thread reaps expired leases every reap_interval (a crashed
- * daemon's tasks come back; recovery at start is its first round) and
+ * The keeper thread reaps expired leases every reap_interval (a stuck
+ * worker's; a crashed daemon's tasks came back at start, main.c) and
  * extends leases of tasks still in flight once half their lease is gone,
  * so a slow Magento never lets a task be leased twice at once.
  *
