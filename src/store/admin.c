@@ -1399,17 +1399,6 @@ int m2w_queue_pause(struct m2w_queue *q, const char *type, int paused,
 
 /* -------------------------------------------------------------- backup */
 
-static int sync_path(const char *path)
-{
-	int fd = open(path, O_RDONLY), rc;
-
-	if (fd < 0)
-		return -1;
-	rc = fsync(fd);
-	close(fd);
-	return rc;
-}
-
 int m2w_queue_backup(struct m2w_queue *q, const char *dir, char *errbuf)
 {
 	char tmp[4096], file[4200], parent[4096], *slash;
@@ -1436,7 +1425,7 @@ int m2w_queue_backup(struct m2w_queue *q, const char *dir, char *errbuf)
 	/* LMDB creates the copy 0644; it holds what the store holds */
 	if (rc == 0 && chmod(file, 0640) != 0)
 		rc = errno;
-	if (rc == 0 && sync_path(file) != 0)
+	if (rc == 0 && m2s_sync_path(file) != 0)
 		rc = errno;
 	if (rc == 0 && rename(tmp, dir) != 0)
 		rc = errno;
@@ -1451,6 +1440,6 @@ int m2w_queue_backup(struct m2w_queue *q, const char *dir, char *errbuf)
 	slash = strrchr(parent, '/');
 	if (slash)
 		*(slash == parent ? slash + 1 : slash) = '\0';
-	sync_path(slash ? parent : ".");
+	m2s_sync_path(slash ? parent : ".");
 	return M2W_OK;
 }
