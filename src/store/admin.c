@@ -1427,6 +1427,10 @@ int m2w_queue_backup(struct m2w_queue *q, const char *dir, char *errbuf)
 		rc = errno;
 	if (rc == 0 && m2s_sync_path(file) != 0)
 		rc = errno;
+	/* data.mdb's name in the copy durable before the copy gets its name:
+	 * else a power cut could leave the backup's directory without it */
+	if (rc == 0 && m2s_sync_path(tmp) != 0)
+		rc = errno;
 	if (rc == 0 && rename(tmp, dir) != 0)
 		rc = errno;
 	if (rc) {
