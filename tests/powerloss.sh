@@ -237,6 +237,7 @@ say "$(wc -l <"$T/cuts") cuts"
 i=0 nfail=0 started=0 tried=""
 while read -r cut mode seed; do
 	i=$((i + 1))
+	[ $((i % 100)) = 0 ] && echo "... $i images, $nfail failed"
 	I="$T/img"
 	rm -rf "$I"
 	replay image "$T/snap" "$T/trace" "$cut" "$mode" "$seed" "$I" >"$T/marks" ||

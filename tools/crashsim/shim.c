@@ -120,7 +120,7 @@ static int on(void)
  * (*base). 0 when under a traced dir (lock.mdb never is), else -1. */
 static int resolve(int dirfd, const char *path, char *out, const char **base)
 {
-	char full[PATH_MAX * 2], dirp[PATH_MAX * 2], link[64];
+	char full[PATH_MAX * 2], dirp[PATH_MAX * 2], lnk[64];
 	size_t n;
 	char *slash;
 	int i;
@@ -137,8 +137,8 @@ static int resolve(int dirfd, const char *path, char *out, const char **base)
 			if (!getcwd(cwd, sizeof(cwd)))
 				return -1;
 		} else {
-			snprintf(link, sizeof(link), "/proc/self/fd/%d", dirfd);
-			if ((r = readlink(link, cwd, sizeof(cwd) - 1)) < 0)
+			snprintf(lnk, sizeof(lnk), "/proc/self/fd/%d", dirfd);
+			if ((r = readlink(lnk, cwd, sizeof(cwd) - 1)) < 0)
 				return -1;
 			cwd[r] = '\0';
 		}
@@ -150,7 +150,6 @@ static int resolve(int dirfd, const char *path, char *out, const char **base)
 	slash = strrchr(full, '/');
 	snprintf(dirp, sizeof(dirp), "%.*s", slash == full ? 1 :
 		 (int)(slash - full), full);
-	*base = path + (strrchr(path, '/') ? strrchr(path, '/') - path + 1 : 0);
 	if (!realpath(dirp, out))
 		return -1;
 	/* the base name as given, without trailing slashes */
@@ -264,8 +263,7 @@ static int do_open(int dirfd, const char *path, int flags, mode_t mode)
 	int traced, existed, fd;
 
 	if (!on())
-		return real.openat ? real.openat(dirfd, path, flags, mode)
-				   : (errno = ENOSYS, -1);
+		return real.openat(dirfd, path, flags, mode);
 	traced = resolve(dirfd, path, dir, &base) == 0;
 	existed = !traced || fstatat(dirfd, path, &st, 0) == 0;
 	fd = real.openat(dirfd, path, flags, mode);
@@ -350,7 +348,6 @@ int close(int fd)
 {
 	if (on() && fd >= 0 && fd < MAXFD)
 		fds[fd].traced = 0;
-	pthread_once(&once, init);
 	return real.close(fd);
 }
 
@@ -448,7 +445,7 @@ ssize_t write(int fd, const void *buf, size_t len)
 	struct iovec v = { (void *)buf, len };
 
 	if (!traced_fd(fd))
-		return (pthread_once(&once, init), real.write(fd, buf, len));
+		return real.write(fd, buf, len);
 	return rec_write(fd, &v, 1, -1, c_write);
 }
 
@@ -457,8 +454,7 @@ ssize_t pwrite(int fd, const void *buf, size_t len, off_t off)
 	struct iovec v = { (void *)buf, len };
 
 	if (!traced_fd(fd))
-		return (pthread_once(&once, init),
-			real.pwrite(fd, buf, len, off));
+		return real.pwrite(fd, buf, len, off);
 	return rec_write(fd, &v, 1, off, c_pwrite);
 }
 
@@ -470,15 +466,14 @@ ssize_t pwrite64(int fd, const void *buf, size_t len, off_t off)
 ssize_t writev(int fd, const struct iovec *iov, int n)
 {
 	if (!traced_fd(fd))
-		return (pthread_once(&once, init), real.writev(fd, iov, n));
+		return real.writev(fd, iov, n);
 	return rec_write(fd, iov, n, -1, c_writev);
 }
 
 ssize_t pwritev(int fd, const struct iovec *iov, int n, off_t off)
 {
 	if (!traced_fd(fd))
-		return (pthread_once(&once, init),
-			real.pwritev(fd, iov, n, off));
+		return real.pwritev(fd, iov, n, off);
 	return rec_write(fd, iov, n, off, c_pwritev);
 }
 
@@ -493,7 +488,7 @@ int ftruncate(int fd, off_t len)
 	int rc;
 
 	if (!traced_fd(fd))
-		return (pthread_once(&once, init), real.ftruncate(fd, len));
+		return real.ftruncate(fd, len);
 	pthread_mutex_lock(&mu);
 	memset(&r, 0, sizeof(r));
 	r.type = CS_TRUNC;
@@ -534,14 +529,14 @@ static int rec_sync(int fd, int (*call)(int))
 int fsync(int fd)
 {
 	if (!traced_fd(fd))
-		return (pthread_once(&once, init), real.fsync(fd));
+		return real.fsync(fd);
 	return rec_sync(fd, real.fsync);
 }
 
 int fdatasync(int fd)
 {
 	if (!traced_fd(fd))
-		return (pthread_once(&once, init), real.fdatasync(fd));
+		return real.fdatasync(fd);
 	return rec_sync(fd, real.fdatasync);
 }
 
