@@ -26,7 +26,11 @@
  *
  * Moves never overwrite: link() to a free name then unlink(); where links
  * do not work, rename() after checking the name is free, and across file
- * systems a copy opened O_EXCL.
+ * systems a copy opened O_EXCL. A move fsyncs the target directory before
+ * the source name goes and the source directory after, and the errors
+ * part is fsync'd before the file's last record: after a power cut the
+ * file is in one place at least, and a file done has its rejected rows
+ * listed (tests/powerloss.sh).
  */
 #include "config.h"
 
@@ -289,6 +293,32 @@ static void suffixed(const char *name, unsigned k, char *out, size_t size)
 			 dot);
 }
 
+/* fsync of a file or a directory by name: 0, or -1 with errno */
+static int sync_path(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC), rc, e;
+
+	if (fd < 0)
+		return -1;
+	rc = fsync(fd);
+	e = errno;
+	close(fd);
+	errno = e;
+	return rc;
+}
+
+/* fsync of the directory `path` is in */
+static int sync_dir_of(const char *path)
+{
+	char dir[PATH_MAX], *slash;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	if (!(slash = strrchr(dir, '/')))
+		return sync_path(".");
+	slash[slash == dir] = '\0';
+	return sync_path(dir);
+}
+
 static int copy_excl(const char *src, const char *dst)
 {
 	char buf[65536];
@@ -356,6 +386,14 @@ static int move_noclobber(const char *src, const char *dir, const char *name,
 			return -1;
 		}
 		if (links && link(src, dst) == 0) {
+			/* the new name durable before the old one goes */
+			if (sync_path(dir) != 0) {
+				e = errno;
+				unlink(dst);
+				free(dst);
+				errno = e;
+				return -1;
+			}
 			unlink(src);
 			goto done;
 		}
@@ -376,10 +414,12 @@ static int move_noclobber(const char *src, const char *dir, const char *name,
 			free(dst);
 			continue;
 		}
-		if (rename(src, dst) == 0)
+		if (rename(src, dst) == 0) {
+			sync_path(dir);
 			goto done;
+		}
 		if (errno == EXDEV) {
-			if (copy_excl(src, dst) == 0) {
+			if (copy_excl(src, dst) == 0 && sync_path(dir) == 0) {
 				unlink(src);
 				goto done;
 			}
@@ -396,6 +436,7 @@ static int move_noclobber(const char *src, const char *dir, const char *name,
 	errno = EEXIST;
 	return -1;
 done:
+	sync_dir_of(src);
 	free(dst);
 	snprintf(final, size, "%s", nm);
 	return 0;
@@ -866,6 +907,16 @@ static int take(struct m2w_watcher *w, struct wdir *d, const char *name)
 	info.duplicates = base.duplicates + res.duplicates;
 	info.rejected = base.rejected + res.rejected;
 	info.finished_ms = m2w_clock_ms();
+	/* the rejected rows on disk before the record that ends the file:
+	 * after it the file is only moved, its part never written again */
+	if (stat(e.part, &st) == 0 && (sync_path(e.part) != 0 ||
+				       sync_path(d->failed) != 0)) {
+		m2w_log(M2W_LOG_WARN, "file.retry", "watch=%s file=%s "
+			"error=\"cannot sync %s: %s\" (left in place, retried "
+			"later)", d->c->name, qf, e.part, strerror(errno));
+		rc = M2W_EIO;
+		goto out;
+	}
 	if ((rc = m2w_queue_enqueue_file(w->q, NULL, 0, &info, eb)) != M2W_OK) {
 		m2w_log(M2W_LOG_WARN, "file.retry", "watch=%s file=%s "
 			"error=%s (left in place, retried later)", d->c->name,

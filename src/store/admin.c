@@ -1470,17 +1470,6 @@ int m2w_queue_pause(struct m2w_queue *q, const char *type, int paused,
 
 /* -------------------------------------------------------------- backup */
 
-static int sync_path(const char *path)
-{
-	int fd = open(path, O_RDONLY), rc;
-
-	if (fd < 0)
-		return -1;
-	rc = fsync(fd);
-	close(fd);
-	return rc;
-}
-
 int m2w_queue_backup(struct m2w_queue *q, const char *dir, char *errbuf)
 {
 	char tmp[4096], file[4200], parent[4096], *slash;
@@ -1507,7 +1496,11 @@ int m2w_queue_backup(struct m2w_queue *q, const char *dir, char *errbuf)
 	/* LMDB creates the copy 0644; it holds what the store holds */
 	if (rc == 0 && chmod(file, 0640) != 0)
 		rc = errno;
-	if (rc == 0 && sync_path(file) != 0)
+	if (rc == 0 && m2s_sync_path(file) != 0)
+		rc = errno;
+	/* data.mdb's name in the copy durable before the copy gets its name:
+	 * else a power cut could leave the backup's directory without it */
+	if (rc == 0 && m2s_sync_path(tmp) != 0)
 		rc = errno;
 	if (rc == 0 && rename(tmp, dir) != 0)
 		rc = errno;
@@ -1522,6 +1515,6 @@ int m2w_queue_backup(struct m2w_queue *q, const char *dir, char *errbuf)
 	slash = strrchr(parent, '/');
 	if (slash)
 		*(slash == parent ? slash + 1 : slash) = '\0';
-	sync_path(slash ? parent : ".");
+	m2s_sync_path(slash ? parent : ".");
 	return M2W_OK;
 }

@@ -251,6 +251,8 @@ struct wctx {
 /* An MDB error -> ours, with detail; sets ctx->mapfull on MDB_MAP_FULL. */
 int m2s_ctx_mdb(struct wctx *c, int rc, const char *what);
 int m2s_mdb_err(char *errbuf, int rc, const char *what);
+/* fsync of a file or directory by name: 0, or -1 with errno */
+int m2s_sync_path(const char *path);
 
 /* Small wrappers that translate errors. Data pointers of get are LMDB's. */
 int m2s_ctx_get(struct wctx *c, int db, const void *k, size_t klen, MDB_val *v);

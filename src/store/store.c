@@ -704,6 +704,41 @@ static uint64_t seed(void)
 	return s ? s : 0x1234567;
 }
 
+int m2s_sync_path(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC), rc, e;
+
+	if (fd < 0)
+		return -1;
+	rc = fsync(fd);
+	e = errno;
+	close(fd);
+	errno = e;
+	return rc;
+}
+
+/* A new store's names: data.mdb in its directory, and the directory in
+ * its parent when we made it. LMDB fsyncs the file, never a directory:
+ * without this a power cut could take the whole new store, with every
+ * task acknowledged into it (tests/powerloss.sh). */
+static int sync_new_store(const char *path, int made_dir)
+{
+	char parent[4096], *slash;
+
+	if (m2s_sync_path(path) != 0)
+		return -1;
+	if (!made_dir)
+		return 0;
+	snprintf(parent, sizeof(parent), "%s", path);
+	while ((slash = strrchr(parent, '/')) && slash[1] == '\0' &&
+	       slash != parent)
+		*slash = '\0';
+	if (!(slash = strrchr(parent, '/')))
+		return m2s_sync_path(".");
+	slash[slash == parent] = '\0';
+	return m2s_sync_path(parent);
+}
+
 int m2w_queue_open(const struct m2w_queue_opts *opts, struct m2w_queue **out,
 		   char *errbuf)
 {
@@ -711,16 +746,19 @@ int m2w_queue_open(const struct m2w_queue_opts *opts, struct m2w_queue **out,
 	pthread_rwlockattr_t ra;
 	char file[4096];
 	size_t init, max, reserve;
-	int rc, dead;
+	int rc, dead, made_dir = 0, new_file;
 
 	*out = NULL;
 	if (!opts || !opts->path || !*opts->path)
 		return m2w_fail(errbuf, M2W_EINVAL, "no store path given");
 	snprintf(file, sizeof(file), "%s/data.mdb", opts->path);
-	if (opts->create && mkdir(opts->path, 0750) != 0 && errno != EEXIST)
+	if (opts->create && mkdir(opts->path, 0750) == 0)
+		made_dir = 1;
+	else if (opts->create && errno != EEXIST)
 		return m2w_fail(errbuf, M2W_EIO, "%s: %s", opts->path,
 				strerror(errno));
-	if (!opts->create && access(file, F_OK) != 0)
+	new_file = access(file, F_OK) != 0;
+	if (!opts->create && new_file)
 		return m2w_fail(errbuf, M2W_ENOTFOUND, "no store at %s",
 				opts->path);
 	max = opts->map_max ? opts->map_max : (size_t)4 << 30;
@@ -762,6 +800,13 @@ int m2w_queue_open(const struct m2w_queue_opts *opts, struct m2w_queue **out,
 			       MDB_NOTLS | (opts->nosync ? MDB_NOSYNC : 0),
 			       0640)) != 0) {
 		rc = m2s_mdb_err(errbuf, rc, opts->path);
+		goto fail;
+	}
+	if (new_file && !opts->nosync &&
+	    sync_new_store(opts->path, made_dir) != 0) {
+		rc = m2w_fail(errbuf, M2W_EIO, "%s: cannot sync the new "
+			      "store's directory: %s", opts->path,
+			      strerror(errno));
 		goto fail;
 	}
 	mdb_reader_check(q->env, &dead);
