@@ -461,11 +461,13 @@ static int write_noclobber(const char *dir, const char *name,
 			continue;
 		if (fd < 0)
 			return -1;
-		if (write(fd, text, n) != (ssize_t)n) {
+		/* the text and then its name: an operator reading failed/
+		 * after a power cut finds the reason beside the file */
+		if (write(fd, text, n) != (ssize_t)n || fsync(fd) != 0) {
 			close(fd);
 			return -1;
 		}
-		return close(fd);
+		return close(fd) != 0 ? -1 : sync_path(dir);
 	}
 	return -1;
 }
