@@ -66,6 +66,10 @@ state() { curl -s "$F/_fake/state"; }
 #                           another port when its log says "cannot listen"),
 #                           2 when it never answered (the daemon is killed)
 #   lib_pick_port           a port in 20000..49999 drawn at random
+#   lib_start ARGS...       the daemon on a fresh port: $HP drawn, the
+#                           test's config ARGS... writes $T/m2w.conf, then
+#                           lib_start_http; up to 10 ports while the log
+#                           says "cannot listen"; exit 99 if it never starts
 lib_q() { "$QCTL" -d "$S" "$@"; }
 lib_pending() { lib_q stats --json | jq -r '.totals | .ready + .scheduled + .leased + .waiting'; }
 lib_wait_drained() {
@@ -78,6 +82,17 @@ lib_wait_drained() {
 }
 lib_pick_port() {
 	echo $(( $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 30000 + 20000 ))
+}
+lib_start() {
+	_tries=0
+	while [ $_tries -lt 10 ]; do
+		_tries=$((_tries + 1))
+		HP=$(lib_pick_port)
+		config "$@"
+		lib_start_http "$T/m2w.conf" && return 0
+		grep -q "cannot listen" "$T/m2w.log" || break
+	done
+	echo "the daemon did not start"; cat "$T/m2w.log"; exit 99
 }
 lib_start_http() {
 	"$M2W" -c "$1" & DPID=$!

@@ -46,18 +46,6 @@ tokens = t
 EOF
 }
 
-start() {
-	tries=0
-	while [ $tries -lt 10 ]; do
-		tries=$((tries + 1))
-		HP=$(lib_pick_port)
-		config "$1"
-		: >"$T/m2w.log"
-		lib_start_http "$T/m2w.conf" && return 0
-		grep -q "cannot listen" "$T/m2w.log" || break
-	done
-	echo "the daemon did not start"; cat "$T/m2w.log"; exit 99
-}
 
 # enqueue N FIRST: N tracking tasks, one per order from order FIRST
 enqueue() {
@@ -71,7 +59,8 @@ enqueue() {
 metric() { curl -s "$H/metrics" | sed -n "s/^$1 //p" | head -1; }
 
 say "auto: the limit climbs from its minimum"
-start "concurrency = auto
+: >"$T/m2w.log"
+lib_start "concurrency = auto
 concurrency_min = 2
 concurrency_max = 16"
 grep -q "pool.start threads=16 types=4 concurrency=auto" "$T/m2w.log" ||
@@ -122,7 +111,8 @@ kill "$DPID"; wait "$DPID"; DPID=
 
 say "fixed: concurrency = 2 keeps 2 calls in flight at most"
 rm -rf "$S"
-start "concurrency = 2"
+: >"$T/m2w.log"
+lib_start "concurrency = 2"
 enqueue 200 1601
 peak=0 i=0
 while [ "$(lib_pending)" != 0 ] && [ $i -lt 300 ]; do

@@ -49,21 +49,10 @@ enabled = yes
 listen = 127.0.0.1
 port = $HP
 tokens = t
-$1
+${1:-}
 EOF
 }
 
-start() {
-	tries=0
-	while [ $tries -lt 10 ]; do
-		tries=$((tries + 1))
-		HP=$(lib_pick_port)
-		config "${1:-}"
-		lib_start_http "$T/m2w.conf" && return 0
-		grep -q "cannot listen" "$T/m2w.log" || break
-	done
-	echo "the daemon did not start"; cat "$T/m2w.log"; exit 99
-}
 
 # tracks N FIRST PREFIX: N tracking tasks, one per order from order FIRST
 tracks() {
@@ -87,7 +76,7 @@ totals() { lib_q stats --json | jq -c .totals; }
 
 say "retention: done, superseded and dead tasks go while work goes on"
 : >"$T/m2w.log"
-start
+lib_start
 tracks 200 1 RET
 stock 200
 # unknown orders: dead at once (404)
@@ -146,7 +135,7 @@ kill "$DPID"; wait "$DPID"; DPID=
 say "recovery: 64 leased tasks run again within 2 s of a restart"
 curl -s -X POST -d '{"latency_ms":30000}' "$F/_fake/faults" >/dev/null
 rm -rf "$S"
-start
+lib_start
 tracks 64 320 REC
 i=0
 while [ "$(lib_q stats --json | jq .totals.leased)" != 64 ] && [ $i -lt 100 ]; do
@@ -156,7 +145,7 @@ is "$(lib_q stats --json | jq .totals.leased)" 64 "leased before the kill"
 kill -9 "$DPID"; wait "$DPID" 2>/dev/null; DPID=
 curl -s -X POST -d '{"latency_ms":0}' "$F/_fake/faults" >/dev/null
 t0=$(date +%s%N)
-start
+lib_start
 i=0
 while [ "$(lib_q stats --json | jq .totals.done)" -lt 64 ] 2>/dev/null && [ $i -lt 300 ]; do
 	sleep 0.05; i=$((i + 1))
