@@ -712,6 +712,7 @@ int m2w_pool_start(const struct m2w_pool_opts *o, struct m2w_pool **out,
 	{
 		struct m2w_limiter_cfg lc;
 
+		memset(&lc, 0, sizeof(lc)); /* scan-build: see tests/analysis.md */
 		if ((rc = m2w_pool_limit_cfg(o->cfg, &lc, errbuf)))
 			goto fail;
 		if ((lc.adaptive || lc.fixed) &&

@@ -611,7 +611,8 @@ static void track_batch(const struct m2w_job_env *env,
 			c[i].failed = read_order(&c[i]) != 0;
 			continue;
 		}
-		if (k == CHUNK_IDS || bytes + strlen(c[i].r.order) > URL_IDS) {
+		if (k && (k == CHUNK_IDS ||
+			  bytes + strlen(c[i].r.order) > URL_IDS)) {
 			read_orders(chunk, k);
 			k = bytes = 0;
 		}

@@ -669,7 +669,7 @@ static int lock_store(struct m2w_queue *q, const char *dir, char *errbuf)
 	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
 		int busy = errno == EWOULDBLOCK;
 
-		if (busy && (n = pread(fd, pid, sizeof(pid) - 1, 0)) > 0)
+		if (busy && pread(fd, pid, sizeof(pid) - 1, 0) > 0)
 			pid[strcspn(pid, "\n")] = '\0';
 		close(fd);
 		if (!busy)
