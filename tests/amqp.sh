@@ -19,7 +19,7 @@
 #   6. Result events ([events]): every task that ended, published once to
 #      the exchange (a queue bound to it counts them by event id), nothing
 #      left in the outbox; the broker restart of 4 did not lose one.
-#   7. A store of 1 MiB filled by 3,000 messages: the batch in hand is held
+#   7. A store of 1 MiB filled by 5,000 messages: the batch in hand is held
 #      (amqp.hold), the rest stays with the broker, nothing is rejected;
 #      purges make room and every one goes in, once.
 #
@@ -208,7 +208,7 @@ sed -e "s|^path = $S\$|path = $S2\nmap_initial = 1MiB\nmap_max = 1MiB|" \
     -e 's|^queue = m2w.tracking$|queue = m2w.full|' \
     -e 's|^arguments = .*$||' "$T/m2w.conf" >"$T/full.conf"
 "$M2W" -c "$T/full.conf" & DPID=$!
-tracks 9001 3000 | sed 's/AMQ/AMF/' | "$PUB" -u "$URL" -q m2w.full -i f >/dev/null || fail "publish"
+tracks 9001 5000 | sed 's/AMQ/AMF/' | "$PUB" -u "$URL" -q m2w.full -i f >/dev/null || fail "publish"
 i=0; while ! grep -q 'amqp.hold.*amqp=orders' "$T/m2w.log" && [ $i -lt 150 ]; do sleep 0.2; i=$((i + 1)); done
 grep -q 'amqp.hold.*amqp=orders' "$T/m2w.log" || fail "no amqp.hold: the store never filled"
 held=$(queue_len m2w.full)
@@ -222,9 +222,9 @@ while [ "$(queue_len m2w.full)" != 0 ] && [ $i -lt 60 ]; do
 	sleep 1; i=$((i + 1))
 done
 is "$(queue_len m2w.full)" 0 "all taken, purges making room"
-i=0; while [ "$(state | jq '[.tracks | keys[] | select(startswith("AMF"))] | length')" != 3000 ] && [ $i -lt 150 ]; do sleep 0.2; i=$((i + 1)); done
+i=0; while [ "$(state | jq '[.tracks | keys[] | select(startswith("AMF"))] | length')" != 5000 ] && [ $i -lt 150 ]; do sleep 0.2; i=$((i + 1)); done
 state >"$T/state.json"
-is "$(jq '[.tracks | keys[] | select(startswith("AMF"))] | length' "$T/state.json")" 3000 "every held track in Magento"
+is "$(jq '[.tracks | keys[] | select(startswith("AMF"))] | length' "$T/state.json")" 5000 "every held track in Magento"
 is "$(jq '[.tracks | to_entries[] | select(.value != 1)] | length' "$T/state.json")" 0 "no track twice"
 kill -TERM "$DPID"; wait "$DPID"; DPID=
 echo "amqp.sh: $fails failed"
