@@ -9,7 +9,6 @@
 # partition's new owner, in turn, not beside it.
 #
 #   AMQP_MANY_TASKS tracking tasks (default 6,000; 20,000 for the long run)
-#   AMQP_MANY_SKIP  any text: skip (77) saying it; CI's sanitizer build
 #   over a quarter as many orders, published with confirms; 3 daemons of
 #   16 workers against one fake Magento at AMQP_MANY_LATENCY (10) ms a call
 #   (default 2); one daemon SIGKILLed 5 times mid-flow and started again;
@@ -24,10 +23,6 @@ set -u
 
 top_builddir=${top_builddir:-.}
 top_srcdir=${top_srcdir:-.}
-if [ -n "${AMQP_MANY_SKIP:-}" ]; then
-	echo "AMQP_MANY_SKIP: $AMQP_MANY_SKIP: skipped"
-	exit 77
-fi
 . "$top_srcdir/tests/daemon-lib.sh"
 lib_setup amqp-many
 . "$top_srcdir/tests/rabbit-lib.sh"

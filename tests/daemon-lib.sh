@@ -2,7 +2,9 @@
 #
 #   . "$top_srcdir/tests/daemon-lib.sh"
 #   lib_setup NAME          binaries ($M2W $QCTL $FAKE), skips (exit 77)
-#                           when the fake, jq or curl are missing, a temp
+#                           when the fake, jq or curl are missing or NAME
+#                           is one of $M2W_SKIP_TESTS (space-separated:
+#                           CI's sanitizer build skips the slowest), a temp
 #                           dir $T with the store path $S, a cleanup trap
 #                           (daemon and fake killed; the daemon's log shown
 #                           on failure; M2W_TEST_KEEP=1 keeps $T), say, and
@@ -33,6 +35,9 @@ lib_cleanup() {
 }
 
 lib_setup() {
+	case " ${M2W_SKIP_TESTS:-} " in
+	*" $1 "*) echo "$1 is in M2W_SKIP_TESTS: skipped"; exit 77 ;;
+	esac
 	[ -x "$FAKE" ] || { echo "fake-magento not built: skipped"; exit 77; }
 	command -v jq >/dev/null || { echo "jq missing: skipped"; exit 77; }
 	command -v curl >/dev/null || { echo "curl missing: skipped"; exit 77; }

@@ -305,7 +305,13 @@ static int run(const struct m2w_config *cfg)
 		goto out;
 	}
 	/* a crashed daemon's tasks, before READY=1: the store is ours alone,
-	 * so every lease in it is a dead process's, expired or not */
+	 * so every lease in it is a dead process's, expired or not; counted
+	 * against each type's own max_attempts, so the policies first */
+	if ((rc = m2w_pool_set_policies(q, cfg, errbuf))) {
+		m2w_log(M2W_LOG_ERROR, "start", "error=%s",
+			m2w_log_quote(errbuf, sizeof(errbuf), errbuf));
+		goto out;
+	}
 	recover(q);
 	/* partitions shared with other daemons: what this one took before
 	 * goes back to the broker, before a worker can run it */

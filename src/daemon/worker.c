@@ -683,6 +683,19 @@ struct json_object *m2w_pool_limit_json(struct m2w_pool *p)
 	return o;
 }
 
+int m2w_pool_set_policies(struct m2w_queue *q, const struct m2w_config *cfg,
+			  char *errbuf)
+{
+	size_t i;
+	int rc;
+
+	for (i = 0; i < cfg->ntypes; i++)
+		if ((rc = m2w_queue_set_policy(q, cfg->types[i].name,
+					       &cfg->types[i].policy, errbuf)))
+			return rc;
+	return M2W_OK;
+}
+
 int m2w_pool_start(const struct m2w_pool_opts *o, struct m2w_pool **out,
 		   char *errbuf)
 {
@@ -702,13 +715,10 @@ int m2w_pool_start(const struct m2w_pool_opts *o, struct m2w_pool **out,
 	pthread_cond_init(&p->cv, NULL);
 	m2w_breaker_init(&p->breaker, o->cfg->breaker_failures,
 			 o->cfg->breaker_cooldown_ms);
-	for (i = 0; i < o->cfg->ntypes; i++) {
+	for (i = 0; i < o->cfg->ntypes; i++)
 		p->jobs[i] = o->cfg->types[i].job;
-		rc = m2w_queue_set_policy(o->q, o->cfg->types[i].name,
-					  &o->cfg->types[i].policy, errbuf);
-		if (rc != M2W_OK)
-			goto fail;
-	}
+	if ((rc = m2w_pool_set_policies(o->q, o->cfg, errbuf)))
+		goto fail;
 	{
 		struct m2w_limiter_cfg lc;
 

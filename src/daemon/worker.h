@@ -136,6 +136,12 @@ struct m2w_pool_opts {
 	int64_t idle_poll_ms;      /* 0: 100 ms between leases when idle */
 };
 
+/* Gives the store each configured type's retry policy (max_attempts,
+ * backoff), which every reap, release and failure of this process uses:
+ * before anything settles a task (main.c: before the leases of a crashed
+ * daemon go back), and again by m2w_pool_start. */
+int m2w_pool_set_policies(struct m2w_queue *q, const struct m2w_config *cfg,
+			  char *errbuf);
 int m2w_pool_start(const struct m2w_pool_opts *o, struct m2w_pool **out,
 		   char *errbuf);
 /*
