@@ -88,7 +88,9 @@ static void check_task(const struct rec *r, int64_t now)
 	else
 		CHECK(t->state == r->state);
 	CHECK(t->lease_token == (r->state == M2W_LEASED ? r->token : 0));
-	CHECK(t->supersede == !!(r->flags & REC_SUPERSEDE));
+	CHECK(t->supersede == (r->flags & REC_SUPERSEDE ? M2W_GROUP_NEWEST
+			       : r->flags & REC_EXCLUSIVE ? M2W_GROUP_EXCLUSIVE
+							  : M2W_GROUP_FIFO));
 	check_task_str(t->idem_key, r->idem, r->idem_len);
 	check_task_str(t->group_key, r->group, r->group_len);
 	check_task_str(t->source, r->source, r->source_len);
